@@ -1,0 +1,58 @@
+#pragma once
+// Benchmarks run the two sides in two processes pinned to different CPUs,
+// as PEs would run. The child is killed if the benchmark throws.
+
+#include <sched.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <stdexcept>
+#include <utility>
+
+namespace vdtu::bench {
+
+inline void pin_to_cpu(int cpu) {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  CPU_SET(cpu, &set);
+  ::sched_setaffinity(0, sizeof(set), &set);  // best effort: fewer CPUs is fine
+}
+
+class PinnedChild {
+ public:
+  template <class Body>
+  explicit PinnedChild(Body body) : pid_(::fork()) {
+    if (pid_ < 0) throw std::runtime_error("fork failed");
+    if (pid_ == 0) {
+      pin_to_cpu(1);
+      int code = 1;
+      try {
+        code = body();
+      } catch (...) {
+        code = 99;
+      }
+      ::_exit(code);
+    }
+    pin_to_cpu(0);
+  }
+  PinnedChild(const PinnedChild&) = delete;
+  PinnedChild& operator=(const PinnedChild&) = delete;
+  ~PinnedChild() {
+    if (pid_ > 0) {
+      ::kill(pid_, SIGKILL);
+      ::waitpid(pid_, nullptr, 0);
+    }
+  }
+  // Throws if the child failed.
+  void join() {
+    int status = 0;
+    ::waitpid(std::exchange(pid_, -1), &status, 0);
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) throw std::runtime_error("benchmark child failed");
+  }
+
+ private:
+  pid_t pid_;
+};
+
+}  // namespace vdtu::bench

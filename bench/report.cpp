@@ -1,0 +1,59 @@
+#include "report.hpp"
+
+#include <fmt/core.h>
+
+#include <algorithm>
+
+namespace vdtu::bench {
+namespace {
+
+double percentile(std::vector<double>& sorted, double q) {
+  if (sorted.empty()) return 0;
+  const auto index = static_cast<std::size_t>(q * static_cast<double>(sorted.size() - 1) + 0.5);
+  return sorted[std::min(index, sorted.size() - 1)];
+}
+
+}  // namespace
+
+Result latency_result(std::string suite, std::string name, std::vector<double> samples_ns) {
+  std::sort(samples_ns.begin(), samples_ns.end());
+  return {std::move(suite),
+          std::move(name),
+          "us",
+          percentile(samples_ns, 0.5) / 1000.0,
+          percentile(samples_ns, 0.99) / 1000.0,
+          samples_ns.size()};
+}
+
+Result rate_result(std::string suite, std::string name, std::string unit, double scale,
+                   std::vector<double> samples_per_s) {
+  std::sort(samples_per_s.begin(), samples_per_s.end());
+  return {std::move(suite),
+          std::move(name),
+          std::move(unit),
+          percentile(samples_per_s, 0.5) * scale,
+          percentile(samples_per_s, 0.01) * scale,
+          samples_per_s.size()};
+}
+
+void Reporter::add(const Result& r) {
+  if (json_) {
+    fmt::print(R"({{"suite":"{}","name":"{}","unit":"{}","median":{:.4f},"p99":{:.4f},"n":{}}})"
+               "\n",
+               r.suite, r.name, r.unit, r.median, r.p99, r.n);
+  } else {
+    if (!header_done_) {
+      fmt::print("{:<10} {:<34} {:>12} {:>12} {:<8} {:>9}\n", "suite", "name", "median", "p99", "unit", "n");
+      header_done_ = true;
+    }
+    fmt::print("{:<10} {:<34} {:>12.3f} {:>12.3f} {:<8} {:>9}\n", r.suite, r.name, r.median, r.p99, r.unit,
+               r.n);
+  }
+  std::fflush(stdout);
+}
+
+void Reporter::note(const std::string& line) {
+  if (!json_) fmt::print("# {}\n", line);
+}
+
+}  // namespace vdtu::bench

@@ -1,0 +1,37 @@
+#pragma once
+// Benchmark results: a table for people, or one JSON object per line
+// {"suite","name","unit","median","p99","n"} for scripts.
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace vdtu::bench {
+
+struct Result {
+  std::string suite;
+  std::string name;
+  std::string unit;
+  double median = 0;
+  double p99 = 0;  // for rates: the rate that 99 % of samples beat (the low tail)
+  std::uint64_t n = 0;
+};
+
+// Latency samples in nanoseconds -> result in microseconds.
+Result latency_result(std::string suite, std::string name, std::vector<double> samples_ns);
+// Rate samples (per second) -> result in the given unit (e.g. "Mmsg/s", scale 1e-6).
+Result rate_result(std::string suite, std::string name, std::string unit, double scale,
+                   std::vector<double> samples_per_s);
+
+class Reporter {
+ public:
+  explicit Reporter(bool json) : json_(json) {}
+  void add(const Result& r);
+  void note(const std::string& line);  // context printed in table mode only
+
+ private:
+  bool json_;
+  bool header_done_ = false;
+};
+
+}  // namespace vdtu::bench

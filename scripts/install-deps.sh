@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Installs the Debian 12 packages vdtu needs, only those missing.
+set -euo pipefail
+
+packages=(
+  cmake ninja-build g++ clang clang-format clang-tidy libclang-rt-14-dev  # toolchains, sanitizers, libFuzzer
+  libgtest-dev                                                            # tests
+  libcli11-dev libfmt-dev libtomlplusplus-dev                            # command line, output, config files
+  iproute2                                                                # network namespaces for cluster tests
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  echo "installing: ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi

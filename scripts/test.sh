@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# The whole test suite, as CI runs it: formatting, -Werror builds with clang
+# and g++, the unit tests under ASan+UBSan (plus short fuzz runs) and under
+# TSan, then everything on the optimised g++ build. Ends with ctest's summary.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/install-deps.sh
+
+echo "== clang-format"
+git ls-files '*.cpp' '*.hpp' | xargs clang-format --dry-run --Werror
+
+for preset in clang asan tsan; do
+  echo "== build: $preset"
+  cmake --preset "$preset" >/dev/null
+  cmake --build --preset "$preset"
+done
+for preset in asan tsan; do
+  echo "== tests: $preset"
+  ctest --preset "$preset" --label-exclude cli
+done
+
+echo "== build: release (g++)"
+cmake --preset release >/dev/null
+cmake --build --preset release
+echo "== tests: release"
+ctest --preset release

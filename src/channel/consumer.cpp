@@ -1,0 +1,112 @@
+#include <unistd.h>
+
+#include <atomic>
+#include <cstring>
+
+#include "channel_control.hpp"
+#include "futex.hpp"
+#include "spin_then_sleep.hpp"
+#include "vdtu/channel.hpp"
+
+namespace vdtu {
+
+using detail::head_of;
+using detail::state_of;
+
+Consumer::Consumer(SharedChannel& channel) : channel_(&channel), geometry_(channel.geometry()) {
+  tail_ = std::atomic_ref<std::uint32_t>(channel.control().consumer_index).load(std::memory_order_acquire);
+  read_ = cached_head_ = tail_;
+}
+
+Status Consumer::fail(std::string_view reason) {
+  if (broken_reason_.empty()) {
+    broken_reason_ = reason;
+    channel_->terminate();
+  }
+  return Status::kBroken;
+}
+
+// The load pairs with the producer's compare-and-swap in publish(): slot
+// contents written before publication are visible once we see the new head.
+Status Consumer::refresh_available() {
+  const auto word =
+      std::atomic_ref<std::uint64_t>(channel_->control().producer_word).load(std::memory_order_seq_cst);
+  const auto head = head_of(word);
+  const auto queued = head - tail_;
+  if (queued > geometry_.slot_count) return fail("producer index outside the ring");
+  if (queued < read_ - tail_) return fail("producer index moved backwards");
+  if (!detail::is_known_state(state_of(word))) return fail("channel state word corrupted");
+  cached_head_ = head;
+  terminated_seen_ = state_of(word) == static_cast<std::uint32_t>(ChannelState::kTerminated);
+  return Status::kOk;
+}
+
+Status Consumer::try_fetch(MessageView& out) {
+  if (broken()) return Status::kBroken;
+  if (read_ == cached_head_) {
+    if (auto st = refresh_available(); st != Status::kOk) return st;
+    if (read_ == cached_head_) return terminated_seen_ ? Status::kTerminated : Status::kEmpty;
+  }
+  const std::byte* slot = channel_->slot(read_);
+  std::memcpy(&out.header, slot, kHeaderSize);  // copy out, then validate
+  if (out.header.length > geometry_.max_payload()) return fail("message length exceeds the slot");
+  out.payload = {slot + kHeaderSize, out.header.length};
+  ++read_;
+  return Status::kOk;
+}
+
+Status Consumer::try_fetch_batch(std::span<MessageView> out, std::uint32_t& got) {
+  got = 0;
+  if (out.empty()) return Status::kInvalidArgument;
+  Status st = Status::kOk;
+  while (got < out.size()) {
+    st = try_fetch(out[got]);
+    if (st != Status::kOk) break;
+    ++got;
+  }
+  return got > 0 ? Status::kOk : st;
+}
+
+// seq_cst, not just release: the store is the "publish" half of the producer's
+// sleep protocol (see spin_then_sleep.hpp) before we look at producer_wait.
+Status Consumer::ack(std::uint32_t count) {
+  if (count > read_ - tail_) return Status::kInvalidArgument;
+  if (count == 0) return Status::kOk;
+  tail_ += count;
+  auto& c = channel_->control();
+  std::atomic_ref<std::uint32_t>(c.consumer_index).store(tail_, std::memory_order_seq_cst);
+  if (detail::take_waiter(c.producer_wait) != detail::kAwake) detail::futex_wake_all(&c.producer_wait);
+  return Status::kOk;
+}
+
+Status Consumer::wait_readable(WaitPolicy policy, std::chrono::nanoseconds timeout) {
+  return detail::spin_then_sleep(policy, timeout, channel_->control().consumer_wait,
+                                 [&]() -> std::optional<Status> {
+                                   if (broken()) return Status::kBroken;
+                                   if (read_ != cached_head_) return Status::kOk;
+                                   if (auto st = refresh_available(); st != Status::kOk) return st;
+                                   if (read_ != cached_head_) return Status::kOk;
+                                   if (terminated_seen_) return Status::kTerminated;
+                                   return std::nullopt;
+                                 });
+}
+
+bool Consumer::arm_event() {
+  std::atomic_ref<std::uint32_t> word(channel_->control().consumer_wait);
+  word.store(detail::kWaitingOnEvent, std::memory_order_seq_cst);
+  if (broken() || read_ != cached_head_ || refresh_available() != Status::kOk || read_ != cached_head_ ||
+      terminated_seen_) {
+    word.store(detail::kAwake, std::memory_order_relaxed);
+    return false;
+  }
+  return true;
+}
+
+void Consumer::disarm_event() {
+  std::atomic_ref<std::uint32_t>(channel_->control().consumer_wait)
+      .store(detail::kAwake, std::memory_order_relaxed);
+  std::uint64_t count = 0;
+  [[maybe_unused]] auto n = ::read(channel_->eventfd(), &count, sizeof(count));
+}
+
+}  // namespace vdtu

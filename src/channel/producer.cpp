@@ -1,0 +1,170 @@
+#include <unistd.h>
+
+#include <atomic>
+#include <cstring>
+
+#include "channel_control.hpp"
+#include "futex.hpp"
+#include "spin_then_sleep.hpp"
+#include "vdtu/channel.hpp"
+
+namespace vdtu {
+
+using detail::head_of;
+using detail::state_of;
+
+Producer::Producer(SharedChannel& channel) : channel_(&channel), geometry_(channel.geometry()) {
+  auto& c = channel.control();
+  head_ = head_of(std::atomic_ref<std::uint64_t>(c.producer_word).load(std::memory_order_acquire));
+  cached_tail_ = head_;
+  if (refresh_free_slots() != Status::kOk) cached_tail_ = head_;
+}
+
+Status Producer::fail(std::string_view reason) {
+  if (broken_reason_.empty()) {
+    broken_reason_ = reason;
+    channel_->terminate();
+  }
+  return Status::kBroken;
+}
+
+// Acquire pairs with the consumer's seq_cst store in ack(): once we see the
+// new tail, the consumer has finished reading the freed slots.
+Status Producer::refresh_free_slots() {
+  const auto tail =
+      std::atomic_ref<std::uint32_t>(channel_->control().consumer_index).load(std::memory_order_seq_cst);
+  if (head_ - tail > geometry_.slot_count) return fail("consumer index outside the ring");
+  if (tail - cached_tail_ > geometry_.slot_count) return fail("consumer index moved backwards");
+  cached_tail_ = tail;
+  return Status::kOk;
+}
+
+Status Producer::try_reserve(std::uint32_t wanted, std::uint32_t& granted) {
+  granted = 0;
+  if (broken()) return Status::kBroken;
+  if (wanted == 0) return Status::kInvalidArgument;
+  const auto word =
+      std::atomic_ref<std::uint64_t>(channel_->control().producer_word).load(std::memory_order_relaxed);
+  if (state_of(word) == static_cast<std::uint32_t>(ChannelState::kTerminated)) return Status::kTerminated;
+  if (state_of(word) == static_cast<std::uint32_t>(ChannelState::kConfigured)) return Status::kNotActive;
+  std::uint32_t free = geometry_.slot_count - (head_ - cached_tail_);
+  if (free < wanted) {
+    if (auto st = refresh_free_slots(); st != Status::kOk) return st;
+    free = geometry_.slot_count - (head_ - cached_tail_);
+    if (free == 0) return Status::kFull;
+  }
+  reserved_ = granted = free < wanted ? free : wanted;
+  return Status::kOk;
+}
+
+std::span<std::byte> Producer::payload_area(std::uint32_t reserved_index) const {
+  if (reserved_index >= reserved_) return {};
+  return {channel_->slot(head_ + reserved_index) + kHeaderSize, geometry_.max_payload()};
+}
+
+Status Producer::finish(std::uint32_t reserved_index, const MessageHeader& header) {
+  if (reserved_index >= reserved_) return Status::kInvalidArgument;
+  if (header.length > geometry_.max_payload()) return Status::kTooLarge;
+  std::memcpy(channel_->slot(head_ + reserved_index), &header, kHeaderSize);
+  return Status::kOk;
+}
+
+// The compare-and-swap is the release that publishes the slot contents; it
+// pairs with the consumer's load of producer_word in refresh_available().
+Status Producer::publish(std::uint32_t count) {
+  if (count > reserved_) return Status::kInvalidArgument;
+  reserved_ = 0;
+  if (count == 0) return Status::kOk;
+  std::atomic_ref<std::uint64_t> word(channel_->control().producer_word);
+  auto expected = detail::pack_producer_word(ChannelState::kActive, head_);
+  const auto desired = detail::pack_producer_word(ChannelState::kActive, head_ + count);
+  if (!word.compare_exchange_strong(expected, desired, std::memory_order_seq_cst)) {
+    if (head_of(expected) != head_) return fail("producer index changed by someone else");
+    if (state_of(expected) == static_cast<std::uint32_t>(ChannelState::kTerminated)) {
+      return Status::kTerminated;
+    }
+    if (state_of(expected) == static_cast<std::uint32_t>(ChannelState::kConfigured)) {
+      return Status::kNotActive;
+    }
+    return fail("channel state word corrupted");
+  }
+  head_ += count;
+  wake_consumer();
+  return Status::kOk;
+}
+
+void Producer::wake_consumer() {
+  auto& c = channel_->control();
+  switch (detail::take_waiter(c.consumer_wait)) {
+    case detail::kAwake: return;
+    case detail::kWaitingOnEvent:
+      if (channel_->eventfd() >= 0) {
+        const std::uint64_t one = 1;
+        [[maybe_unused]] auto n = ::write(channel_->eventfd(), &one, sizeof(one));
+      }
+      return;
+    default: detail::futex_wake_all(&c.consumer_wait); return;
+  }
+}
+
+Status Producer::try_send(const MessageHeader& header, std::span<const std::byte> payload) {
+  if (payload.size() > geometry_.max_payload()) return Status::kTooLarge;
+  std::uint32_t granted = 0;
+  if (auto st = try_reserve(1, granted); st != Status::kOk) return st;
+  if (!payload.empty()) std::memcpy(payload_area(0).data(), payload.data(), payload.size());
+  MessageHeader h = header;
+  h.length = static_cast<std::uint16_t>(payload.size());
+  finish(0, h);
+  return publish(1);
+}
+
+Status Producer::try_send_batch(std::span<const OutgoingMessage> messages, std::uint32_t& sent) {
+  sent = 0;
+  if (messages.empty()) return Status::kInvalidArgument;
+  std::uint32_t granted = 0;
+  const auto wanted =
+      static_cast<std::uint32_t>(std::min<std::size_t>(messages.size(), geometry_.slot_count));
+  if (auto st = try_reserve(wanted, granted); st != Status::kOk) return st;
+  std::uint32_t filled = 0;
+  for (; filled < granted; ++filled) {
+    const auto& m = messages[filled];
+    if (m.payload.size() > geometry_.max_payload()) break;
+    if (!m.payload.empty()) std::memcpy(payload_area(filled).data(), m.payload.data(), m.payload.size());
+    MessageHeader h = m.header;
+    h.length = static_cast<std::uint16_t>(m.payload.size());
+    finish(filled, h);
+  }
+  if (filled == 0) {
+    publish(0);
+    return Status::kTooLarge;
+  }
+  const auto st = publish(filled);
+  if (st == Status::kOk) sent = filled;
+  return st;
+}
+
+Status Producer::wait_writable(WaitPolicy policy, std::chrono::nanoseconds timeout) {
+  auto& c = channel_->control();
+  return detail::spin_then_sleep(policy, timeout, c.producer_wait, [&]() -> std::optional<Status> {
+    if (broken()) return Status::kBroken;
+    const auto word = std::atomic_ref<std::uint64_t>(c.producer_word).load(std::memory_order_relaxed);
+    if (state_of(word) == static_cast<std::uint32_t>(ChannelState::kTerminated)) return Status::kTerminated;
+    if (auto st = refresh_free_slots(); st != Status::kOk) return st;
+    if (head_ - cached_tail_ < geometry_.slot_count) return Status::kOk;
+    return std::nullopt;
+  });
+}
+
+Status Producer::send(const MessageHeader& header, std::span<const std::byte> payload, WaitPolicy policy,
+                      std::chrono::nanoseconds timeout) {
+  const auto deadline = detail::deadline_after(timeout);
+  for (;;) {
+    const auto st = try_send(header, payload);
+    if (st != Status::kFull) return st;
+    const auto left = deadline - std::chrono::steady_clock::now();
+    if (left <= std::chrono::nanoseconds::zero()) return Status::kTimeout;
+    if (auto w = wait_writable(policy, left); w != Status::kOk) return w;
+  }
+}
+
+}  // namespace vdtu

@@ -1,0 +1,72 @@
+#pragma once
+// The waiting discipline shared by both channel sides: poll for a while, then
+// announce sleep in a wait word, re-check, and sleep on the futex.
+//
+// Invariant ("signal only when needed"): the waiter stores kSleepingOnFutex
+// (seq_cst) *before* its final check of the ring; the other side publishes its
+// index (seq_cst) *before* it loads the wait word. In the single total order of
+// seq_cst operations one of the two must see the other: either the waiter's
+// check sees the new index, or the publisher sees the announcement and wakes.
+// A publisher that sees kAwake makes no system call.
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <optional>
+
+#include "channel_control.hpp"
+#include "futex.hpp"
+#include "vdtu/channel.hpp"
+
+namespace vdtu::detail {
+
+inline void cpu_relax() { __builtin_ia32_pause(); }
+
+inline std::chrono::steady_clock::time_point deadline_after(std::chrono::nanoseconds timeout) {
+  const auto now = std::chrono::steady_clock::now();
+  const auto room = std::chrono::steady_clock::time_point::max() - now;
+  return timeout >= room ? std::chrono::steady_clock::time_point::max() : now + timeout;
+}
+
+// `check` returns a status when the wait is over, nullopt to keep waiting.
+template <class Check>
+Status spin_then_sleep(WaitPolicy policy, std::chrono::nanoseconds timeout, std::uint32_t& wait_word,
+                       Check check) {
+  using Clock = std::chrono::steady_clock;
+  const auto start = Clock::now();
+  const auto deadline = deadline_after(timeout);
+  constexpr std::uint32_t kClockEvery = 64;  // reading the clock costs more than a pause
+  for (std::uint32_t round = 1;; ++round) {
+    if (auto done = check()) return *done;
+    if (round % kClockEvery == 0) {
+      const auto now = Clock::now();
+      if (now >= deadline) return Status::kTimeout;
+      if (policy.allow_sleep && now - start >= policy.spin) break;
+    }
+    cpu_relax();
+  }
+  std::atomic_ref<std::uint32_t> word(wait_word);
+  for (;;) {
+    word.store(kSleepingOnFutex, std::memory_order_seq_cst);
+    if (auto done = check()) {
+      word.store(kAwake, std::memory_order_relaxed);
+      return *done;
+    }
+    const auto now = Clock::now();
+    if (now >= deadline) {
+      word.store(kAwake, std::memory_order_relaxed);
+      return Status::kTimeout;
+    }
+    futex_wait(&wait_word, kSleepingOnFutex, deadline - now);
+  }
+}
+
+// Publisher side of the protocol: wake the peer only if it announced sleep.
+// Returns the mode the peer was waiting in.
+inline std::uint32_t take_waiter(std::uint32_t& wait_word) {
+  std::atomic_ref<std::uint32_t> word(wait_word);
+  if (word.load(std::memory_order_seq_cst) == kAwake) return kAwake;
+  return word.exchange(kAwake, std::memory_order_seq_cst);
+}
+
+}  // namespace vdtu::detail

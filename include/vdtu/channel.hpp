@@ -190,6 +190,8 @@ class Consumer {
   void disarm_event();
 
   [[nodiscard]] std::uint32_t fetched_unacked() const { return read_ - tail_; }
+  // Messages published but not yet fetched (0 when the channel is broken).
+  [[nodiscard]] std::uint32_t available();
   [[nodiscard]] bool broken() const { return !broken_reason_.empty(); }
   [[nodiscard]] std::string_view broken_reason() const { return broken_reason_; }
 

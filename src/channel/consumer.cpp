@@ -4,7 +4,7 @@
 #include <cstring>
 
 #include "channel_control.hpp"
-#include "futex.hpp"
+#include "common/futex.hpp"
 #include "spin_then_sleep.hpp"
 #include "vdtu/channel.hpp"
 
@@ -89,6 +89,11 @@ Status Consumer::wait_readable(WaitPolicy policy, std::chrono::nanoseconds timeo
                                    if (terminated_seen_) return Status::kTerminated;
                                    return std::nullopt;
                                  });
+}
+
+std::uint32_t Consumer::available() {
+  if (broken() || refresh_available() != Status::kOk) return 0;
+  return cached_head_ - read_;
 }
 
 bool Consumer::arm_event() {

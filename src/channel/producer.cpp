@@ -4,7 +4,7 @@
 #include <cstring>
 
 #include "channel_control.hpp"
-#include "futex.hpp"
+#include "common/futex.hpp"
 #include "spin_then_sleep.hpp"
 #include "vdtu/channel.hpp"
 

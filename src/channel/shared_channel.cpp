@@ -13,7 +13,7 @@
 #include <system_error>
 
 #include "channel_control.hpp"
-#include "futex.hpp"
+#include "common/futex.hpp"
 #include "spin_then_sleep.hpp"
 #include "vdtu/channel.hpp"
 

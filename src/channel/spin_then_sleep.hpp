@@ -15,7 +15,7 @@
 #include <optional>
 
 #include "channel_control.hpp"
-#include "futex.hpp"
+#include "common/futex.hpp"
 #include "vdtu/channel.hpp"
 
 namespace vdtu::detail {

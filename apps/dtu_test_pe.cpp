@@ -1,0 +1,433 @@
+// A VPE program for the vDTU integration tests. The role comes from argv; the
+// exit code says whether every check passed (0) or which one failed.
+#include <fmt/core.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstring>
+#include <functional>
+#include <map>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "dtu/control_messages.hpp"
+#include "dtu/doorbell.hpp"
+#include "dtu/fd_socket.hpp"
+#include "vdtu/channel.hpp"
+#include "vdtu/dtu.hpp"
+
+using namespace vdtu;
+using namespace std::chrono_literals;
+
+namespace {
+
+struct CheckFailed {
+  int line;
+};
+
+#define CHECK(cond)                                                                      \
+  do {                                                                                   \
+    if (!(cond)) {                                                                       \
+      fmt::print(stderr, "dtu_test_pe: check failed at line {}: {}\n", __LINE__, #cond); \
+      throw CheckFailed{__LINE__};                                                       \
+    }                                                                                    \
+  } while (0)
+
+#define CHECK_STATUS(expr, expected)                                                             \
+  do {                                                                                           \
+    const Status got_ = (expr);                                                                  \
+    if (got_ != (expected)) {                                                                    \
+      fmt::print(stderr, "dtu_test_pe: line {}: {} gave '{}', expected '{}'\n", __LINE__, #expr, \
+                 to_string(got_), to_string(expected));                                          \
+      throw CheckFailed{__LINE__};                                                               \
+    }                                                                                            \
+  } while (0)
+
+using Args = std::vector<std::string>;
+
+PeId pe_arg(const Args& a, std::size_t i) { return static_cast<PeId>(std::stoul(a.at(i))); }
+std::span<const std::byte> text(const char* s) { return std::as_bytes(std::span(s, std::strlen(s))); }
+std::string as_text(std::span<const std::byte> b) {
+  return {reinterpret_cast<const char*>(b.data()), b.size()};
+}
+
+constexpr std::uint64_t kLabel = 0x1234;
+
+// ---- messaging: a kernel binds A -> B with credits and a reply endpoint ----
+
+int configure_messaging(Dtu& dtu, const Args& a) {
+  const PeId sender = pe_arg(a, 0);
+  const PeId receiver = pe_arg(a, 1);
+  CHECK(dtu.privileged());
+  CHECK_STATUS(dtu.config_receive(receiver, 0, {12, 9}), Status::kOk);
+  CHECK_STATUS(dtu.config_receive(sender, 1, {11, 9}), Status::kOk);
+  CHECK_STATUS(dtu.config_send(sender, 2, {receiver, 0, kLabel, 2, 256, 1}), Status::kOk);
+  return 0;
+}
+
+int sender(Dtu& dtu, const Args& a) {
+  const PeId receiver = pe_arg(a, 0);
+  CHECK_STATUS(dtu.wait_for_endpoint(2, EndpointKind::kSend), Status::kOk);
+  CHECK_STATUS(dtu.wait_for_endpoint(1, EndpointKind::kReceive), Status::kOk);
+  CHECK(dtu.credits(2) == 2);
+  CHECK_STATUS(dtu.send(2, text("m0"), 100), Status::kOk);
+  CHECK_STATUS(dtu.send(2, text("m1"), 101), Status::kOk);
+  CHECK_STATUS(dtu.send(2, text("m2"), 102), Status::kNoCredits);  // nothing dropped: refused
+  std::vector<std::byte> big(257);
+  CHECK_STATUS(dtu.send(2, big, 0), Status::kTooLarge);
+  for (std::uint64_t expected : {100, 101}) {
+    ReceivedMessage r;
+    CHECK_STATUS(dtu.receive(1, r), Status::kOk);
+    CHECK(r.header.flags == (kFlagReply | kFlagGrantCredits));
+    CHECK(r.header.label == expected);
+    CHECK(r.header.sender_core_id == receiver && r.header.sender_ep_id == 0);
+    CHECK(as_text(r.payload) == fmt::format("re:m{}", expected - 100));
+    CHECK_STATUS(dtu.ack(r), Status::kOk);
+  }
+  CHECK(dtu.credits(2) == 2);
+  CHECK_STATUS(dtu.send(2, text("m2"), 102, SendMode::kWait), Status::kOk);
+  ReceivedMessage r;
+  CHECK_STATUS(dtu.receive(1, r), Status::kOk);
+  CHECK(r.header.label == 102);
+  CHECK_STATUS(dtu.ack(r), Status::kOk);
+  CHECK(dtu.stats().forged_replies_dropped == 0);
+  return 0;
+}
+
+int receiver(Dtu& dtu, const Args& a) {
+  const PeId sender_pe = pe_arg(a, 0);
+  CHECK_STATUS(dtu.wait_for_endpoint(0, EndpointKind::kReceive), Status::kOk);
+  for (int i = 0; i < 3; ++i) {
+    ReceivedMessage m;
+    CHECK_STATUS(dtu.receive(0, m), Status::kOk);
+    CHECK(m.header.label == kLabel);
+    CHECK(m.header.sender_core_id == sender_pe && m.header.sender_ep_id == 2 &&
+          m.header.sender_vpe_id == sender_pe);
+    CHECK(m.header.flags == kFlagReplyEnabled && m.header.reply_ep_id == 1);
+    CHECK(as_text(m.payload) == fmt::format("m{}", i));
+    const std::string answer = fmt::format("re:{}", as_text(m.payload));
+    CHECK_STATUS(dtu.reply(m, text(answer.c_str())), Status::kOk);
+    CHECK_STATUS(dtu.reply(m, text("again")), Status::kReplyFailed);
+    CHECK_STATUS(dtu.ack(m), Status::kInvalidArgument);  // a reply acks the message
+  }
+  return 0;
+}
+
+// ---- privilege ---------------------------------------------------------------
+
+int unprivileged(Dtu& dtu, const Args&) {
+  const PeId me = dtu.pe();
+  CHECK(!dtu.privileged());
+  CHECK_STATUS(dtu.config_receive(me, 0, {12, 9}), Status::kPermissionDenied);
+  CHECK_STATUS(dtu.config_send(me, 1, {me, 0, 1, 1, 64, kNoReplyEp}), Status::kPermissionDenied);
+  CHECK_STATUS(dtu.config_memory(me, 2, {kGlobalMemoryPe, 0, 4096, kMemReadWrite}),
+               Status::kPermissionDenied);
+  CHECK_STATUS(dtu.invalidate(me, 0), Status::kPermissionDenied);
+  CHECK_STATUS(dtu.invalidate_all(me), Status::kPermissionDenied);
+  CHECK_STATUS(dtu.terminate(me, 0), Status::kPermissionDenied);
+  CHECK_STATUS(dtu.wake(me), Status::kPermissionDenied);
+  CHECK_STATUS(dtu.set_vpe(me, 7), Status::kPermissionDenied);
+  CHECK_STATUS(dtu.privilege(me), Status::kPermissionDenied);
+  CHECK(dtu.endpoint_kind(0) == EndpointKind::kInvalid);
+  return 0;
+}
+
+// ---- configuration rules (the seL4 prototype's config tests, in spirit) ----
+
+int configuration_rules(Dtu& dtu, const Args& a) {
+  const PeId p1 = pe_arg(a, 0);
+  const PeId p2 = pe_arg(a, 1);
+  const std::size_t idle_first = std::stoul(a.at(2));
+  const std::size_t idle_count = std::stoul(a.at(3));
+  // A send endpoint needs a receive endpoint at the target.
+  CHECK_STATUS(dtu.config_send(p1, 1, {p2, 0, 1, 4, 64, kNoReplyEp}), Status::kNotConfigured);
+  // Bad geometry, endpoint out of range, unknown PE.
+  CHECK_STATUS(dtu.config_receive(p2, 0, {9, 9}), Status::kInvalidArgument);
+  CHECK_STATUS(dtu.config_receive(p2, 0, {30, 9}), Status::kInvalidArgument);
+  CHECK_STATUS(dtu.config_receive(p2, 200, {12, 9}), Status::kInvalidArgument);
+  CHECK_STATUS(dtu.config_receive(999, 0, {12, 9}), Status::kInvalidArgument);
+  CHECK_STATUS(dtu.config_receive(p2, 0, {12, 9}), Status::kOk);
+  // Message larger than the receiver's slots, zero credits.
+  CHECK_STATUS(dtu.config_send(p1, 1, {p2, 0, 1, 4, 512, kNoReplyEp}), Status::kTooLarge);
+  CHECK_STATUS(dtu.config_send(p1, 1, {p2, 0, 1, 0, 64, kNoReplyEp}), Status::kInvalidArgument);
+  // Memory windows outside the target memory.
+  CHECK_STATUS(dtu.config_memory(p1, 3, {p2, (1U << 20) - 8, 16, kMemRead}), Status::kOutOfBounds);
+  CHECK_STATUS(dtu.config_memory(p1, 3, {p2, 0, 16, 0}), Status::kInvalidArgument);
+  // Receive-endpoint channels run out after 512 senders: exhaustion is an error.
+  std::size_t bound = 0;
+  Status last = Status::kOk;
+  for (std::size_t pe = idle_first; pe < idle_first + idle_count && last == Status::kOk; ++pe) {
+    for (EpId ep = 0; ep < 16 && last == Status::kOk; ++ep) {
+      last = dtu.config_send(static_cast<PeId>(pe), ep, {p2, 0, 1, 1, 64, kNoReplyEp});
+      bound += last == Status::kOk ? 1 : 0;
+    }
+  }
+  CHECK(bound == 512);
+  CHECK_STATUS(last, Status::kNoResources);
+  // Invalidating one sender frees its channel for the next.
+  CHECK_STATUS(dtu.invalidate(static_cast<PeId>(idle_first), 0), Status::kOk);
+  CHECK_STATUS(dtu.config_send(p1, 1, {p2, 0, 1, 4, 64, kNoReplyEp}), Status::kOk);
+  CHECK_STATUS(dtu.config_send(p1, 2, {p2, 0, 1, 4, 64, kNoReplyEp}), Status::kNoResources);
+  // Invalidating the receive endpoint takes every sender with it.
+  CHECK_STATUS(dtu.invalidate(p2, 0), Status::kOk);
+  return 0;
+}
+
+int idle(Dtu& dtu, const Args&) {
+  while (dtu.wait(std::chrono::seconds(1)) != Status::kPeerGone) {
+    if (getppid() == 1) return 0;
+  }
+  return 0;
+}
+
+// ---- no crosstalk: two senders, one receiver; two receivers ------------------
+
+int configure_crosstalk(Dtu& dtu, const Args& a) {
+  const PeId s1 = pe_arg(a, 0), s2 = pe_arg(a, 1), r1 = pe_arg(a, 2), r2 = pe_arg(a, 3);
+  for (PeId r : {r1, r2}) CHECK_STATUS(dtu.config_receive(r, 0, {13, 8}), Status::kOk);
+  CHECK_STATUS(dtu.config_send(s1, 0, {r1, 0, 0x51, kCreditsUnlimited, 64, kNoReplyEp}), Status::kOk);
+  CHECK_STATUS(dtu.config_send(s2, 0, {r1, 0, 0x52, kCreditsUnlimited, 64, kNoReplyEp}), Status::kOk);
+  CHECK_STATUS(dtu.config_send(s1, 1, {r2, 0, 0x61, kCreditsUnlimited, 64, kNoReplyEp}), Status::kOk);
+  return 0;
+}
+
+int crosstalk_sender(Dtu& dtu, const Args& a) {
+  const int count = std::stoi(a.at(0));
+  const int eps = std::stoi(a.at(1));
+  for (EpId ep = 0; ep < eps; ++ep) CHECK_STATUS(dtu.wait_for_endpoint(ep, EndpointKind::kSend), Status::kOk);
+  for (int i = 0; i < count; ++i) {
+    for (EpId ep = 0; ep < eps; ++ep) {
+      const std::uint32_t value = static_cast<std::uint32_t>(i);
+      CHECK_STATUS(dtu.send(ep, std::as_bytes(std::span(&value, 1)), 0, SendMode::kWait), Status::kOk);
+    }
+  }
+  return 0;
+}
+
+int crosstalk_receiver(Dtu& dtu, const Args& a) {
+  // args: count, then label:pe pairs expected on endpoint 0
+  const int count = std::stoi(a.at(0));
+  std::map<std::uint64_t, PeId> expected;
+  std::map<std::uint64_t, std::uint32_t> next;
+  for (std::size_t i = 1; i + 1 < a.size(); i += 2)
+    expected[std::stoull(a[i], nullptr, 0)] = pe_arg(a, i + 1);
+  CHECK_STATUS(dtu.wait_for_endpoint(0, EndpointKind::kReceive), Status::kOk);
+  for (std::size_t got = 0; got < count * expected.size(); ++got) {
+    ReceivedMessage m;
+    CHECK_STATUS(dtu.receive(0, m), Status::kOk);
+    auto it = expected.find(m.header.label);
+    CHECK(it != expected.end());
+    CHECK(m.header.sender_core_id == it->second);
+    std::uint32_t value = 0;
+    CHECK(m.payload.size() == sizeof(value));
+    std::memcpy(&value, m.payload.data(), sizeof(value));
+    CHECK(value == next[m.header.label]++);  // per sender: in order, none lost
+    CHECK_STATUS(dtu.ack(m), Status::kOk);
+  }
+  ReceivedMessage extra;
+  CHECK_STATUS(dtu.receive(0, extra, 50ms), Status::kTimeout);
+  return 0;
+}
+
+// ---- memory endpoints ----------------------------------------------------------
+
+int configure_memory(Dtu& dtu, const Args& a) {
+  const PeId user = pe_arg(a, 0);
+  const PeId owner = pe_arg(a, 1);
+  CHECK_STATUS(dtu.config_memory(user, 0, {owner, 4096, 8192, kMemReadWrite}), Status::kOk);
+  CHECK_STATUS(dtu.config_memory(user, 1, {owner, 4096, 8192, kMemRead}), Status::kOk);
+  CHECK_STATUS(dtu.config_memory(user, 2, {kGlobalMemoryPe, 1 << 20, 1 << 20, kMemReadWrite}), Status::kOk);
+  CHECK_STATUS(dtu.config_memory(user, 3, {owner, 0, 4096, kMemWrite}), Status::kOk);
+  CHECK_STATUS(dtu.config_receive(owner, 0, {10, 8}), Status::kOk);
+  CHECK_STATUS(dtu.config_send(user, 5, {owner, 0, 9, 1, 64, kNoReplyEp}), Status::kOk);
+  return 0;
+}
+
+int memory_user(Dtu& dtu, const Args&) {
+  for (EpId ep : {0, 1, 2, 3}) CHECK_STATUS(dtu.wait_for_endpoint(ep, EndpointKind::kMemory), Status::kOk);
+  CHECK_STATUS(dtu.wait_for_endpoint(5, EndpointKind::kSend), Status::kOk);
+  CHECK_STATUS(dtu.write(0, 100, text("hello, owner")), Status::kOk);
+  std::array<std::byte, 12> back{};
+  CHECK_STATUS(dtu.read(1, 100, back), Status::kOk);
+  CHECK(as_text(back) == "hello, owner");
+  CHECK_STATUS(dtu.write(1, 0, text("x")), Status::kPermissionDenied);
+  CHECK_STATUS(dtu.read(3, 0, back), Status::kPermissionDenied);
+  CHECK_STATUS(dtu.read(0, 8192 - 4, back), Status::kOutOfBounds);
+  CHECK_STATUS(dtu.write(0, ~std::uint64_t{0} - 2, text("wrap")), Status::kOutOfBounds);
+  CHECK_STATUS(dtu.read(4, 0, back), Status::kNotConfigured);
+  // Several chunks through the global memory, read back intact.
+  std::vector<std::byte> big(300'000);
+  for (std::size_t i = 0; i < big.size(); ++i) big[i] = static_cast<std::byte>(i * 7 + 3);
+  CHECK_STATUS(dtu.write(2, 12345, big), Status::kOk);
+  std::vector<std::byte> copy(big.size());
+  CHECK_STATUS(dtu.read(2, 12345, copy), Status::kOk);
+  CHECK(copy == big);
+  CHECK_STATUS(dtu.send(5, text("check"), 0), Status::kOk);
+  return 0;
+}
+
+int memory_owner(Dtu& dtu, const Args&) {
+  CHECK_STATUS(dtu.wait_for_endpoint(0, EndpointKind::kReceive), Status::kOk);
+  ReceivedMessage m;
+  CHECK_STATUS(dtu.receive(0, m, 20s), Status::kOk);
+  const auto mem = dtu.local_memory();
+  CHECK(as_text(mem.subspan(4096 + 100, 12)) == "hello, owner");
+  CHECK(mem[4096 + 99] == std::byte{0});
+  return 0;
+}
+
+// ---- a sender that writes its own header bytes -------------------------------
+
+int configure_forgery(Dtu& dtu, const Args& a) {
+  const PeId forger = pe_arg(a, 0);
+  const PeId victim = pe_arg(a, 1);
+  CHECK_STATUS(dtu.config_receive(victim, 0, {12, 9}), Status::kOk);
+  CHECK_STATUS(dtu.config_send(forger, 0, {victim, 0, 0x600d, 4, 128, kNoReplyEp}), Status::kOk);
+  return 0;
+}
+
+// Speaks the control protocol by hand and writes raw slots, as a hostile PE can.
+int forger(const Args&) {
+  UniqueFd socket(std::atoi(std::getenv(Dtu::kControlFdVariable)));
+  std::array<std::byte, 512> buffer{};
+  std::vector<UniqueFd> fds;
+  std::size_t n = 0;
+  dtu::NodeMessage hello{};
+  CHECK(dtu::recv_with_fds(socket.get(), buffer, n, fds, true) == dtu::RecvResult::kMessage);
+  std::memcpy(&hello, buffer.data(), sizeof(hello));
+  for (;;) {
+    dtu::NodeMessage m{};
+    CHECK(dtu::recv_with_fds(socket.get(), buffer, n, fds, true) == dtu::RecvResult::kMessage);
+    std::memcpy(&m, buffer.data(), sizeof(m));
+    if (m.kind != dtu::NodeMessageKind::kSendEndpoint) continue;
+    auto ch = SharedChannel::attach(std::move(fds[0]), std::move(fds[1]), {m.slot_count, m.slot_size});
+    auto bell = dtu::Doorbell::attach(std::move(fds[2]), hello.endpoints);
+    Producer raw(ch);
+    MessageHeader forged{};
+    forged.flags = kFlagReply | kFlagGrantCredits;
+    forged.sender_core_id = 4242;
+    forged.sender_ep_id = 9;
+    forged.sender_vpe_id = 4242;
+    forged.reply_ep_id = 3;
+    forged.label = 0xbad;
+    CHECK_STATUS(raw.try_send(forged, text("forged")), Status::kOk);
+    bell.ring(m.send.target_ep, m.channel);
+    return 0;
+  }
+}
+
+int forgery_victim(Dtu& dtu, const Args& a) {
+  const PeId forger_pe = pe_arg(a, 0);
+  CHECK_STATUS(dtu.wait_for_endpoint(0, EndpointKind::kReceive), Status::kOk);
+  ReceivedMessage m;
+  CHECK_STATUS(dtu.receive(0, m), Status::kOk);
+  CHECK(as_text(m.payload) == "forged");
+  CHECK(m.header.label == 0x600d);
+  CHECK(m.header.sender_core_id == forger_pe && m.header.sender_ep_id == 0 &&
+        m.header.sender_vpe_id == forger_pe);
+  CHECK(m.header.flags == 0 && m.header.reply_ep_id == 0);
+  CHECK_STATUS(dtu.reply(m, text("no")), Status::kReplyFailed);
+  return 0;
+}
+
+// ---- crashes: an echo server, clients, kill -9 --------------------------------
+
+int configure_echo(Dtu& dtu, const Args& a) {
+  const PeId server = pe_arg(a, 0);
+  CHECK_STATUS(dtu.config_receive(server, 0, {14, 8}), Status::kOk);
+  for (std::size_t i = 1; i < a.size(); ++i) {
+    const PeId client = pe_arg(a, i);
+    CHECK_STATUS(dtu.config_receive(client, 1, {10, 8}), Status::kOk);
+    CHECK_STATUS(dtu.config_send(client, 2, {server, 0, client, 4, 64, 1}), Status::kOk);
+  }
+  return 0;
+}
+
+int echo_server(Dtu& dtu, const Args&) {
+  CHECK_STATUS(dtu.wait_for_endpoint(0, EndpointKind::kReceive), Status::kOk);
+  for (;;) {
+    ReceivedMessage m;
+    const auto st = dtu.receive(0, m, 60s);
+    if (st != Status::kOk) return st == Status::kTimeout ? 0 : 5;
+    const auto r = dtu.reply(m, m.payload);
+    if (r != Status::kOk) dtu.ack(m);  // the client died between request and reply
+  }
+}
+
+// Round trips until `seconds` pass; with "expect-peer-gone", succeeds only if
+// the server disappears meanwhile and the DTU says so.
+int echo_client(Dtu& dtu, const Args& a) {
+  const auto seconds = std::stod(a.at(0));
+  const bool expect_gone = a.size() > 1 && a[1] == "expect-peer-gone";
+  CHECK_STATUS(dtu.wait_for_endpoint(2, EndpointKind::kSend), Status::kOk);
+  const auto until = std::chrono::steady_clock::now() + std::chrono::duration<double>(seconds);
+  std::uint64_t round = 0;
+  while (std::chrono::steady_clock::now() < until) {
+    const auto st = dtu.send(2, std::as_bytes(std::span(&round, 1)), round, SendMode::kWait, 5s);
+    if (st != Status::kOk) {
+      if (expect_gone && (st == Status::kPeerGone || st == Status::kTerminated)) return 0;
+      fmt::print(stderr, "echo client: send: {}\n", to_string(st));
+      return 3;
+    }
+    ReceivedMessage m;
+    const auto rs = dtu.receive(1, m, 5s);
+    if (rs != Status::kOk) {
+      if (expect_gone &&
+          (rs == Status::kPeerGone || rs == Status::kNotConfigured || rs == Status::kTimeout)) {
+        return dtu.send(2, {}, 0) == Status::kPeerGone ? 0 : 6;
+      }
+      fmt::print(stderr, "echo client: receive: {}\n", to_string(rs));
+      return 4;
+    }
+    CHECK(m.header.label == round);
+    dtu.ack(m);
+    ++round;
+  }
+  return expect_gone ? 7 : 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc < 2) {
+    fmt::print(stderr, "usage: dtu_test_pe ROLE [ARGS...]\n");
+    return 64;
+  }
+  const std::string role = argv[1];
+  const Args args(argv + 2, argv + argc);
+  try {
+    if (role == "forger") return forger(args);
+    const std::map<std::string, std::function<int(Dtu&, const Args&)>> roles{
+        {"configure-messaging", configure_messaging},
+        {"sender", sender},
+        {"receiver", receiver},
+        {"unprivileged", unprivileged},
+        {"configuration-rules", configuration_rules},
+        {"idle", idle},
+        {"configure-crosstalk", configure_crosstalk},
+        {"crosstalk-sender", crosstalk_sender},
+        {"crosstalk-receiver", crosstalk_receiver},
+        {"configure-memory", configure_memory},
+        {"memory-user", memory_user},
+        {"memory-owner", memory_owner},
+        {"configure-forgery", configure_forgery},
+        {"forgery-victim", forgery_victim},
+        {"configure-echo", configure_echo},
+        {"echo-server", echo_server},
+        {"echo-client", echo_client},
+    };
+    auto it = roles.find(role);
+    if (it == roles.end()) {
+      fmt::print(stderr, "dtu_test_pe: unknown role {}\n", role);
+      return 64;
+    }
+    auto dtu = Dtu::from_environment();
+    return it->second(*dtu, args);
+  } catch (const CheckFailed& f) {
+    return 10 + f.line % 100;
+  } catch (const std::exception& e) {
+    fmt::print(stderr, "dtu_test_pe {}: {}\n", role, e.what());
+    return 2;
+  }
+}

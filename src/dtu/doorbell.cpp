@@ -1,0 +1,120 @@
+#include "doorbell.hpp"
+
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <stdexcept>
+#include <system_error>
+
+#include "common/futex.hpp"
+
+namespace vdtu::dtu {
+namespace {
+
+constexpr std::size_t kLine = 64;
+constexpr std::size_t kEpochOffset = 4;
+
+std::atomic_ref<std::uint32_t> word32(std::byte* at) {
+  return std::atomic_ref<std::uint32_t>(*reinterpret_cast<std::uint32_t*>(at));
+}
+std::atomic_ref<std::uint64_t> word64(std::byte* at) {
+  return std::atomic_ref<std::uint64_t>(*reinterpret_cast<std::uint64_t*>(at));
+}
+std::byte* pending_line(const MappedRegion& region, std::uint32_t ep) {
+  return region.data() + kLine * (1 + std::size_t{ep});
+}
+
+}  // namespace
+
+std::size_t DoorbellLayout::bytes_for(std::uint32_t endpoints) {
+  return kLine * (1 + std::size_t{endpoints});
+}
+
+Doorbell Doorbell::create(std::uint32_t endpoints) {
+  UniqueFd fd(::memfd_create("vdtu-doorbell", MFD_CLOEXEC | MFD_ALLOW_SEALING));
+  if (!fd) throw std::system_error(errno, std::generic_category(), "memfd_create");
+  const auto size = DoorbellLayout::bytes_for(endpoints);
+  if (::ftruncate(fd.get(), static_cast<off_t>(size)) != 0 ||
+      ::fcntl(fd.get(), F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) != 0) {
+    throw std::system_error(errno, std::generic_category(), "doorbell memfd");
+  }
+  MappedRegion region(fd.get(), size);
+  return {std::move(fd), std::move(region), endpoints};
+}
+
+Doorbell Doorbell::attach(UniqueFd fd, std::uint32_t endpoints) {
+  const auto size = DoorbellLayout::bytes_for(endpoints);
+  struct stat st {};
+  const int seals = ::fcntl(fd.get(), F_GET_SEALS);
+  if (::fstat(fd.get(), &st) != 0 || static_cast<std::size_t>(st.st_size) != size || seals < 0 ||
+      (seals & F_SEAL_SHRINK) == 0) {
+    throw std::runtime_error("doorbell page has the wrong size or is not sealed");
+  }
+  MappedRegion region(fd.get(), size);
+  return {std::move(fd), std::move(region), endpoints};
+}
+
+std::uint32_t* Doorbell::sleeping_word() const { return reinterpret_cast<std::uint32_t*>(region_.data()); }
+
+// seq_cst everywhere: the sender's channel publication, its bit and its look at
+// the sleeping word must be ordered against the receiver's announcement and
+// re-check (the same argument as in the channel's spin_then_sleep.hpp).
+void Doorbell::ring(std::uint32_t ep, std::uint32_t channel) {
+  if (ep >= endpoints_ || channel >= kChannelsPerEndpoint) return;
+  auto bits = word64(pending_line(region_, ep) + 8 * (channel / 64));
+  const std::uint64_t mask = std::uint64_t{1} << (channel % 64);
+  if ((bits.load(std::memory_order_seq_cst) & mask) == 0) bits.fetch_or(mask, std::memory_order_seq_cst);
+  auto sleeping = word32(region_.data());
+  if (sleeping.load(std::memory_order_seq_cst) != 0 && sleeping.exchange(0, std::memory_order_seq_cst) != 0) {
+    detail::futex_wake_all(sleeping_word());
+  }
+}
+
+bool Doorbell::take_pending(std::uint32_t ep, std::span<std::uint64_t, kPendingWords> into) {
+  if (ep >= endpoints_) return false;
+  bool any = false;
+  for (std::uint32_t w = 0; w < kPendingWords; ++w) {
+    auto bits = word64(pending_line(region_, ep) + 8 * w);
+    if (bits.load(std::memory_order_seq_cst) == 0) continue;
+    const auto taken = bits.exchange(0, std::memory_order_seq_cst);
+    into[w] |= taken;
+    any = any || taken != 0;
+  }
+  return any;
+}
+
+bool Doorbell::anything_pending(std::uint32_t seen_epoch) const {
+  if (config_epoch() != seen_epoch) return true;
+  for (std::uint32_t ep = 0; ep < endpoints_; ++ep) {
+    for (std::uint32_t w = 0; w < kPendingWords; ++w) {
+      if (word64(pending_line(region_, ep) + 8 * w).load(std::memory_order_seq_cst) != 0) return true;
+    }
+  }
+  return false;
+}
+
+std::uint32_t Doorbell::config_epoch() const {
+  return word32(region_.data() + kEpochOffset).load(std::memory_order_seq_cst);
+}
+
+void Doorbell::bump_epoch() {
+  word32(region_.data() + kEpochOffset).fetch_add(1, std::memory_order_seq_cst);
+  wake();
+}
+
+void Doorbell::wake() {
+  auto sleeping = word32(region_.data());
+  if (sleeping.exchange(0, std::memory_order_seq_cst) != 0) detail::futex_wake_all(sleeping_word());
+}
+
+void Doorbell::announce_sleep() { word32(region_.data()).store(1, std::memory_order_seq_cst); }
+void Doorbell::cancel_sleep() { word32(region_.data()).store(0, std::memory_order_relaxed); }
+void Doorbell::futex_sleep(std::chrono::nanoseconds timeout) {
+  detail::futex_wait(sleeping_word(), 1, timeout);
+}
+
+}  // namespace vdtu::dtu

@@ -1,0 +1,87 @@
+#pragma once
+// A PE's doorbell page: how senders tell a receiver *which* of its channels
+// may hold messages, so it never scans all of them, and how it sleeps.
+//
+//   line 0      sleeping (futex word), config_epoch (node bumps it after it
+//               sent the PE an endpoint update), wake_requests
+//   line 1+e    pending bits of receive endpoint e: bit c = channel c may have
+//               messages (512 channels per endpoint)
+//
+// Every sender to the PE maps this page, so its bits are hints, not truth: a
+// hostile sender can set bits (the receiver finds the channel empty) or clear
+// them (the receiver rescans every channel whenever a sleep times out, so such
+// a sender delays other senders' messages by at most kRescanInterval, and
+// never loses them). Channels themselves are never shared between senders.
+
+#include <chrono>
+#include <cstdint>
+#include <span>
+
+#include "vdtu/mapped_region.hpp"
+#include "vdtu/unique_fd.hpp"
+
+namespace vdtu::dtu {
+
+inline constexpr std::uint32_t kChannelsPerEndpoint = 512;
+inline constexpr std::uint32_t kPendingWords = kChannelsPerEndpoint / 64;
+inline constexpr auto kRescanInterval = std::chrono::milliseconds(10);
+
+struct DoorbellLayout {
+  static std::size_t bytes_for(std::uint32_t endpoints);
+};
+
+// One mapping of a doorbell page; senders and the receiver each hold one.
+class Doorbell {
+ public:
+  Doorbell() = default;
+  // Creator (the node): a fresh page for `endpoints` receive endpoints.
+  static Doorbell create(std::uint32_t endpoints);
+  // Anyone else: map a page received as an fd. Throws on a bad size.
+  static Doorbell attach(UniqueFd fd, std::uint32_t endpoints);
+
+  [[nodiscard]] int fd() const { return fd_.get(); }
+  [[nodiscard]] bool valid() const { return fd_.valid(); }
+  [[nodiscard]] std::uint32_t endpoints() const { return endpoints_; }
+
+  // Sender: after publishing into channel `channel` of endpoint `ep`.
+  void ring(std::uint32_t ep, std::uint32_t channel);
+  // Receiver: moves the pending bits of `ep` into `into` (ORed) and clears them.
+  // Returns true if any bit was set.
+  bool take_pending(std::uint32_t ep, std::span<std::uint64_t, kPendingWords> into);
+  // Receiver: true if any endpoint has pending bits or the config epoch moved.
+  [[nodiscard]] bool anything_pending(std::uint32_t seen_epoch) const;
+  [[nodiscard]] std::uint32_t config_epoch() const;
+  // Node: after sending the PE an update.
+  void bump_epoch();
+  // Node (wake_pe) or anyone: wake the receiver if it sleeps.
+  void wake();
+  // Receiver: sleep until rung, woken or `timeout`. `still_idle` is the final
+  // check after announcing sleep (see the channel's spin_then_sleep.hpp).
+  template <class StillIdle>
+  void sleep(std::chrono::nanoseconds timeout, StillIdle still_idle);
+
+ private:
+  Doorbell(UniqueFd fd, MappedRegion region, std::uint32_t endpoints)
+      : fd_(std::move(fd)), region_(std::move(region)), endpoints_(endpoints) {}
+  [[nodiscard]] std::uint32_t* sleeping_word() const;
+  void announce_sleep();
+  void cancel_sleep();
+  void futex_sleep(std::chrono::nanoseconds timeout);
+
+  UniqueFd fd_;
+  MappedRegion region_;
+  std::uint32_t endpoints_ = 0;
+};
+
+template <class StillIdle>
+void Doorbell::sleep(std::chrono::nanoseconds timeout, StillIdle still_idle) {
+  announce_sleep();
+  if (!still_idle()) {
+    cancel_sleep();
+    return;
+  }
+  futex_sleep(timeout);
+  cancel_sleep();
+}
+
+}  // namespace vdtu::dtu

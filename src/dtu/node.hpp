@@ -1,0 +1,69 @@
+#pragma once
+// The node: the trusted process that owns the endpoint table, creates every
+// channel, launches PEs as processes and notices when they die. Only a
+// privileged PE (a kernel) may ask it to configure endpoints.
+
+#include <sys/types.h>
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "vdtu/dtu_types.hpp"
+
+namespace vdtu::dtu {
+
+struct NodeConfig {
+  std::uint16_t node_id = 0;
+  PeId first_pe = 0;            // global id of this node's first PE
+  std::uint32_t pe_count = 64;  // PEs this node can host
+  std::uint32_t endpoints_per_pe = 16;
+  std::size_t pe_memory_bytes = std::size_t{1} << 20;       // each PE's local memory
+  std::size_t global_memory_bytes = std::size_t{64} << 20;  // the node's memory PE
+};
+
+struct PeProgram {
+  std::string path;
+  std::vector<std::string> args;
+  bool privileged = false;
+};
+
+struct NodeStats {
+  std::uint64_t control_requests = 0;
+  std::uint64_t control_denied = 0;
+  std::uint64_t malformed_requests = 0;
+  std::uint64_t memory_requests = 0;
+  std::uint64_t memory_rejected = 0;
+  std::uint64_t pes_exited = 0;
+  std::uint64_t channels_created = 0;
+  std::uint64_t channels_alive = 0;
+};
+
+class NodeState;
+
+class Node {
+ public:
+  explicit Node(NodeConfig config);
+  ~Node();  // kills the PEs still running and joins the node's threads
+  Node(const Node&) = delete;
+  Node& operator=(const Node&) = delete;
+
+  // Starts a program on the next free PE and returns its global id. Throws
+  // std::runtime_error when no PE is free or the program cannot be started.
+  PeId launch(const PeProgram& program);
+  // True once every launched PE has exited (false on timeout).
+  bool wait_all_exited(std::chrono::milliseconds timeout);
+  // Exit code of a PE that ended (128 + signal if killed), nothing while it runs.
+  [[nodiscard]] std::optional<int> exit_code(PeId pe) const;
+  [[nodiscard]] pid_t pid_of(PeId pe) const;
+  [[nodiscard]] NodeStats stats() const;
+  [[nodiscard]] const NodeConfig& config() const;
+
+ private:
+  std::unique_ptr<NodeState> state_;
+};
+
+}  // namespace vdtu::dtu

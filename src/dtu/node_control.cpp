@@ -1,0 +1,337 @@
+// The control plane: the only code that creates, binds and removes endpoints.
+#include <fmt/core.h>
+#include <signal.h>
+
+#include <bit>
+#include <cerrno>
+#include <cstring>
+
+#include "fd_socket.hpp"
+#include "node_state.hpp"
+
+namespace vdtu::dtu {
+namespace {
+
+constexpr std::uint8_t kMinSlotOrder = 5;          // 32 bytes: a header and a little
+constexpr std::uint8_t kMaxSlotOrder = 16;         // 64 KiB
+constexpr std::uint8_t kMaxBufferSlotsOrder = 12;  // 4096 slots
+
+// Slots of a per-sender channel: enough for every credit, at most the
+// receive buffer, a power of two of at least two.
+std::uint32_t channel_slots(std::uint32_t credits, std::uint32_t receive_slots) {
+  const std::uint32_t wanted =
+      credits == kCreditsUnlimited ? receive_slots : std::min(credits, receive_slots);
+  return std::max<std::uint32_t>(2, std::bit_ceil(wanted));
+}
+
+std::shared_ptr<SharedChannel> make_channel(std::uint32_t slots, std::uint32_t slot_size) {
+  auto ch = std::make_shared<SharedChannel>(SharedChannel::create({slots, slot_size}));
+  ch->activate();
+  return ch;
+}
+
+}  // namespace
+
+NodeState::NodeState(NodeConfig c) : config(c) {}
+
+std::optional<std::uint32_t> NodeState::index_of(PeId pe) const {
+  const std::uint32_t index = static_cast<std::uint16_t>(pe - config.first_pe);
+  if (index >= pes.size() || !pes[index].alive) return std::nullopt;
+  return index;
+}
+
+std::span<std::byte> NodeState::memory_window(const MemoryConfig& c) {
+  std::span<std::byte> whole;
+  if (c.target_pe == kGlobalMemoryPe) {
+    whole = {global_memory.data(), global_memory.size()};
+  } else if (auto t = index_of(c.target_pe)) {
+    whole = {pes[*t].memory.data(), pes[*t].memory.size()};
+  } else {
+    return {};
+  }
+  if (c.offset > whole.size() || c.size > whole.size() - c.offset) return {};
+  return whole.subspan(c.offset, c.size);
+}
+
+Status NodeState::handle_request(std::uint32_t requester, const ControlRequest& r,
+                                 std::vector<Update>& updates) {
+  ++stats.control_requests;
+  if (!pes[requester].privileged) {
+    ++stats.control_denied;
+    return Status::kPermissionDenied;
+  }
+  const auto target = index_of(r.pe);
+  if (!target) return Status::kInvalidArgument;
+  const bool per_endpoint = r.op != ControlOp::kInvalidateAll && r.op != ControlOp::kWake &&
+                            r.op != ControlOp::kSetVpe && r.op != ControlOp::kPrivilege;
+  if (per_endpoint && r.ep >= config.endpoints_per_pe) return Status::kInvalidArgument;
+  switch (r.op) {
+    case ControlOp::kConfigSend: return config_send(*target, r.ep, r.send, updates);
+    case ControlOp::kConfigReceive: return config_receive(*target, r.ep, r.receive, updates);
+    case ControlOp::kConfigMemory: return config_memory(*target, r.ep, r.memory, updates);
+    case ControlOp::kInvalidate:
+      invalidate(*target, r.ep, Status::kNotConfigured, updates);
+      return Status::kOk;
+    case ControlOp::kInvalidateAll:
+      for (std::uint32_t ep = 0; ep < config.endpoints_per_pe; ++ep) {
+        invalidate(*target, static_cast<EpId>(ep), Status::kNotConfigured, updates);
+      }
+      return Status::kOk;
+    case ControlOp::kTerminate: terminate(*target, r.ep); return Status::kOk;
+    case ControlOp::kWake: pes[*target].doorbell.bump_epoch(); return Status::kOk;
+    case ControlOp::kSetVpe: pes[*target].vpe = r.vpe; return Status::kOk;
+    case ControlOp::kPrivilege: pes[*target].privileged = true; return Status::kOk;
+    case ControlOp::kCount: break;
+  }
+  ++stats.malformed_requests;
+  return Status::kInvalidArgument;
+}
+
+Status NodeState::config_receive(std::uint32_t pe, EpId ep, const ReceiveConfig& c,
+                                 std::vector<Update>& updates) {
+  if (c.slot_order < kMinSlotOrder || c.slot_order > kMaxSlotOrder || c.buffer_order <= c.slot_order ||
+      c.buffer_order - c.slot_order > kMaxBufferSlotsOrder) {
+    return Status::kInvalidArgument;
+  }
+  invalidate(pe, ep, Status::kNotConfigured, updates);
+  auto& e = pes[pe].endpoints[ep];
+  e.kind = EndpointKind::kReceive;
+  e.slot_size = 1U << c.slot_order;
+  e.slot_count = 1U << (c.buffer_order - c.slot_order);
+  e.inbound.assign(kChannelsPerEndpoint, nullptr);
+  Update u{pe, {}, {}};
+  u.message.kind = NodeMessageKind::kReceiveEndpoint;
+  u.message.ep = ep;
+  u.message.slot_count = e.slot_count;
+  u.message.slot_size = e.slot_size;
+  updates.push_back(std::move(u));
+  return Status::kOk;
+}
+
+std::optional<std::uint16_t> NodeState::allocate_inbound(NodeEndpoint& ep) {
+  for (std::uint32_t i = 0; i < kChannelsPerEndpoint; ++i) {
+    if (!ep.used.test(i)) {
+      ep.used.set(i);
+      return static_cast<std::uint16_t>(i);
+    }
+  }
+  return std::nullopt;
+}
+
+Status NodeState::config_send(std::uint32_t pe, EpId ep, const SendConfig& c, std::vector<Update>& updates) {
+  const auto target = index_of(c.target_pe);
+  if (!target || c.target_ep >= config.endpoints_per_pe) return Status::kInvalidArgument;
+  const bool wants_reply = c.reply_ep != kNoReplyEp;
+  if (wants_reply && c.reply_ep >= config.endpoints_per_pe) return Status::kInvalidArgument;
+  if (c.credits == 0) return Status::kInvalidArgument;
+  // The target must be a live receive endpoint (the seL4 port binds to nothing).
+  auto& recv = pes[*target].endpoints[c.target_ep];
+  if (recv.kind != EndpointKind::kReceive || recv.terminated) return Status::kNotConfigured;
+  if (c.max_msg_size == 0 || c.max_msg_size > recv.slot_size - kHeaderSize) return Status::kTooLarge;
+  if (wants_reply) {
+    const auto& r = pes[pe].endpoints[c.reply_ep];
+    if (r.kind != EndpointKind::kReceive || r.terminated) return Status::kNotConfigured;
+  }
+  if (*target == pe && c.target_ep == ep) return Status::kInvalidArgument;
+  invalidate(pe, ep, Status::kNotConfigured, updates);
+
+  const auto index = allocate_inbound(recv);
+  if (!index) return Status::kNoResources;
+  std::optional<std::uint16_t> reply_index;
+  if (wants_reply) {
+    reply_index = allocate_inbound(pes[pe].endpoints[c.reply_ep]);
+    if (!reply_index) {
+      recv.used.reset(*index);
+      return Status::kNoResources;
+    }
+  }
+  auto& reply_recv = pes[pe].endpoints[wants_reply ? c.reply_ep : 0];
+  const auto slots = channel_slots(c.credits, recv.slot_count);
+  std::shared_ptr<SharedChannel> request;
+  std::shared_ptr<SharedChannel> reply;
+  try {
+    request = make_channel(slots, recv.slot_size);
+    if (wants_reply) reply = make_channel(slots, reply_recv.slot_size);
+  } catch (const std::exception& e) {
+    fmt::print(stderr, "vdtu node: cannot create a channel: {}\n", e.what());
+    recv.used.reset(*index);
+    if (reply_index) reply_recv.used.reset(*reply_index);
+    return Status::kNoResources;
+  }
+  stats.channels_created += wants_reply ? 2 : 1;
+  recv.inbound[*index] = request;
+
+  auto& e = pes[pe].endpoints[ep];
+  e.kind = EndpointKind::kSend;
+  e.send = c;
+  e.request = request;
+  e.reply = reply;
+  e.index_at_target = *index;
+
+  Update to_sender{pe, {}, {request->memfd(), request->eventfd(), pes[*target].doorbell.fd()}};
+  to_sender.message.kind = NodeMessageKind::kSendEndpoint;
+  to_sender.message.ep = ep;
+  to_sender.message.channel = *index;
+  to_sender.message.slot_count = slots;
+  to_sender.message.slot_size = recv.slot_size;
+  to_sender.message.send = c;
+  updates.push_back(std::move(to_sender));
+
+  Update to_receiver{*target, {}, {request->memfd(), request->eventfd()}};
+  auto& m = to_receiver.message;
+  m.kind = NodeMessageKind::kInboundChannel;
+  m.ep = c.target_ep;
+  m.channel = *index;
+  m.slot_count = slots;
+  m.slot_size = recv.slot_size;
+  m.sender_pe = global_id(pe);
+  m.sender_ep = ep;
+  m.sender_vpe = pes[pe].vpe;
+  m.label = c.label;
+  if (wants_reply) {
+    e.reply_index = *reply_index;
+    reply_recv.inbound[*reply_index] = reply;
+    m.sender_reply_ep = c.reply_ep;
+    m.reply_channel = *reply_index;
+    m.reply_slot_count = slots;
+    m.reply_slot_size = reply_recv.slot_size;
+    to_receiver.fds.insert(to_receiver.fds.end(), {reply->memfd(), reply->eventfd(), pes[pe].doorbell.fd()});
+
+    Update replies{pe, {}, {reply->memfd(), reply->eventfd()}};
+    auto& rm = replies.message;
+    rm.kind = NodeMessageKind::kInboundChannel;
+    rm.ep = c.reply_ep;
+    rm.channel = *reply_index;
+    rm.slot_count = slots;
+    rm.slot_size = reply_recv.slot_size;
+    rm.sender_pe = c.target_pe;
+    rm.sender_ep = c.target_ep;
+    rm.sender_vpe = pes[*target].vpe;
+    rm.reply_for_send_ep = ep;
+    updates.push_back(std::move(replies));
+  }
+  updates.push_back(std::move(to_receiver));
+  return Status::kOk;
+}
+
+Status NodeState::config_memory(std::uint32_t pe, EpId ep, const MemoryConfig& c,
+                                std::vector<Update>& updates) {
+  if (c.perms == 0 || (c.perms & ~kMemReadWrite) != 0 || c.size == 0) return Status::kInvalidArgument;
+  if (c.target_pe != kGlobalMemoryPe && !index_of(c.target_pe)) return Status::kInvalidArgument;
+  if (memory_window(c).empty()) return Status::kOutOfBounds;
+  invalidate(pe, ep, Status::kNotConfigured, updates);
+  auto& e = pes[pe].endpoints[ep];
+  e.kind = EndpointKind::kMemory;
+  e.memory = c;
+  Update u{pe, {}, {}};
+  u.message.kind = NodeMessageKind::kMemoryEndpoint;
+  u.message.ep = ep;
+  u.message.memory = c;
+  updates.push_back(std::move(u));
+  return Status::kOk;
+}
+
+void NodeState::release_inbound(std::uint32_t pe, EpId ep, std::uint16_t index,
+                                std::vector<Update>& updates) {
+  auto& e = pes[pe].endpoints[ep];
+  if (e.kind != EndpointKind::kReceive) return;
+  if (e.inbound[index]) e.inbound[index]->terminate();
+  e.inbound[index].reset();
+  e.used.reset(index);
+  if (!pes[pe].alive) return;
+  Update u{pe, {}, {}};
+  u.message.kind = NodeMessageKind::kChannelGone;
+  u.message.ep = ep;
+  u.message.channel = index;
+  updates.push_back(std::move(u));
+}
+
+void NodeState::invalidate(std::uint32_t pe, EpId ep, Status reason, std::vector<Update>& updates) {
+  auto& e = pes[pe].endpoints[ep];
+  const auto kind = e.kind;
+  if (kind == EndpointKind::kInvalid) return;
+  if (kind == EndpointKind::kSend) {
+    if (auto t = index_of(e.send.target_pe))
+      release_inbound(*t, e.send.target_ep, e.index_at_target, updates);
+    if (e.request) e.request->terminate();
+    if (e.reply) {
+      e.reply->terminate();
+      release_inbound(pe, e.send.reply_ep, e.reply_index, updates);
+    }
+  }
+  if (kind == EndpointKind::kReceive) {
+    // Every sender bound here loses its endpoint, and says why.
+    const PeId self = global_id(pe);
+    for (std::uint32_t s = 0; s < pes.size(); ++s) {
+      if (!pes[s].alive && s != pe) continue;
+      for (std::uint32_t sep = 0; sep < pes[s].endpoints.size(); ++sep) {
+        const auto& se = pes[s].endpoints[sep];
+        if (se.kind == EndpointKind::kSend && se.send.target_pe == self && se.send.target_ep == ep) {
+          invalidate(s, static_cast<EpId>(sep), reason, updates);
+        }
+      }
+    }
+    for (auto& ch : e.inbound) {
+      if (ch) ch->terminate();
+    }
+  }
+  e = NodeEndpoint{};
+  if (!pes[pe].alive) return;
+  Update u{pe, {}, {}};
+  u.message.kind = NodeMessageKind::kEndpointGone;
+  u.message.ep = ep;
+  u.message.status = reason;
+  updates.push_back(std::move(u));
+}
+
+void NodeState::terminate(std::uint32_t pe, EpId ep) {
+  auto& e = pes[pe].endpoints[ep];
+  e.terminated = true;
+  if (e.kind == EndpointKind::kSend && e.request) e.request->terminate();
+  if (e.kind == EndpointKind::kReceive) {
+    for (auto& ch : e.inbound) {
+      if (ch) ch->terminate();
+    }
+  }
+}
+
+void NodeState::retire_pe(std::uint32_t index, std::vector<Update>& updates) {
+  auto& p = pes[index];
+  p.alive = false;
+  // Others' send endpoints aimed at the dead PE learn that their peer is gone.
+  const PeId self = global_id(index);
+  for (std::uint32_t s = 0; s < pes.size(); ++s) {
+    if (!pes[s].alive) continue;
+    for (std::uint32_t sep = 0; sep < pes[s].endpoints.size(); ++sep) {
+      const auto& se = pes[s].endpoints[sep];
+      if (se.kind == EndpointKind::kSend && se.send.target_pe == self) {
+        invalidate(s, static_cast<EpId>(sep), Status::kPeerGone, updates);
+      }
+    }
+  }
+  for (std::uint32_t ep = 0; ep < p.endpoints.size(); ++ep) {
+    invalidate(index, static_cast<EpId>(ep), Status::kPeerGone, updates);
+  }
+  if (p.memory_requests) p.memory_requests->terminate();
+  if (p.memory_responses) p.memory_responses->terminate();
+  ++stats.pes_exited;
+}
+
+void NodeState::deliver(std::vector<Update>& updates) {
+  for (auto& u : updates) {
+    auto& p = pes[u.pe_index];
+    if (!p.alive) continue;
+    const auto bytes = std::as_bytes(std::span(&u.message, 1));
+    if (!send_with_fds(p.socket.get(), bytes, u.fds)) {
+      if (errno == EPIPE || errno == ECONNRESET) continue;  // it exited; its pidfd retires it
+      fmt::print(stderr, "vdtu node: PE {} does not take its endpoint updates ({}); killing it\n",
+                 global_id(u.pe_index), std::strerror(errno));
+      ::kill(p.pid, SIGKILL);
+      continue;
+    }
+    p.doorbell.bump_epoch();
+  }
+  updates.clear();
+}
+
+}  // namespace vdtu::dtu

@@ -1,0 +1,115 @@
+#pragma once
+// The node's trusted tables: every PE and every endpoint, and the channels the
+// node created for them. Guarded by one mutex, shared by the control thread,
+// the memory service thread and launch().
+
+#include <sys/types.h>
+
+#include <atomic>
+#include <bitset>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <span>
+#include <thread>
+#include <vector>
+
+#include "control_messages.hpp"
+#include "doorbell.hpp"
+#include "node.hpp"
+#include "vdtu/channel.hpp"
+#include "vdtu/dtu.hpp"
+#include "vdtu/mapped_region.hpp"
+#include "vdtu/unique_fd.hpp"
+
+namespace vdtu::dtu {
+
+struct NodeEndpoint {
+  EndpointKind kind = EndpointKind::kInvalid;
+  bool terminated = false;
+  // kSend
+  SendConfig send{};
+  std::shared_ptr<SharedChannel> request;
+  std::shared_ptr<SharedChannel> reply;
+  std::uint16_t index_at_target = 0;
+  std::uint16_t reply_index = 0;
+  // kReceive
+  std::uint32_t slot_count = 0;
+  std::uint32_t slot_size = 0;
+  std::bitset<kChannelsPerEndpoint> used;
+  std::vector<std::shared_ptr<SharedChannel>> inbound;  // by channel index
+  // kMemory
+  MemoryConfig memory{};
+};
+
+struct PeRecord {
+  bool alive = false;
+  pid_t pid = -1;
+  UniqueFd socket;
+  UniqueFd pidfd;
+  Doorbell doorbell;
+  UniqueFd memory_fd;
+  MappedRegion memory;
+  bool privileged = false;
+  VpeId vpe = 0;
+  std::vector<NodeEndpoint> endpoints;
+  std::unique_ptr<SharedChannel> memory_requests;
+  std::unique_ptr<SharedChannel> memory_responses;
+  std::unique_ptr<Consumer> memory_in;
+  std::unique_ptr<Producer> memory_out;
+  std::optional<int> exit_code;
+};
+
+// One update for one PE, with the fds it carries (borrowed from the records).
+struct Update {
+  std::uint32_t pe_index = 0;
+  NodeMessage message;
+  std::vector<int> fds;
+};
+
+class NodeState {
+ public:
+  explicit NodeState(NodeConfig config);
+
+  NodeConfig config;
+  mutable std::mutex mutex;
+  std::vector<PeRecord> pes;
+  Doorbell service_doorbell;  // PEs ring it after a memory request; bit = PE index
+  UniqueFd global_memory_fd;
+  MappedRegion global_memory;
+  UniqueFd stop_event;
+  int control_epoll = -1;  // owned by the control loop
+  std::atomic<bool> stopping{false};
+  std::thread control_thread;
+  std::thread memory_thread;
+  NodeStats stats;  // under mutex
+
+  [[nodiscard]] std::optional<std::uint32_t> index_of(PeId pe) const;
+  [[nodiscard]] PeId global_id(std::uint32_t index) const {
+    return static_cast<PeId>(config.first_pe + index);
+  }
+
+  // Control plane (node_control.cpp). Caller holds the mutex. Appends the
+  // updates to send to `updates`.
+  Status handle_request(std::uint32_t requester, const ControlRequest& request, std::vector<Update>& updates);
+  // Tears down every endpoint of a PE that exited.
+  void retire_pe(std::uint32_t index, std::vector<Update>& updates);
+  // Sends updates (non-blocking) and bumps the receivers' epochs. A PE that
+  // cannot take its updates is killed: it would otherwise diverge.
+  void deliver(std::vector<Update>& updates);
+
+  // Memory service (memory_service.cpp): serves requests until stopping.
+  void serve_memory();
+
+ private:
+  Status config_send(std::uint32_t pe, EpId ep, const SendConfig& c, std::vector<Update>& updates);
+  Status config_receive(std::uint32_t pe, EpId ep, const ReceiveConfig& c, std::vector<Update>& updates);
+  Status config_memory(std::uint32_t pe, EpId ep, const MemoryConfig& c, std::vector<Update>& updates);
+  void invalidate(std::uint32_t pe, EpId ep, Status reason, std::vector<Update>& updates);
+  void terminate(std::uint32_t pe, EpId ep);
+  void release_inbound(std::uint32_t pe, EpId ep, std::uint16_t index, std::vector<Update>& updates);
+  std::optional<std::uint16_t> allocate_inbound(NodeEndpoint& ep);
+  [[nodiscard]] std::span<std::byte> memory_window(const MemoryConfig& c);
+};
+
+}  // namespace vdtu::dtu

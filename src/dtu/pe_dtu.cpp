@@ -1,0 +1,638 @@
+// The PE side of the virtual DTU.
+#include <fmt/core.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <cstring>
+#include <stdexcept>
+#include <unordered_map>
+
+#include "channel/spin_then_sleep.hpp"
+#include "fd_socket.hpp"
+#include "pe_endpoints.hpp"
+#include "vdtu/dtu.hpp"
+
+namespace vdtu {
+
+using namespace dtu;
+
+namespace {
+
+constexpr auto kSpin = std::chrono::microseconds(50);
+constexpr std::size_t kMaxOutstandingLabels = 4096;
+
+template <class T>
+T* as(Endpoint& e) {
+  return std::get_if<T>(&e);
+}
+
+}  // namespace
+
+class Dtu::Impl {
+ public:
+  explicit Impl(UniqueFd socket) : socket_(std::move(socket)) { receive_hello(); }
+
+  PeId pe_ = 0;
+  VpeId vpe_ = 0;
+  bool privileged_ = false;
+  std::uint32_t endpoints_ = 0;
+  DtuStats stats_;
+  MappedRegion memory_;
+
+  // ---- updates ------------------------------------------------------------
+  void refresh() {
+    const auto epoch = doorbell_.config_epoch();
+    if (epoch == seen_epoch_) return;
+    seen_epoch_ = epoch;
+    drain(false, 0, nullptr);
+    std::erase_if(retired_, [&](const std::unique_ptr<InboundChannel>& ch) {
+      if (ch->tail != ch->read) return false;
+      channels_by_id_.erase(ch->id);
+      return true;
+    });
+  }
+
+  // Reads node messages; with `blocking`, until the reply to `request_id`.
+  void drain(bool blocking, std::uint64_t request_id, Status* reply) {
+    std::array<std::byte, sizeof(NodeMessage) + 64> buffer{};
+    std::vector<UniqueFd> fds;
+    for (;;) {
+      std::size_t n = 0;
+      const auto result = recv_with_fds(socket_.get(), buffer, n, fds, blocking);
+      if (result == RecvResult::kWouldBlock) return;
+      if (result == RecvResult::kClosed) {
+        if (reply != nullptr) *reply = Status::kPeerGone;
+        return;
+      }
+      NodeMessage m{};
+      if (result != RecvResult::kMessage || n != sizeof(m)) continue;
+      std::memcpy(&m, buffer.data(), sizeof(m));
+      if (m.magic != kControlMagic) continue;
+      if (m.kind == NodeMessageKind::kReply) {
+        if (reply != nullptr && m.request_id == request_id) {
+          *reply = m.status;
+          return;
+        }
+        continue;
+      }
+      try {
+        apply(m, fds);
+      } catch (const std::exception& e) {
+        fmt::print(stderr, "vdtu PE {}: bad endpoint update: {}\n", pe_, e.what());
+      }
+    }
+  }
+
+  Status control(ControlRequest request) {
+    request.request_id = next_request_id_++;
+    if (!send_with_fds(socket_.get(), std::as_bytes(std::span(&request, 1)), {})) return Status::kPeerGone;
+    Status reply = Status::kPeerGone;
+    drain(true, request.request_id, &reply);
+    return reply;
+  }
+
+  // ---- messages -----------------------------------------------------------
+  Status send(EpId ep, std::span<const std::byte> payload, std::uint64_t replylabel, SendMode mode,
+              std::chrono::nanoseconds timeout) {
+    const auto deadline = detail::deadline_after(timeout);
+    for (;;) {
+      refresh();
+      if (ep >= endpoints_) return Status::kInvalidArgument;
+      auto* se = as<SendEndpoint>(eps_[ep]);
+      if (se == nullptr) return gone_reason_[ep];
+      if (payload.size() > se->config.max_msg_size) return Status::kTooLarge;
+      Status st = credits(ep) == 0 ? Status::kNoCredits : try_send(ep, *se, payload, replylabel);
+      if (st == Status::kOk) return st;
+      if (st == Status::kTerminated) {
+        refresh();
+        return as<SendEndpoint>(eps_[ep]) == nullptr ? gone_reason_[ep] : st;
+      }
+      if ((st != Status::kNoCredits && st != Status::kFull) || mode == SendMode::kFail) return st;
+      if (std::chrono::steady_clock::now() >= deadline) return Status::kTimeout;
+      pause_for_progress(ep);
+    }
+  }
+
+  Status try_send(EpId ep, SendEndpoint& se, std::span<const std::byte> payload, std::uint64_t replylabel) {
+    const bool replies = se.config.reply_ep != kNoReplyEp;
+    MessageHeader h{};  // the receiver's DTU overwrites the identity fields
+    h.flags = replies ? kFlagReplyEnabled : 0;
+    h.sender_core_id = pe_;
+    h.sender_ep_id = ep;
+    h.reply_ep_id = replies ? se.config.reply_ep : 0;
+    h.sender_vpe_id = vpe_;
+    h.replylabel = replylabel;
+    const auto st = se.producer->try_send(h, payload);
+    if (st != Status::kOk) return st;
+    ++se.sent;
+    if (replies) {
+      if (se.outstanding.size() == kMaxOutstandingLabels) se.outstanding.erase(se.outstanding.begin());
+      se.outstanding.push_back(replylabel);
+    }
+    se.target_doorbell.ring(se.config.target_ep, se.index_at_target);
+    return Status::kOk;
+  }
+
+  // Waiting for credits (a reply rings our doorbell) or room (an ack).
+  void pause_for_progress(EpId ep) {
+    const auto start = std::chrono::steady_clock::now();
+    while (std::chrono::steady_clock::now() - start < kSpin) {
+      for (int i = 0; i < 64; ++i) detail::cpu_relax();
+      if (credits(ep) > 0) return;
+    }
+    doorbell_.sleep(std::chrono::milliseconds(1), [&] { return credits(ep) == 0; });
+  }
+
+  std::uint32_t credits(EpId ep) {
+    if (ep >= endpoints_) return 0;
+    auto* se = as<SendEndpoint>(eps_[ep]);
+    if (se == nullptr) return 0;
+    const auto limit = se->config.credits;
+    if (limit == kCreditsUnlimited) return kCreditsUnlimited;
+    std::uint64_t arrived = 0;
+    if (auto it = channels_by_id_.find(se->reply_channel_id); it != channels_by_id_.end()) {
+      arrived = std::uint64_t{it->second->read} + it->second->consumer.available();
+    }
+    const auto in_flight = se->sent - std::min<std::uint64_t>(arrived, se->sent);
+    return in_flight >= limit ? 0 : static_cast<std::uint32_t>(limit - in_flight);
+  }
+
+  Status fetch(EpId ep, ReceivedMessage& out) {
+    refresh();
+    if (ep >= endpoints_) return Status::kInvalidArgument;
+    auto* recv = as<ReceiveEndpoint>(eps_[ep]);
+    if (recv == nullptr) return gone_reason_[ep];
+    doorbell_.take_pending(ep, recv->pending);
+    for (std::uint32_t i = 0; i < kChannelsPerEndpoint;) {
+      std::uint32_t c = (recv->cursor + i) % kChannelsPerEndpoint;
+      const std::uint64_t word = recv->pending[c / 64] >> (c % 64);
+      if (word == 0) {
+        i += 64 - c % 64;
+        continue;
+      }
+      i += static_cast<std::uint32_t>(__builtin_ctzll(word));
+      if (i >= kChannelsPerEndpoint) break;
+      c = (recv->cursor + i) % kChannelsPerEndpoint;
+      ++i;
+      auto* ch = recv->channels[c].get();
+      if (ch != nullptr && !ch->dead && fetch_from(*ch, ep, out) == Status::kOk) {
+        recv->cursor = (c + 1) % kChannelsPerEndpoint;
+        return Status::kOk;
+      }
+      recv->pending[c / 64] &= ~(std::uint64_t{1} << (c % 64));
+    }
+    return Status::kEmpty;
+  }
+
+  Status fetch_from(InboundChannel& ch, EpId ep, ReceivedMessage& out) {
+    for (;;) {
+      MessageView m;
+      const auto st = ch.consumer.try_fetch(m);
+      if (st == Status::kBroken) {
+        ch.dead = true;
+        ++stats_.broken_channels;
+        fmt::print(stderr, "vdtu PE {}: sender PE {} broke its channel: {}\n", pe_, ch.sender_pe,
+                   ch.consumer.broken_reason());
+      }
+      if (st != Status::kOk) return st;
+      const std::uint32_t seq = ch.read++;
+      ch.flags[seq & ch.mask()] = kFetched;
+      ch.replylabels[seq & ch.mask()] = m.header.replylabel;
+      out.header = m.header;
+      out.payload = m.payload;
+      out.ep = ep;
+      out.channel_id = ch.id;
+      out.sequence = seq;
+      out.header.sender_core_id = ch.sender_pe;
+      out.header.sender_ep_id = ch.sender_ep;
+      out.header.sender_vpe_id = ch.sender_vpe;
+      if (ch.reply_for_send_ep == kNoReplyEp) {
+        const bool replies = ch.sender_reply_ep != kNoReplyEp;
+        out.header.flags = replies ? kFlagReplyEnabled : 0;
+        out.header.reply_ep_id = replies ? ch.sender_reply_ep : 0;
+        out.header.label = ch.label;
+        return Status::kOk;
+      }
+      if (accept_reply(ch.reply_for_send_ep, m.header.label)) {
+        out.header.flags = kFlagReply | kFlagGrantCredits;
+        out.header.reply_ep_id = 0;
+        out.header.replylabel = 0;
+        return Status::kOk;
+      }
+      ++stats_.forged_replies_dropped;  // no request of ours carries that label
+      finish(ch, seq);
+    }
+  }
+
+  bool accept_reply(EpId send_ep, std::uint64_t label) {
+    auto* se = send_ep < endpoints_ ? as<SendEndpoint>(eps_[send_ep]) : nullptr;
+    if (se == nullptr) return false;
+    auto it = std::find(se->outstanding.begin(), se->outstanding.end(), label);
+    if (it == se->outstanding.end()) return false;
+    se->outstanding.erase(it);
+    return true;
+  }
+
+  InboundChannel* find_unfinished(const ReceivedMessage& m) {
+    auto it = channels_by_id_.find(m.channel_id);
+    if (it == channels_by_id_.end()) return nullptr;
+    auto* ch = it->second;
+    if (!ch->in_window(m.sequence) || (ch->flags[m.sequence & ch->mask()] & (kReplied | kAcked)) != 0)
+      return nullptr;
+    return ch;
+  }
+
+  void finish(InboundChannel& ch, std::uint32_t seq) {
+    ch.flags[seq & ch.mask()] |= kAcked;
+    std::uint32_t freed = 0;
+    while (ch.tail != ch.read && (ch.flags[ch.tail & ch.mask()] & kAcked) != 0) {
+      ch.flags[ch.tail & ch.mask()] = 0;
+      ++ch.tail;
+      ++freed;
+    }
+    if (freed > 0) ch.consumer.ack(freed);
+  }
+
+  Status ack(const ReceivedMessage& m) {
+    auto* ch = find_unfinished(m);
+    if (ch == nullptr) return Status::kInvalidArgument;
+    finish(*ch, m.sequence);
+    return Status::kOk;
+  }
+
+  Status reply(const ReceivedMessage& m, std::span<const std::byte> payload) {
+    auto* ch = find_unfinished(m);
+    if (ch == nullptr || ch->sender_reply_ep == kNoReplyEp || !ch->reply_producer)
+      return Status::kReplyFailed;
+    if (payload.size() > ch->reply_producer->max_payload()) return Status::kTooLarge;
+    MessageHeader h{};
+    h.flags = kFlagReply | kFlagGrantCredits;
+    h.sender_core_id = pe_;
+    h.sender_ep_id = m.ep;
+    h.sender_vpe_id = vpe_;
+    h.label = ch->replylabels[m.sequence & ch->mask()];  // our record, not the caller's copy
+    const auto st = ch->reply_producer->try_send(h, payload);
+    if (st == Status::kTerminated) return Status::kPeerGone;
+    if (st != Status::kOk) return st;
+    ch->reply_doorbell.ring(ch->sender_reply_ep, ch->reply_index);
+    ch->flags[m.sequence & ch->mask()] |= kReplied;
+    finish(*ch, m.sequence);
+    return Status::kOk;
+  }
+
+  bool any_private_pending() const {
+    for (const auto& e : eps_) {
+      if (const auto* r = std::get_if<ReceiveEndpoint>(&e)) {
+        for (auto w : r->pending) {
+          if (w != 0) return true;
+        }
+      }
+    }
+    return false;
+  }
+
+  // The fallback against senders that clear others' doorbell bits: look at
+  // every channel once per kRescanInterval of sleep.
+  bool rescan() {
+    bool found = false;
+    for (auto& e : eps_) {
+      if (auto* r = std::get_if<ReceiveEndpoint>(&e)) {
+        for (std::uint32_t c = 0; c < kChannelsPerEndpoint; ++c) {
+          auto* ch = r->channels[c].get();
+          if (ch != nullptr && !ch->dead && ch->consumer.available() > 0) {
+            r->pending[c / 64] |= std::uint64_t{1} << (c % 64);
+            found = true;
+          }
+        }
+      }
+    }
+    return found;
+  }
+
+  Status wait(std::chrono::nanoseconds timeout) {
+    const auto start = std::chrono::steady_clock::now();
+    const auto deadline = detail::deadline_after(timeout);
+    auto ready = [&] { return any_private_pending() || doorbell_.anything_pending(seen_epoch_); };
+    while (std::chrono::steady_clock::now() - start < kSpin) {
+      if (ready()) return Status::kOk;
+      for (int i = 0; i < 16; ++i) detail::cpu_relax();
+    }
+    for (;;) {
+      const auto now = std::chrono::steady_clock::now();
+      if (ready()) return Status::kOk;
+      if (now >= deadline) return Status::kTimeout;
+      const auto left = std::chrono::duration_cast<std::chrono::nanoseconds>(deadline - now);
+      doorbell_.sleep(std::min<std::chrono::nanoseconds>(left, kRescanInterval), [&] { return !ready(); });
+      if (!ready() && rescan()) return Status::kOk;
+    }
+  }
+
+  Status receive(EpId ep, ReceivedMessage& out, std::chrono::nanoseconds timeout) {
+    const auto deadline = detail::deadline_after(timeout);
+    for (;;) {
+      const auto st = fetch(ep, out);
+      if (st != Status::kEmpty) return st;
+      const auto left = deadline - std::chrono::steady_clock::now();
+      if (left <= std::chrono::nanoseconds::zero()) return Status::kTimeout;
+      if (wait(std::chrono::duration_cast<std::chrono::nanoseconds>(left)) == Status::kTimeout) {
+        return Status::kTimeout;
+      }
+    }
+  }
+
+  Status wait_for_endpoint(EpId ep, EndpointKind kind, std::chrono::nanoseconds timeout) {
+    const auto deadline = detail::deadline_after(timeout);
+    for (;;) {
+      refresh();
+      if (ep >= endpoints_) return Status::kInvalidArgument;
+      if (kind_of(ep) == kind) return Status::kOk;
+      const auto now = std::chrono::steady_clock::now();
+      if (now >= deadline) return Status::kTimeout;
+      doorbell_.sleep(std::min<std::chrono::nanoseconds>(deadline - now, std::chrono::milliseconds(5)),
+                      [&] { return doorbell_.config_epoch() == seen_epoch_; });
+    }
+  }
+
+  EndpointKind kind_of(EpId ep) {
+    if (ep >= endpoints_) return EndpointKind::kInvalid;
+    static constexpr std::array kKinds{EndpointKind::kInvalid, EndpointKind::kSend, EndpointKind::kReceive,
+                                       EndpointKind::kMemory};
+    return kKinds[eps_[ep].index()];
+  }
+
+  // ---- memory -------------------------------------------------------------
+  Status memory_op(MemoryOp op, EpId ep, std::uint64_t offset, std::span<std::byte> into,
+                   std::span<const std::byte> from) {
+    refresh();
+    if (ep >= endpoints_) return Status::kInvalidArgument;
+    if (as<MemoryEndpoint>(eps_[ep]) == nullptr) return gone_reason_[ep];
+    const std::size_t total = op == MemoryOp::kRead ? into.size() : from.size();
+    const std::size_t chunk = memory_tx_->max_payload() - sizeof(MemoryRequest) - 1;
+    for (std::size_t done = 0; done < total || total == 0;) {
+      const auto n = static_cast<std::uint32_t>(std::min(chunk, total - done));
+      const MemoryRequest r{op, ep, n, offset + done};
+      std::uint32_t granted = 0;
+      if (auto st = memory_tx_->try_reserve(1, granted); st != Status::kOk) return st;
+      auto area = memory_tx_->payload_area(0);
+      std::memcpy(area.data(), &r, sizeof(r));
+      if (op == MemoryOp::kWrite && n > 0) std::memcpy(area.data() + sizeof(r), from.data() + done, n);
+      MessageHeader h{};
+      h.replylabel = ++memory_request_id_;
+      h.length = static_cast<std::uint16_t>(sizeof(r) + (op == MemoryOp::kWrite ? n : 0));
+      memory_tx_->finish(0, h);
+      if (auto st = memory_tx_->publish(1); st != Status::kOk) return st;
+      service_doorbell_.ring(0, service_index_);
+      if (auto st = memory_rx_->wait_readable(WaitPolicy{}, std::chrono::seconds(5)); st != Status::kOk)
+        return st;
+      MessageView m;
+      if (memory_rx_->try_fetch(m) != Status::kOk || m.header.label != memory_request_id_ ||
+          m.payload.empty()) {
+        return Status::kBroken;
+      }
+      const auto st = static_cast<Status>(m.payload[0]);
+      if (st == Status::kOk && op == MemoryOp::kRead) {
+        if (m.payload.size() != n + 1U) return Status::kBroken;
+        std::memcpy(into.data() + done, m.payload.data() + 1, n);
+      }
+      memory_rx_->ack();
+      if (st != Status::kOk) return st;
+      done += n;
+      if (total == 0) break;
+    }
+    return Status::kOk;
+  }
+
+ private:
+  void receive_hello() {
+    std::array<std::byte, sizeof(NodeMessage) + 64> buffer{};
+    std::vector<UniqueFd> fds;
+    std::size_t n = 0;
+    NodeMessage m{};
+    if (recv_with_fds(socket_.get(), buffer, n, fds, true) != RecvResult::kMessage || n != sizeof(m)) {
+      throw std::runtime_error("no hello from the vdtu node");
+    }
+    std::memcpy(&m, buffer.data(), sizeof(m));
+    if (m.magic != kControlMagic || m.kind != NodeMessageKind::kHello || fds.size() != 7 ||
+        m.endpoints == 0 || m.endpoints > 255) {
+      throw std::runtime_error("malformed hello from the vdtu node");
+    }
+    pe_ = m.pe;
+    vpe_ = m.vpe;
+    privileged_ = m.privileged != 0;
+    endpoints_ = m.endpoints;
+    service_index_ = m.channel;
+    doorbell_ = Doorbell::attach(std::move(fds[0]), endpoints_);
+    memory_ = MappedRegion(fds[1].get(), m.local_memory_bytes);
+    const ChannelGeometry g{m.slot_count, m.slot_size};
+    memory_requests_ =
+        std::make_unique<SharedChannel>(SharedChannel::attach(std::move(fds[2]), std::move(fds[3]), g));
+    memory_responses_ =
+        std::make_unique<SharedChannel>(SharedChannel::attach(std::move(fds[4]), std::move(fds[5]), g));
+    memory_tx_ = std::make_unique<Producer>(*memory_requests_);
+    memory_rx_ = std::make_unique<Consumer>(*memory_responses_);
+    service_doorbell_ = Doorbell::attach(std::move(fds[6]), 1);
+    eps_.resize(endpoints_);
+    gone_reason_.assign(endpoints_, Status::kNotConfigured);
+    seen_epoch_ = doorbell_.config_epoch();
+    drain(false, 0, nullptr);
+  }
+
+  void apply(const NodeMessage& m, std::vector<UniqueFd>& fds) {
+    if (m.ep >= endpoints_) return;
+    switch (m.kind) {
+      case NodeMessageKind::kSendEndpoint: apply_send(m, fds); break;
+      case NodeMessageKind::kReceiveEndpoint:
+        clear(m.ep);
+        eps_[m.ep] = ReceiveEndpoint{m.slot_count, m.slot_size};
+        break;
+      case NodeMessageKind::kInboundChannel: apply_inbound(m, fds); break;
+      case NodeMessageKind::kMemoryEndpoint:
+        clear(m.ep);
+        eps_[m.ep] = MemoryEndpoint{m.memory};
+        break;
+      case NodeMessageKind::kEndpointGone:
+        clear(m.ep);
+        gone_reason_[m.ep] = m.status;
+        break;
+      case NodeMessageKind::kChannelGone:
+        if (auto* r = as<ReceiveEndpoint>(eps_[m.ep]); r != nullptr && m.channel < kChannelsPerEndpoint) {
+          if (auto& ch = r->channels[m.channel]) ch->gone = true;
+        }
+        break;
+      default: break;
+    }
+  }
+
+  void apply_send(const NodeMessage& m, std::vector<UniqueFd>& fds) {
+    if (fds.size() != 3) throw std::runtime_error("send endpoint update without its fds");
+    SendEndpoint se;
+    se.channel = std::make_unique<SharedChannel>(
+        SharedChannel::attach(std::move(fds[0]), std::move(fds[1]), {m.slot_count, m.slot_size}));
+    se.producer = std::make_unique<Producer>(*se.channel);
+    se.target_doorbell = Doorbell::attach(std::move(fds[2]), endpoints_);
+    se.index_at_target = m.channel;
+    se.config = m.send;
+    clear(m.ep);
+    eps_[m.ep] = std::move(se);
+  }
+
+  void apply_inbound(const NodeMessage& m, std::vector<UniqueFd>& fds) {
+    auto* r = as<ReceiveEndpoint>(eps_[m.ep]);
+    if (r == nullptr || m.channel >= kChannelsPerEndpoint || fds.size() < 2) {
+      throw std::runtime_error("inbound channel for an endpoint that cannot take it");
+    }
+    auto ch = std::make_unique<InboundChannel>(
+        SharedChannel::attach(std::move(fds[0]), std::move(fds[1]), {m.slot_count, m.slot_size}), m);
+    if (m.sender_reply_ep != kNoReplyEp) {
+      if (fds.size() != 5) throw std::runtime_error("reply-enabled channel without its reply path");
+      ch->reply_channel = std::make_unique<SharedChannel>(SharedChannel::attach(
+          std::move(fds[2]), std::move(fds[3]), {m.reply_slot_count, m.reply_slot_size}));
+      ch->reply_producer = std::make_unique<Producer>(*ch->reply_channel);
+      ch->reply_doorbell = Doorbell::attach(std::move(fds[4]), endpoints_);
+      ch->reply_index = m.reply_channel;
+    }
+    ch->id = next_channel_id_++;
+    if (m.reply_for_send_ep != kNoReplyEp && m.reply_for_send_ep < endpoints_) {
+      if (auto* se = as<SendEndpoint>(eps_[m.reply_for_send_ep])) se->reply_channel_id = ch->id;
+    }
+    channels_by_id_[ch->id] = ch.get();
+    retire(r->channels[m.channel]);
+    r->channels[m.channel] = std::move(ch);
+    r->pending[m.channel / 64] |= std::uint64_t{1} << (m.channel % 64);
+  }
+
+  // Messages fetched from a channel stay readable until finished, even after
+  // the node removed the channel.
+  void retire(std::unique_ptr<InboundChannel>& slot) {
+    if (!slot) return;
+    if (slot->tail != slot->read) {
+      retired_.push_back(std::move(slot));
+    } else {
+      channels_by_id_.erase(slot->id);
+      slot.reset();
+    }
+  }
+
+  void clear(EpId ep) {
+    if (auto* r = as<ReceiveEndpoint>(eps_[ep])) {
+      for (auto& ch : r->channels) retire(ch);
+    }
+    eps_[ep] = std::monostate{};
+  }
+
+  UniqueFd socket_;
+  Doorbell doorbell_;
+  Doorbell service_doorbell_;
+  std::uint16_t service_index_ = 0;
+  std::unique_ptr<SharedChannel> memory_requests_;
+  std::unique_ptr<SharedChannel> memory_responses_;
+  std::unique_ptr<Producer> memory_tx_;
+  std::unique_ptr<Consumer> memory_rx_;
+  std::uint64_t memory_request_id_ = 0;
+  std::vector<Endpoint> eps_;
+  std::vector<Status> gone_reason_;
+  std::unordered_map<std::uint32_t, InboundChannel*> channels_by_id_;
+  std::vector<std::unique_ptr<InboundChannel>> retired_;
+  std::uint32_t next_channel_id_ = 1;
+  std::uint32_t seen_epoch_ = 0;
+  std::uint64_t next_request_id_ = 1;
+};
+
+// ---- the public face ----------------------------------------------------------
+
+std::unique_ptr<Dtu> Dtu::from_environment() {
+  const char* value = std::getenv(kControlFdVariable);
+  if (value == nullptr)
+    throw std::runtime_error("VDTU_CONTROL_FD is not set: start this program with vdtu node");
+  return std::make_unique<Dtu>(UniqueFd(std::atoi(value)));
+}
+
+Dtu::Dtu(UniqueFd control_socket) : impl_(std::make_unique<Impl>(std::move(control_socket))) {}
+Dtu::~Dtu() = default;
+
+PeId Dtu::pe() const { return impl_->pe_; }
+VpeId Dtu::vpe() const { return impl_->vpe_; }
+bool Dtu::privileged() const { return impl_->privileged_; }
+std::uint32_t Dtu::endpoint_count() const { return impl_->endpoints_; }
+EndpointKind Dtu::endpoint_kind(EpId ep) {
+  impl_->refresh();
+  return impl_->kind_of(ep);
+}
+std::span<std::byte> Dtu::local_memory() const { return {impl_->memory_.data(), impl_->memory_.size()}; }
+const DtuStats& Dtu::stats() const { return impl_->stats_; }
+
+Status Dtu::send(EpId ep, std::span<const std::byte> payload, std::uint64_t replylabel, SendMode mode,
+                 std::chrono::nanoseconds timeout) {
+  return impl_->send(ep, payload, replylabel, mode, timeout);
+}
+Status Dtu::reply(const ReceivedMessage& message, std::span<const std::byte> payload) {
+  return impl_->reply(message, payload);
+}
+Status Dtu::fetch(EpId ep, ReceivedMessage& out) { return impl_->fetch(ep, out); }
+Status Dtu::ack(const ReceivedMessage& message) { return impl_->ack(message); }
+Status Dtu::receive(EpId ep, ReceivedMessage& out, std::chrono::nanoseconds timeout) {
+  return impl_->receive(ep, out, timeout);
+}
+Status Dtu::wait(std::chrono::nanoseconds timeout) { return impl_->wait(timeout); }
+std::uint32_t Dtu::credits(EpId ep) {
+  impl_->refresh();
+  return impl_->credits(ep);
+}
+
+Status Dtu::read(EpId ep, std::uint64_t offset, std::span<std::byte> into) {
+  return impl_->memory_op(MemoryOp::kRead, ep, offset, into, {});
+}
+Status Dtu::write(EpId ep, std::uint64_t offset, std::span<const std::byte> from) {
+  return impl_->memory_op(MemoryOp::kWrite, ep, offset, {}, from);
+}
+
+namespace {
+ControlRequest request(ControlOp op, PeId pe, EpId ep) {
+  ControlRequest r{};
+  r.op = op;
+  r.pe = pe;
+  r.ep = ep;
+  return r;
+}
+}  // namespace
+
+Status Dtu::config_send(PeId pe, EpId ep, const SendConfig& config) {
+  auto r = request(ControlOp::kConfigSend, pe, ep);
+  r.send = config;
+  return impl_->control(r);
+}
+Status Dtu::config_receive(PeId pe, EpId ep, const ReceiveConfig& config) {
+  auto r = request(ControlOp::kConfigReceive, pe, ep);
+  r.receive = config;
+  return impl_->control(r);
+}
+Status Dtu::config_memory(PeId pe, EpId ep, const MemoryConfig& config) {
+  auto r = request(ControlOp::kConfigMemory, pe, ep);
+  r.memory = config;
+  return impl_->control(r);
+}
+Status Dtu::invalidate(PeId pe, EpId ep) { return impl_->control(request(ControlOp::kInvalidate, pe, ep)); }
+Status Dtu::invalidate_all(PeId pe) { return impl_->control(request(ControlOp::kInvalidateAll, pe, 0)); }
+Status Dtu::terminate(PeId pe, EpId ep) { return impl_->control(request(ControlOp::kTerminate, pe, ep)); }
+Status Dtu::wake(PeId pe) { return impl_->control(request(ControlOp::kWake, pe, 0)); }
+Status Dtu::set_vpe(PeId pe, VpeId vpe) {
+  auto r = request(ControlOp::kSetVpe, pe, 0);
+  r.vpe = vpe;
+  return impl_->control(r);
+}
+Status Dtu::privilege(PeId pe) { return impl_->control(request(ControlOp::kPrivilege, pe, 0)); }
+Status Dtu::wait_for_endpoint(EpId ep, EndpointKind kind, std::chrono::nanoseconds timeout) {
+  return impl_->wait_for_endpoint(ep, kind, timeout);
+}
+
+std::string_view to_string(EndpointKind kind) {
+  switch (kind) {
+    case EndpointKind::kInvalid: return "invalid";
+    case EndpointKind::kSend: return "send";
+    case EndpointKind::kReceive: return "receive";
+    case EndpointKind::kMemory: return "memory";
+  }
+  return "unknown";
+}
+
+}  // namespace vdtu

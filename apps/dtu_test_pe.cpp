@@ -216,13 +216,14 @@ int crosstalk_receiver(Dtu& dtu, const Args& a) {
   for (std::size_t got = 0; got < count * expected.size(); ++got) {
     ReceivedMessage m;
     CHECK_STATUS(dtu.receive(0, m), Status::kOk);
-    auto it = expected.find(m.header.label);
+    const std::uint64_t label = m.header.label;  // packed field: copy before binding a reference
+    auto it = expected.find(label);
     CHECK(it != expected.end());
     CHECK(m.header.sender_core_id == it->second);
     std::uint32_t value = 0;
     CHECK(m.payload.size() == sizeof(value));
     std::memcpy(&value, m.payload.data(), sizeof(value));
-    CHECK(value == next[m.header.label]++);  // per sender: in order, none lost
+    CHECK(value == next[label]++);  // per sender: in order, none lost
     CHECK_STATUS(dtu.ack(m), Status::kOk);
   }
   ReceivedMessage extra;

@@ -22,7 +22,7 @@ inline void pin_to_cpu(int cpu) {
 class PinnedChild {
  public:
   template <class Body>
-  explicit PinnedChild(Body body) : pid_(::fork()) {
+  explicit PinnedChild(Body body) : saved_(current_affinity()), pid_(::fork()) {
     if (pid_ < 0) throw std::runtime_error("fork failed");
     if (pid_ == 0) {
       pin_to_cpu(1);
@@ -38,11 +38,14 @@ class PinnedChild {
   }
   PinnedChild(const PinnedChild&) = delete;
   PinnedChild& operator=(const PinnedChild&) = delete;
+  // Restores the parent's affinity: later work (and processes it starts,
+  // which inherit it) must not stay on one CPU.
   ~PinnedChild() {
     if (pid_ > 0) {
       ::kill(pid_, SIGKILL);
       ::waitpid(pid_, nullptr, 0);
     }
+    ::sched_setaffinity(0, sizeof(saved_), &saved_);
   }
   // Throws if the child failed.
   void join() {
@@ -52,6 +55,14 @@ class PinnedChild {
   }
 
  private:
+  static cpu_set_t current_affinity() {
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    ::sched_getaffinity(0, sizeof(set), &set);
+    return set;
+  }
+
+  cpu_set_t saved_;
   pid_t pid_;
 };
 

@@ -1,6 +1,9 @@
 #pragma once
 // Benchmark suites reachable as `vdtu bench <suite>`.
 
+#include <string>
+#include <vector>
+
 #include "report.hpp"
 
 namespace vdtu::bench {
@@ -10,5 +13,9 @@ struct SuiteOptions {
 };
 
 void run_channel_suite(Reporter& reporter, const SuiteOptions& options);
+void run_dtu_suite(Reporter& reporter, const SuiteOptions& options);
+
+// The PE side of the dtu suite (`vdtu pe-bench ROLE ARGS`, started by the node).
+int run_pe_role(const std::string& role, const std::vector<std::string>& args);
 
 }  // namespace vdtu::bench

@@ -9,6 +9,8 @@
 // check sees the new index, or the publisher sees the announcement and wakes.
 // A publisher that sees kAwake makes no system call.
 
+#include <sched.h>
+
 #include <atomic>
 #include <chrono>
 #include <cstdint>
@@ -22,10 +24,38 @@ namespace vdtu::detail {
 
 inline void cpu_relax() { __builtin_ia32_pause(); }
 
-inline std::chrono::steady_clock::time_point deadline_after(std::chrono::nanoseconds timeout) {
-  const auto now = std::chrono::steady_clock::now();
-  const auto room = std::chrono::steady_clock::time_point::max() - now;
-  return timeout >= room ? std::chrono::steady_clock::time_point::max() : now + timeout;
+// Linux likes to wake a task on its waker's CPU, so two parties polling for
+// each other can end up on one CPU, where pure spinning starves the very peer
+// it waits for (measured here: 60 µs per memory request instead of 1 µs).
+// After kPureSpin, a polite spinner yields every 64th step; sched_yield
+// returns at once when nothing else wants this CPU.
+inline constexpr auto kPureSpin = std::chrono::microseconds(5);
+
+class Spinner {
+ public:
+  void pause() {
+    if (++round_ % 64 == 0 && std::chrono::steady_clock::now() - start_ > kPureSpin) {
+      ::sched_yield();
+    } else {
+      cpu_relax();
+    }
+  }
+
+ private:
+  std::chrono::steady_clock::time_point start_ = std::chrono::steady_clock::now();
+  std::uint32_t round_ = 0;
+};
+
+// Saturates instead of overflowing, in the caller's own unit: converting
+// milliseconds::max() to nanoseconds first would wrap around.
+template <class Rep, class Period>
+std::chrono::steady_clock::time_point deadline_after(std::chrono::duration<Rep, Period> timeout) {
+  using Clock = std::chrono::steady_clock;
+  const auto now = Clock::now();
+  const auto room =
+      std::chrono::duration_cast<std::chrono::duration<Rep, Period>>(Clock::time_point::max() - now);
+  return timeout >= room ? Clock::time_point::max()
+                         : now + std::chrono::duration_cast<Clock::duration>(timeout);
 }
 
 // `check` returns a status when the wait is over, nullopt to keep waiting.
@@ -42,6 +72,7 @@ Status spin_then_sleep(WaitPolicy policy, std::chrono::nanoseconds timeout, std:
       const auto now = Clock::now();
       if (now >= deadline) return Status::kTimeout;
       if (policy.allow_sleep && now - start >= policy.spin) break;
+      if (now - start > kPureSpin) ::sched_yield();
     }
     cpu_relax();
   }

@@ -1,6 +1,9 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
 
 namespace vdtu::cli {
 
@@ -8,7 +11,16 @@ struct DemoOptions {
   std::uint64_t messages = 1'000'000;
 };
 
-// Runs the demo scenario; prints one line per check and "N passed, M failed".
+// One demonstrated property: a name and the code that shows it holds.
+struct DemoCheck {
+  std::string name;
+  std::function<bool()> run;
+};
+
+std::vector<DemoCheck> channel_checks(const DemoOptions& options);
+std::vector<DemoCheck> dtu_checks();
+
+// Runs every check; prints one line per check and "N passed, M failed".
 // Returns the process exit code.
 int run_demo(const DemoOptions& options);
 

@@ -6,7 +6,6 @@
 
 #include <chrono>
 #include <cstring>
-#include <functional>
 #include <string>
 #include <vector>
 
@@ -83,31 +82,13 @@ bool check_hostile_index() {
 
 }  // namespace
 
-int run_demo(const DemoOptions& options) {
-  struct Check {
-    std::string name;
-    std::function<bool()> run;
-  };
-  const std::vector<Check> checks{
+std::vector<DemoCheck> channel_checks(const DemoOptions& options) {
+  return {
       {"channel: stream between processes arrives intact and in order",
-       [&] { return check_stream(options.messages); }},
+       [count = options.messages] { return check_stream(count); }},
       {"channel: terminated channel refuses sends, drains queued", check_termination},
       {"channel: hostile producer index is detected, not trusted", check_hostile_index},
   };
-  int passed = 0;
-  int failed = 0;
-  for (const auto& check : checks) {
-    bool ok = false;
-    try {
-      ok = check.run();
-    } catch (const std::exception& e) {
-      fmt::print("  error: {}\n", e.what());
-    }
-    fmt::print("{} {}\n", ok ? "PASS" : "FAIL", check.name);
-    ++(ok ? passed : failed);
-  }
-  fmt::print("{} passed, {} failed\n", passed, failed);
-  return failed == 0 ? 0 : 1;
 }
 
 }  // namespace vdtu::cli

@@ -5,6 +5,7 @@
 #include <exception>
 
 #include "demo.hpp"
+#include "node_command.hpp"
 #include "suites.hpp"
 
 int main(int argc, char** argv) {
@@ -16,20 +17,38 @@ int main(int argc, char** argv) {
   demo_cmd->add_option("--messages", demo.messages, "Messages to stream between two processes")
       ->check(CLI::Range(std::uint64_t{1}, std::uint64_t{1} << 40U));
 
+  vdtu::cli::NodeOptions node;
+  auto* node_cmd = app.add_subcommand("node", "Run one node and the PEs its configuration file names");
+  node_cmd->add_option("--config", node.config_path, "TOML file: [node] settings and [[pe]] programs")
+      ->required()
+      ->check(CLI::ExistingFile);
+  node_cmd->add_option("--timeout", node.timeout_seconds, "Kill the PEs after this many seconds (0: never)")
+      ->check(CLI::NonNegativeNumber);
+
   std::string suite;
   bool json = false;
   vdtu::bench::SuiteOptions bench_options;
   auto* bench_cmd = app.add_subcommand("bench", "Run a benchmark suite with its baselines");
-  bench_cmd->add_option("suite", suite, "Suite to run")->required()->check(CLI::IsMember({"channel"}));
+  bench_cmd->add_option("suite", suite, "Suite to run")->required()->check(CLI::IsMember({"channel", "dtu"}));
   bench_cmd->add_flag("--json", json, "One JSON object per line instead of a table");
   bench_cmd->add_flag("--quick", bench_options.quick, "Few iterations (smoke test; figures are rough)");
+
+  std::string pe_role;
+  std::vector<std::string> pe_args;
+  auto* pe_cmd = app.add_subcommand("pe-bench", "Internal: a benchmark PE, started by `vdtu bench dtu`");
+  pe_cmd->group("");  // hidden from --help
+  pe_cmd->add_option("role", pe_role)->required();
+  pe_cmd->add_option("args", pe_args);
 
   CLI11_PARSE(app, argc, argv);
   try {
     if (demo_cmd->parsed()) return vdtu::cli::run_demo(demo);
+    if (node_cmd->parsed()) return vdtu::cli::run_node(node);
+    if (pe_cmd->parsed()) return vdtu::bench::run_pe_role(pe_role, pe_args);
     if (bench_cmd->parsed()) {
       vdtu::bench::Reporter reporter(json);
       if (suite == "channel") vdtu::bench::run_channel_suite(reporter, bench_options);
+      if (suite == "dtu") vdtu::bench::run_dtu_suite(reporter, bench_options);
       return 0;
     }
   } catch (const std::exception& e) {

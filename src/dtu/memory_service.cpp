@@ -10,7 +10,9 @@
 namespace vdtu::dtu {
 namespace {
 
-constexpr auto kSpinAfterWork = std::chrono::microseconds(50);
+// Longer than a sleeping PE needs to wake up and send its next request (tens
+// of µs in a VM); a shorter window makes every request find us asleep.
+constexpr auto kSpinAfterWork = std::chrono::microseconds(200);
 
 Status check_access(const NodeEndpoint& e, const MemoryRequest& r, std::size_t window_size) {
   if (e.kind != EndpointKind::kMemory) return Status::kNotConfigured;
@@ -26,6 +28,7 @@ void NodeState::serve_memory() {
   std::array<std::uint64_t, kPendingWords> pending{};
   auto last_work = std::chrono::steady_clock::now();
   std::vector<std::byte> response;
+  detail::Spinner spinner;
   while (!stopping.load(std::memory_order_acquire)) {
     service_doorbell.take_pending(0, pending);
     bool worked = false;
@@ -88,10 +91,11 @@ void NodeState::serve_memory() {
     const auto now = std::chrono::steady_clock::now();
     if (worked) {
       last_work = now;
+      spinner = detail::Spinner{};
       continue;
     }
     if (now - last_work < kSpinAfterWork) {
-      detail::cpu_relax();
+      spinner.pause();
       continue;
     }
     service_doorbell.sleep(

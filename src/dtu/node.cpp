@@ -14,6 +14,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <stdexcept>
@@ -32,7 +33,7 @@ constexpr int kChildControlFd = 3;
 constexpr std::uint64_t kStopTag = ~std::uint64_t{0};
 constexpr std::uint64_t kPidfdFlag = std::uint64_t{1} << 32U;
 constexpr ChannelGeometry kMemoryChannelGeometry{4, 65536};
-constexpr auto kSpinAfterRequest = std::chrono::microseconds(50);
+constexpr auto kSpinAfterRequest = std::chrono::microseconds(200);  // see memory_service.cpp
 
 [[noreturn]] void throw_errno(const char* what) {
   throw std::system_error(errno, std::generic_category(), what);
@@ -130,18 +131,23 @@ struct ControlLoop {
     std::vector<Update> updates;
     state.retire_pe(index, updates);
     state.deliver(updates);
+    state.pe_exited.notify_all();
   }
 
   void run() {
     std::array<epoll_event, 32> events{};
     auto last_event = std::chrono::steady_clock::now();
+    detail::Spinner spinner;
     for (;;) {
       // Poll briefly after activity: a kernel configuring endpoints sends
       // requests back to back, and sleeping between them costs a VM exit each.
       const bool recent = std::chrono::steady_clock::now() - last_event < kSpinAfterRequest;
       const int n =
           ::epoll_wait(epoll.get(), events.data(), static_cast<int>(events.size()), recent ? 0 : 100);
-      if (n > 0) last_event = std::chrono::steady_clock::now();
+      if (n > 0) {
+        last_event = std::chrono::steady_clock::now();
+        spinner = detail::Spinner{};
+      }
       for (int i = 0; i < n; ++i) {
         const auto tag = events[static_cast<std::size_t>(i)].data.u64;
         if (tag == kStopTag) return;
@@ -152,7 +158,7 @@ struct ControlLoop {
           handle_socket(index);
         }
       }
-      if (n <= 0 && recent) detail::cpu_relax();
+      if (n <= 0 && recent) spinner.pause();
     }
   }
 };
@@ -258,17 +264,12 @@ PeId Node::launch(const PeProgram& program) {
 }
 
 bool Node::wait_all_exited(std::chrono::milliseconds timeout) {
-  const auto deadline = std::chrono::steady_clock::now() + timeout;
-  for (;;) {
-    {
-      std::lock_guard lock(state_->mutex);
-      bool all = true;
-      for (const auto& p : state_->pes) all = all && (p.pid <= 0 || p.exit_code.has_value());
-      if (all) return true;
-    }
-    if (std::chrono::steady_clock::now() >= deadline) return false;
-    std::this_thread::sleep_for(std::chrono::milliseconds(2));
-  }
+  std::unique_lock lock(state_->mutex);
+  const auto all_exited = [&] {
+    return std::all_of(state_->pes.begin(), state_->pes.end(),
+                       [](const PeRecord& p) { return p.pid <= 0 || p.exit_code.has_value(); });
+  };
+  return state_->pe_exited.wait_until(lock, detail::deadline_after(timeout), all_exited);
 }
 
 std::optional<int> Node::exit_code(PeId pe) const {

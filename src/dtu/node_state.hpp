@@ -7,6 +7,7 @@
 
 #include <atomic>
 #include <bitset>
+#include <condition_variable>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -73,6 +74,7 @@ class NodeState {
 
   NodeConfig config;
   mutable std::mutex mutex;
+  std::condition_variable pe_exited;  // notified by the control thread
   std::vector<PeRecord> pes;
   Doorbell service_doorbell;  // PEs ring it after a memory request; bit = PE index
   UniqueFd global_memory_fd;

@@ -1,0 +1,188 @@
+// `vdtu bench dtu`: the virtual DTU as PEs see it. A node runs in this
+// process; the PEs are this same executable started as `vdtu pe-bench ROLE`.
+// PEs write their samples to a file ("metric nanoseconds" per line).
+#include <fmt/core.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <fstream>
+#include <map>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "baselines.hpp"
+#include "dtu/node.hpp"
+#include "suites.hpp"
+#include "vdtu/dtu.hpp"
+
+namespace vdtu::bench {
+namespace {
+
+using namespace std::chrono_literals;
+
+constexpr std::size_t kPayload = 64;
+constexpr std::size_t kMemoryChunk = 60 * 1024;
+constexpr EpId kServerRecv = 0, kServerConfigRecv = 1;
+constexpr EpId kClientReply = 1, kClientSend = 2, kClientMemory = 3, kClientConfigSend = 4,
+               kClientConfigMemory = 5;
+
+class SampleFile {
+ public:
+  explicit SampleFile(const std::string& path) : out_(path) {}
+  void add(const char* metric, double ns) { out_ << metric << ' ' << ns << '\n'; }
+
+ private:
+  std::ofstream out_;
+};
+
+double elapsed_ns(std::chrono::steady_clock::time_point since) {
+  return std::chrono::duration<double, std::nano>(std::chrono::steady_clock::now() - since).count();
+}
+
+void require(Status st, const char* what) {
+  if (st != Status::kOk) throw std::runtime_error(fmt::format("{}: {}", what, to_string(st)));
+}
+
+int kernel_role(Dtu& dtu, const std::vector<std::string>& a) {
+  const auto client = static_cast<PeId>(std::stoul(a.at(0)));
+  const auto server = static_cast<PeId>(std::stoul(a.at(1)));
+  SampleFile samples(a.at(2));
+  const auto iterations = std::stoul(a.at(3));
+  require(dtu.config_receive(server, kServerConfigRecv, {12, 8}), "config_receive");
+  for (std::size_t i = 0; i < iterations; ++i) {
+    auto t = std::chrono::steady_clock::now();
+    require(dtu.config_send(client, kClientConfigSend, {server, kServerConfigRecv, i, 4, 64, kNoReplyEp}),
+            "config_send");
+    samples.add("config_send_endpoint", elapsed_ns(t));
+    t = std::chrono::steady_clock::now();
+    require(dtu.config_memory(client, kClientConfigMemory, {kGlobalMemoryPe, 0, 4096, kMemRead}),
+            "config_memory");
+    samples.add("config_memory_endpoint", elapsed_ns(t));
+    t = std::chrono::steady_clock::now();
+    require(dtu.invalidate(client, kClientConfigSend), "invalidate");
+    samples.add("invalidate_send_endpoint", elapsed_ns(t));
+  }
+  // Last, the endpoints the client measures with: it starts once they exist.
+  require(dtu.config_receive(server, kServerRecv, {14, 8}), "config_receive");
+  require(dtu.config_receive(client, kClientReply, {10, 8}), "config_receive");
+  require(dtu.config_memory(client, kClientMemory, {kGlobalMemoryPe, 0, 16 << 20, kMemReadWrite}),
+          "config_memory");
+  require(dtu.config_send(client, kClientSend, {server, kServerRecv, 7, 1, kPayload, kClientReply}),
+          "config_send");
+  return 0;
+}
+
+int server_role(Dtu& dtu, const std::vector<std::string>&) {
+  require(dtu.wait_for_endpoint(kServerRecv, EndpointKind::kReceive, 60s), "wait");
+  for (;;) {
+    ReceivedMessage m;
+    require(dtu.receive(kServerRecv, m, 60s), "receive");
+    if (m.payload.empty()) return 0;  // the client is done
+    require(dtu.reply(m, m.payload), "reply");
+  }
+}
+
+int client_role(Dtu& dtu, const std::vector<std::string>& a) {
+  SampleFile samples(a.at(0));
+  const auto iterations = std::stoul(a.at(1));
+  require(dtu.wait_for_endpoint(kClientSend, EndpointKind::kSend, 60s), "wait");
+  require(dtu.wait_for_endpoint(kClientMemory, EndpointKind::kMemory, 60s), "wait");
+  std::array<std::byte, kPayload> payload{};
+  for (std::size_t i = 0; i < iterations + iterations / 10; ++i) {
+    const auto t = std::chrono::steady_clock::now();
+    require(dtu.send(kClientSend, payload, i), "send");
+    ReceivedMessage m;
+    require(dtu.receive(kClientReply, m), "receive reply");
+    dtu.ack(m);
+    if (i >= iterations / 10) samples.add("send_reply_roundtrip", elapsed_ns(t));
+  }
+  std::vector<std::byte> chunk(kMemoryChunk, std::byte{0x5a});
+  std::array<std::byte, 8> word{};
+  for (std::size_t i = 0; i < iterations / 10; ++i) {
+    auto t = std::chrono::steady_clock::now();
+    require(dtu.read(kClientMemory, 64 * i, word), "read");
+    samples.add("memory_read_8B", elapsed_ns(t));
+    t = std::chrono::steady_clock::now();
+    require(dtu.write(kClientMemory, (i * kMemoryChunk) % (8 << 20), chunk), "write");
+    samples.add("memory_write_60KiB", elapsed_ns(t));
+    t = std::chrono::steady_clock::now();
+    require(dtu.read(kClientMemory, (i * kMemoryChunk) % (8 << 20), chunk), "read");
+    samples.add("memory_read_60KiB", elapsed_ns(t));
+  }
+  require(dtu.send(kClientSend, {}, 0, SendMode::kWait), "stop");
+  return 0;
+}
+
+std::map<std::string, std::vector<double>> read_samples(const std::string& path) {
+  std::map<std::string, std::vector<double>> out;
+  std::ifstream in(path);
+  std::string metric;
+  double value = 0;
+  while (in >> metric >> value) out[metric].push_back(value);
+  return out;
+}
+
+std::string self_path() {
+  std::array<char, 4096> buffer{};
+  const auto n = ::readlink("/proc/self/exe", buffer.data(), buffer.size() - 1);
+  if (n <= 0) throw std::runtime_error("cannot find this executable");
+  return {buffer.data(), static_cast<std::size_t>(n)};
+}
+
+}  // namespace
+
+int run_pe_role(const std::string& role, const std::vector<std::string>& args) {
+  auto dtu = Dtu::from_environment();
+  if (role == "kernel") return kernel_role(*dtu, args);
+  if (role == "server") return server_role(*dtu, args);
+  if (role == "client") return client_role(*dtu, args);
+  throw std::runtime_error("unknown benchmark PE role " + role);
+}
+
+void run_dtu_suite(Reporter& reporter, const SuiteOptions& options) {
+  const std::size_t iterations = options.quick ? 2'000 : 50'000;
+  const std::size_t config_iterations = options.quick ? 200 : 3'000;
+  const std::string suite = "dtu";
+  reporter.add(latency_result(suite, "baseline_cacheline_pingpong_rtt", cacheline_pingpong_ns(iterations)));
+
+  char dir_template[] = "/tmp/vdtu-bench-XXXXXX";
+  const char* dir = ::mkdtemp(dir_template);
+  if (dir == nullptr) throw std::runtime_error("mkdtemp failed");
+  const std::string client_file = std::string(dir) + "/client";
+  const std::string kernel_file = std::string(dir) + "/kernel";
+  {
+    dtu::Node node(dtu::NodeConfig{});
+    const auto exe = self_path();
+    const PeId client =
+        node.launch({exe, {"pe-bench", "client", client_file, std::to_string(iterations)}, false});
+    const PeId server = node.launch({exe, {"pe-bench", "server"}, false});
+    const PeId kernel = node.launch({exe,
+                                     {"pe-bench", "kernel", std::to_string(client), std::to_string(server),
+                                      kernel_file, std::to_string(config_iterations)},
+                                     true});
+    if (!node.wait_all_exited(std::chrono::minutes(5)))
+      throw std::runtime_error("benchmark PEs did not finish");
+    for (PeId pe : {client, server, kernel}) {
+      if (node.exit_code(pe) != 0) throw std::runtime_error(fmt::format("benchmark PE {} failed", pe));
+    }
+  }
+  auto samples = read_samples(kernel_file);
+  samples.merge(read_samples(client_file));
+  ::unlink(client_file.c_str());
+  ::unlink(kernel_file.c_str());
+  ::rmdir(dir);
+  reporter.note("PEs are processes; round trips carry 64-byte payloads; memory goes through the node");
+  for (const char* name : {"send_reply_roundtrip", "config_send_endpoint", "config_memory_endpoint",
+                           "invalidate_send_endpoint", "memory_read_8B"}) {
+    reporter.add(latency_result(suite, name, samples[name]));
+  }
+  for (const char* name : {"memory_write_60KiB", "memory_read_60KiB"}) {
+    std::vector<double> rates;
+    for (double ns : samples[name]) rates.push_back(static_cast<double>(kMemoryChunk) / ns * 1e9);
+    reporter.add(rate_result(suite, std::string(name) + "_bandwidth", "GB/s", 1e-9, std::move(rates)));
+  }
+}
+
+}  // namespace vdtu::bench

@@ -1,0 +1,29 @@
+#include "demo.hpp"
+
+#include <fmt/core.h>
+
+#include <exception>
+
+namespace vdtu::cli {
+
+int run_demo(const DemoOptions& options) {
+  auto checks = channel_checks(options);
+  for (auto& c : dtu_checks()) checks.push_back(std::move(c));
+  int passed = 0;
+  int failed = 0;
+  for (const auto& check : checks) {
+    bool ok = false;
+    try {
+      ok = check.run();
+    } catch (const std::exception& e) {
+      fmt::print("  error: {}\n", e.what());
+    }
+    fmt::print("{} {}\n", ok ? "PASS" : "FAIL", check.name);
+    std::fflush(stdout);
+    ++(ok ? passed : failed);
+  }
+  fmt::print("{} passed, {} failed\n", passed, failed);
+  return failed == 0 ? 0 : 1;
+}
+
+}  // namespace vdtu::cli

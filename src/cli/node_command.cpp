@@ -1,0 +1,99 @@
+#include "node_command.hpp"
+
+#include <fmt/core.h>
+
+#include <toml++/toml.h>
+#include <stdexcept>
+#include <vector>
+
+#include "dtu/node.hpp"
+
+namespace vdtu::cli {
+namespace {
+
+struct NodeFile {
+  dtu::NodeConfig config;
+  std::vector<dtu::PeProgram> programs;
+};
+
+template <class T>
+T number(const toml::table& table, std::string_view key, T fallback) {
+  const auto* node = table.get(key);
+  if (node == nullptr) return fallback;
+  const auto value = node->value<std::int64_t>();
+  if (!value || *value < 0) throw std::runtime_error(fmt::format("'{}' must be a non-negative integer", key));
+  return static_cast<T>(*value);
+}
+
+NodeFile parse(const std::string& path) {
+  toml::table root;
+  try {
+    root = toml::parse_file(path);
+  } catch (const toml::parse_error& e) {
+    throw std::runtime_error(fmt::format("{}: {} (line {})", path, e.description(), e.source().begin.line));
+  }
+  NodeFile file;
+  if (const auto* node = root["node"].as_table()) {
+    auto& c = file.config;
+    c.node_id = number(*node, "id", c.node_id);
+    c.first_pe = number(*node, "first_pe", c.first_pe);
+    c.pe_count = number(*node, "pes", c.pe_count);
+    c.endpoints_per_pe = number(*node, "endpoints_per_pe", c.endpoints_per_pe);
+    c.pe_memory_bytes = number(*node, "pe_memory_bytes", c.pe_memory_bytes);
+    c.global_memory_bytes = number(*node, "global_memory_bytes", c.global_memory_bytes);
+  }
+  const auto* pes = root["pe"].as_array();
+  if (pes == nullptr || pes->empty()) throw std::runtime_error(path + ": no [[pe]] to start");
+  for (const auto& entry : *pes) {
+    const auto* pe = entry.as_table();
+    if (pe == nullptr) throw std::runtime_error(path + ": every [[pe]] must be a table");
+    dtu::PeProgram program;
+    program.path = (*pe)["program"].value_or(std::string{});
+    if (program.path.empty()) throw std::runtime_error(path + ": a [[pe]] has no program");
+    program.privileged = (*pe)["privileged"].value_or(false);
+    if (const auto* args = (*pe)["args"].as_array()) {
+      for (const auto& a : *args) {
+        const auto s = a.value<std::string>();
+        if (!s) throw std::runtime_error(path + ": args must be strings");
+        program.args.push_back(*s);
+      }
+    }
+    file.programs.push_back(std::move(program));
+  }
+  if (file.programs.size() > file.config.pe_count)
+    throw std::runtime_error(path + ": more programs than PEs");
+  return file;
+}
+
+}  // namespace
+
+int run_node(const NodeOptions& options) {
+  const auto file = parse(options.config_path);
+  dtu::Node node(file.config);
+  std::vector<PeId> started;
+  for (const auto& program : file.programs) {
+    started.push_back(node.launch(program));
+    fmt::print("node {}: PE {} runs {}{}\n", file.config.node_id, started.back(), program.path,
+               program.privileged ? " (privileged)" : "");
+  }
+  const auto timeout =
+      options.timeout_seconds > 0
+          ? std::chrono::milliseconds(static_cast<std::int64_t>(options.timeout_seconds * 1000))
+          : std::chrono::milliseconds::max();
+  const bool finished = node.wait_all_exited(timeout);
+  int failed = 0;
+  for (std::size_t i = 0; i < started.size(); ++i) {
+    const auto code = node.exit_code(started[i]);
+    fmt::print("node {}: PE {} ({}) {}\n", file.config.node_id, started[i], file.programs[i].path,
+               code ? fmt::format("exited with {}", *code) : std::string("still running: killed"));
+    failed += (!code || *code != 0) ? 1 : 0;
+  }
+  const auto stats = node.stats();
+  fmt::print(
+      "node {}: {} control requests ({} denied), {} memory requests ({} rejected), {} channels created\n",
+      file.config.node_id, stats.control_requests, stats.control_denied, stats.memory_requests,
+      stats.memory_rejected, stats.channels_created);
+  return finished && failed == 0 ? 0 : 1;
+}
+
+}  // namespace vdtu::cli

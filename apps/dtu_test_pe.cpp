@@ -53,6 +53,7 @@ std::string as_text(std::span<const std::byte> b) {
 }
 
 constexpr std::uint64_t kLabel = 0x1234;
+constexpr std::uint64_t kProbeLabel = 0x7777;  // "I have seen my credits run out"
 
 // ---- messaging: a kernel binds A -> B with credits and a reply endpoint ----
 
@@ -63,19 +64,24 @@ int configure_messaging(Dtu& dtu, const Args& a) {
   CHECK_STATUS(dtu.config_receive(receiver, 0, {12, 9}), Status::kOk);
   CHECK_STATUS(dtu.config_receive(sender, 1, {11, 9}), Status::kOk);
   CHECK_STATUS(dtu.config_send(sender, 2, {receiver, 0, kLabel, 2, 256, 1}), Status::kOk);
+  CHECK_STATUS(dtu.config_send(sender, 3, {receiver, 0, kProbeLabel, kCreditsUnlimited, 64, kNoReplyEp}),
+               Status::kOk);
   return 0;
 }
 
 int sender(Dtu& dtu, const Args& a) {
   const PeId receiver = pe_arg(a, 0);
-  CHECK_STATUS(dtu.wait_for_endpoint(2, EndpointKind::kSend), Status::kOk);
+  for (EpId ep : {2, 3}) CHECK_STATUS(dtu.wait_for_endpoint(ep, EndpointKind::kSend), Status::kOk);
   CHECK_STATUS(dtu.wait_for_endpoint(1, EndpointKind::kReceive), Status::kOk);
   CHECK(dtu.credits(2) == 2);
   CHECK_STATUS(dtu.send(2, text("m0"), 100), Status::kOk);
   CHECK_STATUS(dtu.send(2, text("m1"), 101), Status::kOk);
+  // The receiver replies only after our probe, so the credits are surely gone.
+  CHECK(dtu.credits(2) == 0);
   CHECK_STATUS(dtu.send(2, text("m2"), 102), Status::kNoCredits);  // nothing dropped: refused
   std::vector<std::byte> big(257);
   CHECK_STATUS(dtu.send(2, big, 0), Status::kTooLarge);
+  CHECK_STATUS(dtu.send(3, text("probe"), 0), Status::kOk);
   for (std::uint64_t expected : {100, 101}) {
     ReceivedMessage r;
     CHECK_STATUS(dtu.receive(1, r), Status::kOk);
@@ -98,19 +104,37 @@ int sender(Dtu& dtu, const Args& a) {
 int receiver(Dtu& dtu, const Args& a) {
   const PeId sender_pe = pe_arg(a, 0);
   CHECK_STATUS(dtu.wait_for_endpoint(0, EndpointKind::kReceive), Status::kOk);
-  for (int i = 0; i < 3; ++i) {
-    ReceivedMessage m;
-    CHECK_STATUS(dtu.receive(0, m), Status::kOk);
-    CHECK(m.header.label == kLabel);
-    CHECK(m.header.sender_core_id == sender_pe && m.header.sender_ep_id == 2 &&
-          m.header.sender_vpe_id == sender_pe);
-    CHECK(m.header.flags == kFlagReplyEnabled && m.header.reply_ep_id == 1);
-    CHECK(as_text(m.payload) == fmt::format("m{}", i));
-    const std::string answer = fmt::format("re:{}", as_text(m.payload));
-    CHECK_STATUS(dtu.reply(m, text(answer.c_str())), Status::kOk);
-    CHECK_STATUS(dtu.reply(m, text("again")), Status::kReplyFailed);
-    CHECK_STATUS(dtu.ack(m), Status::kInvalidArgument);  // a reply acks the message
+  // m0, m1 and the probe arrive on two channels, in either order. Replies wait
+  // for the probe, so the sender's "no credits" check is deterministic.
+  std::vector<ReceivedMessage> requests;
+  bool probed = false;
+  auto take = [&](std::size_t wanted_requests) {
+    while (requests.size() < wanted_requests || !probed) {
+      ReceivedMessage m;
+      CHECK_STATUS(dtu.receive(0, m), Status::kOk);
+      CHECK(m.header.sender_core_id == sender_pe && m.header.sender_vpe_id == sender_pe);
+      if (m.header.label == kProbeLabel) {
+        CHECK(!probed && m.header.sender_ep_id == 3 && m.header.flags == 0);
+        CHECK_STATUS(dtu.reply(m, text("no")), Status::kReplyFailed);  // not reply-enabled
+        CHECK_STATUS(dtu.ack(m), Status::kOk);
+        probed = true;
+        continue;
+      }
+      CHECK(m.header.label == kLabel && m.header.sender_ep_id == 2);
+      CHECK(m.header.flags == kFlagReplyEnabled && m.header.reply_ep_id == 1);
+      CHECK(as_text(m.payload) == fmt::format("m{}", requests.size()));
+      requests.push_back(m);
+    }
+  };
+  take(2);
+  for (const auto& r : requests) {
+    const std::string answer = fmt::format("re:{}", as_text(r.payload));
+    CHECK_STATUS(dtu.reply(r, text(answer.c_str())), Status::kOk);
+    CHECK_STATUS(dtu.reply(r, text("again")), Status::kReplyFailed);
+    CHECK_STATUS(dtu.ack(r), Status::kInvalidArgument);  // a reply acks the message
   }
+  take(3);
+  CHECK_STATUS(dtu.reply(requests[2], text("re:m2")), Status::kOk);
   return 0;
 }
 

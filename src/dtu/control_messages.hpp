@@ -44,6 +44,7 @@ enum class NodeMessageKind : std::uint8_t {
                      //      memory response channel (memfd, eventfd)
   kReply,            // answer to a ControlRequest
   kSendEndpoint,     // fds: request channel (memfd, eventfd), receiver's doorbell
+                     //      [, reply channel (memfd, eventfd) for the endpoint send.reply_ep]
   kReceiveEndpoint,  // no fds: the doorbell is per PE
   kInboundChannel,   // fds: channel (memfd, eventfd) [, reply channel (memfd, eventfd), sender's doorbell]
   kMemoryEndpoint,   // no fds: memory is reached through the node's memory service

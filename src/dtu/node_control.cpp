@@ -175,6 +175,7 @@ Status NodeState::config_send(std::uint32_t pe, EpId ep, const SendConfig& c, st
   to_sender.message.slot_count = slots;
   to_sender.message.slot_size = recv.slot_size;
   to_sender.message.send = c;
+  const std::size_t sender_update = updates.size();
   updates.push_back(std::move(to_sender));
 
   Update to_receiver{*target, {}, {request->memfd(), request->eventfd()}};
@@ -196,19 +197,16 @@ Status NodeState::config_send(std::uint32_t pe, EpId ep, const SendConfig& c, st
     m.reply_slot_count = slots;
     m.reply_slot_size = reply_recv.slot_size;
     to_receiver.fds.insert(to_receiver.fds.end(), {reply->memfd(), reply->eventfd(), pes[pe].doorbell.fd()});
-
-    Update replies{pe, {}, {reply->memfd(), reply->eventfd()}};
-    auto& rm = replies.message;
-    rm.kind = NodeMessageKind::kInboundChannel;
-    rm.ep = c.reply_ep;
-    rm.channel = *reply_index;
-    rm.slot_count = slots;
-    rm.slot_size = reply_recv.slot_size;
-    rm.sender_pe = c.target_pe;
-    rm.sender_ep = c.target_ep;
-    rm.sender_vpe = pes[*target].vpe;
-    rm.reply_for_send_ep = ep;
-    updates.push_back(std::move(replies));
+    // The sender learns of its endpoint and its reply channel in one update,
+    // so it can never send before it knows where the replies come back.
+    auto& sm = updates[sender_update].message;
+    sm.reply_channel = *reply_index;
+    sm.reply_slot_count = slots;
+    sm.reply_slot_size = reply_recv.slot_size;
+    sm.sender_pe = c.target_pe;  // who the replies come from
+    sm.sender_ep = c.target_ep;
+    sm.sender_vpe = pes[*target].vpe;
+    updates[sender_update].fds.insert(updates[sender_update].fds.end(), {reply->memfd(), reply->eventfd()});
   }
   updates.push_back(std::move(to_receiver));
   return Status::kOk;

@@ -128,9 +128,10 @@ class Dtu::Impl {
     const auto st = se.producer->try_send(h, payload);
     if (st != Status::kOk) return st;
     ++se.sent;
-    if (replies) {
-      if (se.outstanding.size() == kMaxOutstandingLabels) se.outstanding.erase(se.outstanding.begin());
-      se.outstanding.push_back(replylabel);
+    if (auto it = channels_by_id_.find(se.reply_channel_id); replies && it != channels_by_id_.end()) {
+      auto& expected = it->second->expected_replies;
+      if (expected.size() == kMaxOutstandingLabels) expected.erase(expected.begin());
+      expected.push_back(replylabel);
     }
     se.target_doorbell.ring(se.config.target_ep, se.index_at_target);
     return Status::kOk;
@@ -217,7 +218,7 @@ class Dtu::Impl {
         out.header.label = ch.label;
         return Status::kOk;
       }
-      if (accept_reply(ch.reply_for_send_ep, m.header.label)) {
+      if (accept_reply(ch, m.header.label)) {
         out.header.flags = kFlagReply | kFlagGrantCredits;
         out.header.reply_ep_id = 0;
         out.header.replylabel = 0;
@@ -228,12 +229,10 @@ class Dtu::Impl {
     }
   }
 
-  bool accept_reply(EpId send_ep, std::uint64_t label) {
-    auto* se = send_ep < endpoints_ ? as<SendEndpoint>(eps_[send_ep]) : nullptr;
-    if (se == nullptr) return false;
-    auto it = std::find(se->outstanding.begin(), se->outstanding.end(), label);
-    if (it == se->outstanding.end()) return false;
-    se->outstanding.erase(it);
+  static bool accept_reply(InboundChannel& ch, std::uint64_t label) {
+    auto it = std::find(ch.expected_replies.begin(), ch.expected_replies.end(), label);
+    if (it == ch.expected_replies.end()) return false;
+    ch.expected_replies.erase(it);
     return true;
   }
 
@@ -472,7 +471,11 @@ class Dtu::Impl {
   }
 
   void apply_send(const NodeMessage& m, std::vector<UniqueFd>& fds) {
-    if (fds.size() != 3) throw std::runtime_error("send endpoint update without its fds");
+    const bool replies = m.send.reply_ep != kNoReplyEp;
+    if (fds.size() != (replies ? 5U : 3U)) throw std::runtime_error("send endpoint update without its fds");
+    if (replies && (m.send.reply_ep >= endpoints_ || as<ReceiveEndpoint>(eps_[m.send.reply_ep]) == nullptr)) {
+      throw std::runtime_error("send endpoint whose reply endpoint is not a receive endpoint");
+    }
     SendEndpoint se;
     se.channel = std::make_unique<SharedChannel>(
         SharedChannel::attach(std::move(fds[0]), std::move(fds[1]), {m.slot_count, m.slot_size}));
@@ -480,11 +483,26 @@ class Dtu::Impl {
     se.target_doorbell = Doorbell::attach(std::move(fds[2]), endpoints_);
     se.index_at_target = m.channel;
     se.config = m.send;
+    if (replies) {
+      NodeMessage r = m;  // the reply channel, described as an inbound channel
+      r.ep = m.send.reply_ep;
+      r.channel = m.reply_channel;
+      r.slot_count = m.reply_slot_count;
+      r.slot_size = m.reply_slot_size;
+      r.sender_reply_ep = kNoReplyEp;
+      r.reply_for_send_ep = m.ep;
+      std::vector<UniqueFd> reply_fds;
+      reply_fds.push_back(std::move(fds[3]));
+      reply_fds.push_back(std::move(fds[4]));
+      se.reply_channel_id = add_inbound(r, reply_fds);
+    }
     clear(m.ep);
     eps_[m.ep] = std::move(se);
   }
 
-  void apply_inbound(const NodeMessage& m, std::vector<UniqueFd>& fds) {
+  void apply_inbound(const NodeMessage& m, std::vector<UniqueFd>& fds) { add_inbound(m, fds); }
+
+  std::uint32_t add_inbound(const NodeMessage& m, std::vector<UniqueFd>& fds) {
     auto* r = as<ReceiveEndpoint>(eps_[m.ep]);
     if (r == nullptr || m.channel >= kChannelsPerEndpoint || fds.size() < 2) {
       throw std::runtime_error("inbound channel for an endpoint that cannot take it");
@@ -499,14 +517,12 @@ class Dtu::Impl {
       ch->reply_doorbell = Doorbell::attach(std::move(fds[4]), endpoints_);
       ch->reply_index = m.reply_channel;
     }
-    ch->id = next_channel_id_++;
-    if (m.reply_for_send_ep != kNoReplyEp && m.reply_for_send_ep < endpoints_) {
-      if (auto* se = as<SendEndpoint>(eps_[m.reply_for_send_ep])) se->reply_channel_id = ch->id;
-    }
-    channels_by_id_[ch->id] = ch.get();
+    const auto id = ch->id = next_channel_id_++;
+    channels_by_id_[id] = ch.get();
     retire(r->channels[m.channel]);
     r->channels[m.channel] = std::move(ch);
     r->pending[m.channel / 64] |= std::uint64_t{1} << (m.channel % 64);
+    return id;
   }
 
   // Messages fetched from a channel stay readable until finished, even after

@@ -20,9 +20,8 @@ struct SendEndpoint {
   Doorbell target_doorbell;
   std::uint16_t index_at_target = 0;
   SendConfig config{};
-  std::uint64_t sent = 0;                  // requests sent that expect a reply
-  std::vector<std::uint64_t> outstanding;  // their reply labels, to reject forged replies
-  std::uint32_t reply_channel_id = 0;      // our inbound channel that carries the replies
+  std::uint64_t sent = 0;              // requests sent that expect a reply
+  std::uint32_t reply_channel_id = 0;  // our inbound channel that carries the replies
 };
 
 // Per fetched-but-unfinished message of an inbound channel.
@@ -58,6 +57,10 @@ struct InboundChannel {
   std::uint32_t read = 0;  // next sequence to fetch
   std::vector<std::uint8_t> flags;
   std::vector<std::uint64_t> replylabels;
+  // Reply channels only: labels of requests still waiting for their reply. Kept
+  // here, not at the send endpoint, so replies that arrived before the
+  // endpoint was invalidated (the server answered, then exited) still count.
+  std::vector<std::uint64_t> expected_replies;
   bool gone = false;  // the node removed it: drain, then drop
   bool dead = false;  // the sender broke the protocol
 

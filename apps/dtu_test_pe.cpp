@@ -11,6 +11,7 @@
 #include <thread>
 #include <vector>
 
+#include "check.hpp"
 #include "dtu/control_messages.hpp"
 #include "dtu/doorbell.hpp"
 #include "dtu/fd_socket.hpp"
@@ -21,28 +22,6 @@ using namespace vdtu;
 using namespace std::chrono_literals;
 
 namespace {
-
-struct CheckFailed {
-  int line;
-};
-
-#define CHECK(cond)                                                                      \
-  do {                                                                                   \
-    if (!(cond)) {                                                                       \
-      fmt::print(stderr, "dtu_test_pe: check failed at line {}: {}\n", __LINE__, #cond); \
-      throw CheckFailed{__LINE__};                                                       \
-    }                                                                                    \
-  } while (0)
-
-#define CHECK_STATUS(expr, expected)                                                             \
-  do {                                                                                           \
-    const Status got_ = (expr);                                                                  \
-    if (got_ != (expected)) {                                                                    \
-      fmt::print(stderr, "dtu_test_pe: line {}: {} gave '{}', expected '{}'\n", __LINE__, #expr, \
-                 to_string(got_), to_string(expected));                                          \
-      throw CheckFailed{__LINE__};                                                               \
-    }                                                                                            \
-  } while (0)
 
 using Args = std::vector<std::string>;
 
@@ -449,7 +428,7 @@ int main(int argc, char** argv) {
     }
     auto dtu = Dtu::from_environment();
     return it->second(*dtu, args);
-  } catch (const CheckFailed& f) {
+  } catch (const apps::CheckFailed& f) {
     return 10 + f.line % 100;
   } catch (const std::exception& e) {
     fmt::print(stderr, "dtu_test_pe {}: {}\n", role, e.what());

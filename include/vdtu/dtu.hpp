@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <memory>
 #include <span>
+#include <vector>
 
 #include "vdtu/dtu_types.hpp"
 #include "vdtu/message_header.hpp"
@@ -33,6 +34,11 @@ struct ReceivedMessage {
 enum class SendMode : std::uint8_t {
   kFail,  // no credits or no room: return kNoCredits / kFull at once
   kWait,  // wait for credits and room (until the timeout)
+};
+
+struct PeExit {
+  PeId pe = 0;
+  int code = 0;  // exit code, or 128 + signal number if it was killed
 };
 
 struct DtuStats {
@@ -96,6 +102,9 @@ class Dtu {
   // Applies pending endpoint updates; waits until `ep` has `kind`.
   Status wait_for_endpoint(EpId ep, EndpointKind kind,
                            std::chrono::nanoseconds timeout = std::chrono::seconds(10));
+
+  // Privileged PEs: the PEs that ended since the last call.
+  std::vector<PeExit> take_exits();
 
   [[nodiscard]] const DtuStats& stats() const;
 

@@ -50,6 +50,7 @@ enum class NodeMessageKind : std::uint8_t {
   kMemoryEndpoint,   // no fds: memory is reached through the node's memory service
   kEndpointGone,     // the endpoint was invalidated; `status` says why
   kChannelGone,      // inbound channel `channel` of endpoint `ep` was removed
+  kPeExited,         // to privileged PEs: PE `pe` ended with exit code `label` (128 + signal if killed)
 };
 
 struct NodeMessage {

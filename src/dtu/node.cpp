@@ -130,6 +130,14 @@ struct ControlLoop {
     ::epoll_ctl(epoll.get(), EPOLL_CTL_DEL, p.socket.get(), nullptr);
     std::vector<Update> updates;
     state.retire_pe(index, updates);
+    for (std::uint32_t k = 0; k < state.pes.size(); ++k) {  // kernels learn who is gone
+      if (!state.pes[k].alive || !state.pes[k].privileged) continue;
+      Update u{k, {}, {}};
+      u.message.kind = NodeMessageKind::kPeExited;
+      u.message.pe = state.global_id(index);
+      u.message.label = static_cast<std::uint64_t>(*p.exit_code);
+      updates.push_back(std::move(u));
+    }
     state.deliver(updates);
     state.pe_exited.notify_all();
   }

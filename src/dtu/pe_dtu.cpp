@@ -6,6 +6,7 @@
 #include <cstring>
 #include <stdexcept>
 #include <unordered_map>
+#include <utility>
 
 #include "channel/spin_then_sleep.hpp"
 #include "fd_socket.hpp"
@@ -461,6 +462,7 @@ class Dtu::Impl {
         clear(m.ep);
         gone_reason_[m.ep] = m.status;
         break;
+      case NodeMessageKind::kPeExited: exits_.push_back({m.pe, static_cast<int>(m.label)}); break;
       case NodeMessageKind::kChannelGone:
         if (auto* r = as<ReceiveEndpoint>(eps_[m.ep]); r != nullptr && m.channel < kChannelsPerEndpoint) {
           if (auto& ch = r->channels[m.channel]) ch->gone = true;
@@ -559,6 +561,11 @@ class Dtu::Impl {
   std::vector<std::unique_ptr<InboundChannel>> retired_;
   std::uint32_t next_channel_id_ = 1;
   std::uint32_t seen_epoch_ = 0;
+
+ public:
+  std::vector<PeExit> exits_;
+
+ private:
   std::uint64_t next_request_id_ = 1;
 };
 
@@ -584,6 +591,10 @@ EndpointKind Dtu::endpoint_kind(EpId ep) {
 }
 std::span<std::byte> Dtu::local_memory() const { return {impl_->memory_.data(), impl_->memory_.size()}; }
 const DtuStats& Dtu::stats() const { return impl_->stats_; }
+std::vector<PeExit> Dtu::take_exits() {
+  impl_->refresh();
+  return std::exchange(impl_->exits_, {});
+}
 
 Status Dtu::send(EpId ep, std::span<const std::byte> payload, std::uint64_t replylabel, SendMode mode,
                  std::chrono::nanoseconds timeout) {

@@ -1,0 +1,338 @@
+// A VPE program for the kernel integration tests: the seL4 port's eleven
+// on-target tests and more, as real VPE processes talking to the kernel
+// through the vDTU. The role comes from argv; exit code 0 means every check
+// passed.
+#include <fmt/core.h>
+#include <unistd.h>
+
+#include <array>
+#include <chrono>
+#include <cstring>
+#include <functional>
+#include <map>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "check.hpp"
+#include "vdtu/semper.hpp"
+
+using namespace vdtu;
+using namespace vdtu::semper;
+using namespace std::chrono_literals;
+using vdtu::kif::to_string;
+
+namespace {
+
+using Args = std::vector<std::string>;
+
+constexpr Selector kPeerVpe = 10;  // granted at boot: the other VPE
+constexpr EpId kMailboxRecv = 4;
+constexpr EpId kMailboxSend = 5;
+constexpr Selector kMailboxOwnGate = 40;
+constexpr Selector kMailboxPeerGate = 41;
+
+std::span<const std::byte> text(const char* s) { return std::as_bytes(std::span(s, std::strlen(s))); }
+std::string as_text(std::span<const std::byte> b) {
+  return {reinterpret_cast<const char*>(b.data()), b.size()};
+}
+
+// Retries while the capability is not there yet (the peer has not delegated it).
+template <class Call>
+Error eventually(Call call, Error while_this = Error::kNoSuchCap) {
+  for (int i = 0; i < 2000; ++i) {
+    const Error e = call();
+    if (e != while_this) return e;
+    std::this_thread::sleep_for(5ms);
+  }
+  return while_this;
+}
+
+// Two VPEs that hold each other's VPE capability build a message path both
+// ways through the kernel, to tell each other when a step is done.
+class Mailbox {
+ public:
+  explicit Mailbox(Syscalls& sys) : sys_(sys) {
+    CHECK_STATUS(sys.attach_rb(kMailboxRecv, 10, 6), Error::kNone);
+    CHECK_STATUS(sys.create_gate(kif::kSelSelf, kMailboxOwnGate, kMailboxRecv, 0x6d61696c, 8), Error::kNone);
+    CHECK_STATUS(sys.delegate_to(kPeerVpe, kMailboxOwnGate, kMailboxPeerGate), Error::kNone);
+    CHECK_STATUS(eventually([&] { return sys.activate(kMailboxPeerGate, kMailboxSend, kNoReplyEp, 32); }),
+                 Error::kNone);
+    CHECK_STATUS(sys.dtu().wait_for_endpoint(kMailboxSend, EndpointKind::kSend), Status::kOk);
+  }
+  void post(std::uint64_t step) {
+    CHECK_STATUS(sys_.dtu().send(kMailboxSend, std::as_bytes(std::span(&step, 1)), 0, SendMode::kWait),
+                 Status::kOk);
+  }
+  void await(std::uint64_t step) {
+    ReceivedMessage m;
+    CHECK_STATUS(sys_.dtu().receive(kMailboxRecv, m, 30s), Status::kOk);
+    std::uint64_t got = 0;
+    CHECK(m.payload.size() == sizeof(got));
+    std::memcpy(&got, m.payload.data(), sizeof(got));
+    CHECK(got == step);
+    sys_.dtu().ack(m);
+  }
+
+ private:
+  Syscalls& sys_;
+};
+
+Error raw_call(Syscalls& sys, std::span<const std::byte> message) {
+  kif::SyscallReply reply{};
+  return sys.call_raw(message, reply);
+}
+
+// seL4 tests 1-5 and 11, plus malformed requests; one VPE alone.
+int basics(Syscalls& sys, const Args&) {
+  for (int i = 0; i < 3; ++i) CHECK_STATUS(sys.noop(), Error::kNone);          // 1
+  CHECK_STATUS(sys.create_gate(kif::kSelSelf, 5, 2, 0xabc, 4), Error::kNone);  // 2
+  CHECK_STATUS(sys.create_gate(kif::kSelSelf, 5, 2, 0xabc, 4), Error::kSelectorInUse);
+  CHECK_STATUS(sys.revoke(5), Error::kNone);        // 3
+  CHECK_STATUS(sys.revoke(5), Error::kNoSuchCap);   // 4: now empty
+  CHECK_STATUS(sys.revoke(99), Error::kNoSuchCap);  // 4
+  for (int i = 0; i < 3; ++i) {                     // 5
+    CHECK_STATUS(sys.create_gate(kif::kSelSelf, 6, 2, 1, 1), Error::kNone);
+    CHECK_STATUS(sys.revoke(6), Error::kNone);
+  }
+  CHECK_STATUS(sys.revoke(kif::kSelSelf), Error::kNotRevocable);
+  CHECK_STATUS(sys.revoke(kif::kSelMemory), Error::kNotRevocable);
+  // 11: a chain of depth 10 by self-delegation, revoked at the root.
+  CHECK_STATUS(sys.req_mem(100, 4096, kif::kPermRW), Error::kNone);
+  for (Selector s = 100; s < 110; ++s) CHECK_STATUS(sys.delegate_to(kif::kSelSelf, s, s + 1), Error::kNone);
+  CHECK_STATUS(sys.revoke(100), Error::kNone);
+  for (Selector s = 100; s <= 110; ++s) CHECK_STATUS(sys.revoke(s), Error::kNoSuchCap);
+  // own = false: only what was derived goes.
+  CHECK_STATUS(sys.req_mem(120, 4096, kif::kPermRW), Error::kNone);
+  CHECK_STATUS(sys.delegate_to(kif::kSelSelf, 120, 121), Error::kNone);
+  CHECK_STATUS(sys.revoke(120, 1, false), Error::kNone);
+  CHECK_STATUS(sys.revoke(121), Error::kNoSuchCap);
+  CHECK_STATUS(sys.revoke(120), Error::kNone);
+  // Malformed and wrong requests get errors; the kernel keeps serving.
+  kif::SyscallRequest unknown{};
+  unknown.opcode = static_cast<kif::Syscall>(77);
+  CHECK_STATUS(raw_call(sys, std::as_bytes(std::span(&unknown, 1))), Error::kUnknownOpcode);
+  const std::array<std::byte, 3> too_short{};
+  CHECK_STATUS(raw_call(sys, too_short), Error::kMalformed);
+  const std::uint64_t revoke_without_args = static_cast<std::uint64_t>(kif::Syscall::kRevoke);
+  CHECK_STATUS(raw_call(sys, std::as_bytes(std::span(&revoke_without_args, 1))), Error::kMalformed);
+  CHECK_STATUS(sys.revoke(0xffffffffU, 2), Error::kInvalidArgs);
+  CHECK_STATUS(sys.create_gate(kif::kSelSelf, 7, 2, 1, 1), Error::kNone);
+  CHECK_STATUS(sys.derive_mem(7, 8, 0, 16, kif::kPermR), Error::kWrongType);
+  CHECK_STATUS(sys.create_gate(7, 8, 2, 1, 1), Error::kWrongType);
+  CHECK_STATUS(sys.activate(12345, 3), Error::kNoSuchCap);
+  kif::SyscallRequest pagefault{};
+  pagefault.opcode = kif::Syscall::kPagefault;
+  CHECK_STATUS(raw_call(sys, std::as_bytes(std::span(&pagefault, 1))), Error::kNotSupported);
+  CHECK_STATUS(sys.noop(), Error::kNone);
+  return 0;
+}
+
+// Memory capabilities: allocate, derive, access through the node.
+int memory(Syscalls& sys, const Args&) {
+  CHECK_STATUS(sys.req_mem(20, 8192, kif::kPermRW), Error::kNone);
+  CHECK_STATUS(sys.derive_mem(20, 21, 4096, 4096, kif::kPermR), Error::kNone);
+  CHECK_STATUS(sys.derive_mem(21, 22, 0, 16, kif::kPermRW), Error::kNoPerm);  // more rights than the parent
+  CHECK_STATUS(sys.derive_mem(20, 22, 4096, 8192, kif::kPermR), Error::kInvalidArgs);  // beyond the parent
+  CHECK_STATUS(sys.req_mem(23, std::uint64_t{1} << 40, kif::kPermRW), Error::kOutOfMemory);
+  MemGate whole(sys, 20, 3);
+  MemGate upper(sys, 21, 4);
+  CHECK(whole.error() == Error::kNone && upper.error() == Error::kNone);
+  CHECK_STATUS(whole.write(4096 + 10, text("derived")), Status::kOk);
+  std::array<std::byte, 7> back{};
+  CHECK_STATUS(upper.read(10, back), Status::kOk);
+  CHECK(as_text(back) == "derived");
+  CHECK_STATUS(upper.write(0, text("x")), Status::kPermissionDenied);
+  CHECK_STATUS(upper.read(4096 - 2, back), Status::kOutOfBounds);
+  // The VPE's own memory at selector 1.
+  MemGate own(sys, kif::kSelMemory, 5);
+  CHECK_STATUS(own.write(64, text("local")), Status::kOk);
+  CHECK(as_text(sys.dtu().local_memory().subspan(64, 5)) == "local");
+  // Revoking the parent takes the derived capability and its endpoint along.
+  CHECK_STATUS(sys.revoke(20), Error::kNone);
+  CHECK_STATUS(sys.revoke(21), Error::kNoSuchCap);
+  CHECK_STATUS(upper.read(10, back), Status::kNotConfigured);
+  return 0;
+}
+
+// A tree with many children, revoked at the root.
+int wide_tree(Syscalls& sys, const Args& a) {
+  const Selector children = static_cast<Selector>(std::stoul(a.at(0)));
+  CHECK_STATUS(sys.req_mem(1000, 4096, kif::kPermRW), Error::kNone);
+  for (Selector i = 0; i < children; ++i) {
+    CHECK_STATUS(sys.derive_mem(1000, 1001 + i, i % 4096, 1, kif::kPermR), Error::kNone);
+  }
+  CHECK_STATUS(sys.revoke(1000), Error::kNone);
+  for (Selector i = 0; i < children; i += 97) CHECK_STATUS(sys.revoke(1001 + i), Error::kNoSuchCap);
+  CHECK_STATUS(sys.revoke(1000 + children), Error::kNoSuchCap);
+  return 0;
+}
+
+// seL4 tests 6-8 and 10 between two VPEs, A and B.
+int exchange_a(Syscalls& sys, const Args&) {
+  Mailbox box(sys);
+  CHECK_STATUS(sys.req_mem(20, 4096, kif::kPermRW), Error::kNone);
+  CHECK_STATUS(sys.delegate_to(kPeerVpe, 20, 30), Error::kNone);  // 6
+  CHECK_STATUS(sys.delegate_to(kPeerVpe, 20, 30), Error::kSelectorInUse);
+  box.post(1);
+  box.await(2);
+  MemGate mine(sys, 20, 6);
+  std::array<std::byte, 6> back{};
+  CHECK_STATUS(mine.read(0, back), Status::kOk);
+  CHECK(as_text(back) == "from B");
+  CHECK_STATUS(sys.revoke(20), Error::kNone);  // 7: cascades into B
+  box.post(3);
+  box.await(4);
+  for (Selector i = 0; i < 3; ++i) {  // 8
+    CHECK_STATUS(sys.req_mem(21 + i, 4096, kif::kPermRW), Error::kNone);
+    CHECK_STATUS(sys.delegate_to(kPeerVpe, 21 + i, 31 + i), Error::kNone);
+    CHECK_STATUS(sys.revoke(21 + i), Error::kNone);
+  }
+  box.post(5);
+  box.await(6);
+  CHECK_STATUS(sys.obtain_from(kPeerVpe, 60, 50), Error::kNone);  // 10
+  MemGate obtained(sys, 60, 7);
+  std::array<std::byte, 10> theirs{};
+  CHECK_STATUS(obtained.read(0, theirs), Status::kOk);
+  CHECK(as_text(theirs) == "B's memory");
+  CHECK_STATUS(sys.obtain_from(kPeerVpe, 61, 51), Error::kNoSuchCap);
+  box.post(7);
+  return 0;
+}
+
+int exchange_b(Syscalls& sys, const Args&) {
+  Mailbox box(sys);
+  box.await(1);
+  MemGate delegated(sys, 30, 6);
+  CHECK(delegated.error() == Error::kNone);
+  CHECK_STATUS(delegated.write(0, text("from B")), Status::kOk);
+  box.post(2);
+  box.await(3);
+  CHECK_STATUS(delegated.write(0, text("again")), Status::kNotConfigured);  // its endpoint went with the cap
+  CHECK_STATUS(sys.revoke(30), Error::kNoSuchCap);
+  box.post(4);
+  box.await(5);
+  for (Selector s = 31; s < 34; ++s) CHECK_STATUS(sys.revoke(s), Error::kNoSuchCap);
+  CHECK_STATUS(sys.req_mem(50, 4096, kif::kPermRW), Error::kNone);
+  MemGate mine(sys, 50, 7);
+  CHECK_STATUS(mine.write(0, text("B's memory")), Status::kOk);
+  box.post(6);
+  box.await(7);
+  return 0;
+}
+
+// A holds capabilities obtained from B; B is killed by the test; A's copies go.
+int victim_holder(Syscalls& sys, const Args&) {
+  Mailbox box(sys);
+  box.await(1);
+  CHECK_STATUS(sys.obtain_from(kPeerVpe, 60, 50, 2), Error::kNone);
+  CHECK_STATUS(sys.req_mem(70, 4096, kif::kPermRW), Error::kNone);
+  CHECK_STATUS(sys.delegate_to(kPeerVpe, 70, 80), Error::kNone);
+  box.post(2);  // now the test kills B
+  CHECK_STATUS(eventually([&] { return sys.activate(60, 6); }, Error::kNone), Error::kNoSuchCap);
+  CHECK_STATUS(sys.activate(61, 6), Error::kNoSuchCap);
+  CHECK_STATUS(sys.revoke(70, 1, false), Error::kNone);  // what B held of ours is gone; ours stays
+  CHECK_STATUS(sys.revoke(70), Error::kNone);
+  return 0;
+}
+
+int doomed(Syscalls& sys, const Args&) {
+  Mailbox box(sys);
+  CHECK_STATUS(sys.req_mem(50, 4096, kif::kPermRW), Error::kNone);
+  CHECK_STATUS(sys.req_mem(51, 4096, kif::kPermRW), Error::kNone);
+  box.post(1);
+  box.await(2);
+  for (;;) std::this_thread::sleep_for(1s);
+}
+
+// Services and sessions: a server hands out memory and takes delegations.
+constexpr EpId kServiceEp = 3;
+
+int server(Syscalls& sys, const Args& a) {
+  const int requests = std::stoi(a.at(0));
+  Selector next_free = 200;
+  std::map<std::uint64_t, Selector> delegated;
+  Server srv(sys, "storage", kServiceEp, 20, 21,
+             {.open =
+                  [](std::uint64_t arg, std::uint64_t& ident) {
+                    ident = 1000 + arg;
+                    return Error::kNone;
+                  },
+              .obtain =
+                  [&](std::uint64_t ident, std::uint64_t count, std::uint64_t, Selector& first) {
+                    first = next_free;
+                    for (std::uint64_t i = 0; i < count; ++i) {
+                      if (auto e = sys.req_mem(next_free, 4096, kif::kPermRW); e != Error::kNone) return e;
+                      ++next_free;
+                    }
+                    return ident >= 1000 ? Error::kNone : Error::kInvalidArgs;
+                  },
+              .delegate =
+                  [&](std::uint64_t ident, std::uint64_t count, std::uint64_t, Selector& first) {
+                    first = next_free;
+                    delegated[ident] = next_free;
+                    next_free += static_cast<Selector>(count);
+                    return Error::kNone;
+                  },
+              .close = {}});
+  CHECK_STATUS(srv.error(), Error::kNone);
+  CHECK_STATUS(sys.create_srv(22, 20, "storage"), Error::kExists);
+  CHECK_STATUS(sys.create_sess_at(23, 21, 77), Error::kNone);
+  for (int i = 0; i < requests; ++i) CHECK_STATUS(srv.serve_one(30s), Status::kOk);
+  // The client delegated a memory capability: read what it wrote there.
+  CHECK(delegated.size() == 1);
+  MemGate got(sys, delegated.begin()->second, 5);
+  std::array<std::byte, 9> back{};
+  CHECK_STATUS(got.read(0, back), Status::kOk);
+  CHECK(as_text(back) == "delegated");
+  return 0;
+}
+
+int client(Syscalls& sys, const Args&) {
+  CHECK_STATUS(sys.create_sess(10, "no-such-service"), Error::kNoSuchService);
+  CHECK_STATUS(eventually([&] { return sys.create_sess(10, "storage", 5); }, Error::kNoSuchService),
+               Error::kNone);
+  CHECK_STATUS(sys.create_sess(10, "storage", 5), Error::kSelectorInUse);
+  CHECK_STATUS(sys.obtain(10, 40, 2), Error::kNone);
+  MemGate obtained(sys, 41, 3);
+  CHECK(obtained.error() == Error::kNone);
+  CHECK_STATUS(obtained.write(100, text("obtained")), Status::kOk);
+  CHECK_STATUS(sys.obtain(10, 40, 1), Error::kSelectorInUse);
+  CHECK_STATUS(sys.obtain(11, 50, 1), Error::kNoSuchCap);
+  CHECK_STATUS(sys.req_mem(60, 4096, kif::kPermRW), Error::kNone);
+  MemGate mine(sys, 60, 4);
+  CHECK_STATUS(mine.write(0, text("delegated")), Status::kOk);
+  CHECK_STATUS(sys.delegate(10, 60, 1), Error::kNone);
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc < 2) {
+    fmt::print(stderr, "usage: kernel_test_vpe ROLE [ARGS...]\n");
+    return 64;
+  }
+  const std::string role = argv[1];
+  const Args args(argv + 2, argv + argc);
+  const std::map<std::string, std::function<int(Syscalls&, const Args&)>> roles{
+      {"basics", basics},         {"memory", memory},         {"wide-tree", wide_tree},
+      {"exchange-a", exchange_a}, {"exchange-b", exchange_b}, {"victim-holder", victim_holder},
+      {"doomed", doomed},         {"server", server},         {"client", client},
+  };
+  auto it = roles.find(role);
+  if (it == roles.end()) {
+    fmt::print(stderr, "kernel_test_vpe: unknown role {}\n", role);
+    return 64;
+  }
+  try {
+    auto dtu = Dtu::from_environment();
+    Syscalls sys(*dtu);
+    return it->second(sys, args);
+  } catch (const apps::CheckFailed& f) {
+    return 10 + f.line % 100;
+  } catch (const std::exception& e) {
+    fmt::print(stderr, "kernel_test_vpe {}: {}\n", role, e.what());
+    return 2;
+  }
+}

@@ -1,0 +1,85 @@
+#pragma once
+// A capability: a typed reference to a kernel object, owned by one VPE at one
+// selector. Its global id says who created it and what it is (SemperOS's DDL
+// key), and the derivation tree is kept as ids (parent, children), so that a
+// tree can later span kernels without pointers between them.
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <variant>
+#include <vector>
+
+#include "vdtu/dtu_types.hpp"
+#include "vdtu/kif.hpp"
+
+namespace vdtu::kernel {
+
+using CapId = std::uint64_t;
+
+enum class CapType : std::uint8_t { kVpe = 1, kMemory = 2, kSendGate = 3, kService = 4, kSession = 5 };
+std::string_view to_string(CapType t);
+
+// pe:16 | vpe:16 | type:8 | object:24. The PE locates the owning kernel with
+// one membership lookup; the object counter makes the id unique there.
+constexpr CapId make_cap_id(PeId pe, VpeId vpe, CapType type, std::uint32_t object) {
+  return (CapId{pe} << 48U) | (CapId{vpe} << 32U) | (CapId{static_cast<std::uint8_t>(type)} << 24U) |
+         (object & 0xffffffU);
+}
+constexpr PeId pe_of(CapId id) { return static_cast<PeId>(id >> 48U); }
+constexpr VpeId vpe_of(CapId id) { return static_cast<VpeId>(id >> 32U); }
+constexpr CapType type_of(CapId id) { return static_cast<CapType>((id >> 24U) & 0xffU); }
+
+struct VpeObject {
+  VpeId vpe = 0;
+  PeId pe = 0;
+};
+
+// A region of the node's global memory or of a PE's local memory.
+struct MemoryObject {
+  PeId target_pe = kGlobalMemoryPe;
+  std::uint64_t offset = 0;
+  std::uint64_t size = 0;
+  std::uint64_t perms = kif::kPermRW;
+  bool allocated = false;  // REQMEM's root capability: revoking it frees the region
+};
+
+// The right to send to a receive endpoint.
+struct SendGateObject {
+  PeId pe = 0;  // the receiver
+  EpId ep = 0;
+  std::uint64_t label = 0;
+  std::uint32_t credits = 1;
+};
+
+struct ServiceObject {
+  std::string name;
+  VpeId server = 0;
+  SendGateObject gate;  // how the kernel reaches the server
+  EpId kernel_ep = 0;   // the kernel's send endpoint bound to that gate
+  bool alive = true;
+  CapId cap = 0;  // the server's service capability: sessions derive from it
+};
+
+struct SessionObject {
+  std::shared_ptr<ServiceObject> service;
+  std::uint64_t ident = 0;
+};
+
+using CapObject =
+    std::variant<VpeObject, MemoryObject, SendGateObject, std::shared_ptr<ServiceObject>, SessionObject>;
+
+struct Capability {
+  CapId id = 0;
+  CapId parent = 0;  // 0: a root
+  std::vector<CapId> children;
+  VpeId owner = 0;
+  kif::Selector selector = 0;
+  CapObject object;
+  std::optional<EpId> activated_on;  // endpoint of the owner this capability configured
+
+  [[nodiscard]] CapType type() const { return type_of(id); }
+};
+
+}  // namespace vdtu::kernel

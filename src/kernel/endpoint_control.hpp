@@ -1,0 +1,23 @@
+#pragma once
+// What the kernel asks of the DTU's control plane. In a running system this is
+// the kernel PE's Dtu (privileged); the syscall fuzzer uses a recorder.
+
+#include "vdtu/dtu_types.hpp"
+#include "vdtu/status.hpp"
+
+namespace vdtu::kernel {
+
+class EndpointControl {
+ public:
+  EndpointControl() = default;
+  EndpointControl(const EndpointControl&) = delete;
+  EndpointControl& operator=(const EndpointControl&) = delete;
+  virtual ~EndpointControl() = default;
+
+  virtual Status config_send(PeId pe, EpId ep, const SendConfig& config) = 0;
+  virtual Status config_receive(PeId pe, EpId ep, const ReceiveConfig& config) = 0;
+  virtual Status config_memory(PeId pe, EpId ep, const MemoryConfig& config) = 0;
+  virtual Status invalidate(PeId pe, EpId ep) = 0;
+};
+
+}  // namespace vdtu::kernel

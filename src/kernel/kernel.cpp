@@ -1,0 +1,523 @@
+#include "kernel.hpp"
+
+#include <algorithm>
+#include <cstring>
+#include <utility>
+
+namespace vdtu::kernel {
+
+using kif::Error;
+using kif::Selector;
+using kif::Syscall;
+using kif::SyscallReply;
+using kif::SyscallRequest;
+
+namespace {
+
+SyscallReply reply(Error e, std::uint64_t v0 = 0, std::uint64_t v1 = 0) {
+  SyscallReply r;
+  r.error = e;
+  r.values[0] = v0;
+  r.values[1] = v1;
+  return r;
+}
+
+Error from_status(Status st) { return st == Status::kOk ? Error::kNone : Error::kEndpointFailed; }
+
+constexpr std::uint64_t kMaxRange = 4096;  // selectors per EXCHANGE/REVOKE/OBTAIN
+
+template <class T>
+T* as(Capability& c) {
+  return std::get_if<T>(&c.object);
+}
+
+}  // namespace
+
+// Every slot is filled: an opcode without a handler answers kNotSupported
+// (SemperOS's tables leave holes that would call a null pointer).
+const std::array<Kernel::Handler, static_cast<std::size_t>(Syscall::kCount)> Kernel::kHandlers = {
+    &Kernel::not_supported,       // PAGEFAULT: gem5 only
+    &Kernel::create_srv,          // CREATESRV
+    &Kernel::create_sess,         // CREATESESS
+    &Kernel::create_sess_at,      // CREATESESSAT
+    &Kernel::create_gate,         // CREATEGATE
+    &Kernel::not_supported,       // CREATEVPE (not yet: the node would have to start programs)
+    &Kernel::not_supported,       // CREATEMAP (not yet)
+    &Kernel::attach_rb,           // ATTACHRB
+    &Kernel::detach_rb,           // DETACHRB
+    &Kernel::exchange,            // EXCHANGE
+    &Kernel::not_supported,       // VPECTRL (not yet)
+    &Kernel::obtain_or_delegate,  // DELEGATE
+    &Kernel::obtain_or_delegate,  // OBTAIN
+    &Kernel::activate,            // ACTIVATE
+    &Kernel::req_mem,             // REQMEM
+    &Kernel::derive_mem,          // DERIVEMEM
+    &Kernel::revoke,              // REVOKE
+    &Kernel::exit,                // EXIT
+    &Kernel::noop,                // NOOP
+};
+
+// Arguments each syscall needs; a shorter message is malformed.
+const std::array<std::uint8_t, static_cast<std::size_t>(Syscall::kCount)> Kernel::kArgCount = {
+    0, 2, 2, 3, 5, 0, 0, 3, 1, 5, 0, 4, 4, 4, 3, 5, 3, 1, 0,
+};
+
+Kernel::Kernel(KernelConfig config, EndpointControl& endpoints)
+    : config_(config),
+      endpoints_(endpoints),
+      global_memory_(config.global_memory_bytes),
+      kernel_eps_used_(config.endpoints_per_pe, false) {
+  for (EpId ep = 0; ep < kKernelFirstServiceEp && ep < kernel_eps_used_.size(); ++ep)
+    kernel_eps_used_[ep] = true;
+}
+
+void Kernel::add_vpe(VpeId vpe, PeId pe) {
+  auto& v = vpes_[vpe];
+  v.id = vpe;
+  v.pe = pe;
+  insert(v, kif::kSelSelf, CapType::kVpe, VpeObject{vpe, pe}, 0);
+  insert(v, kif::kSelMemory, CapType::kMemory,
+         MemoryObject{pe, 0, config_.pe_memory_bytes, kif::kPermRW, false}, 0);
+}
+
+Error Kernel::grant_vpe(VpeId holder, VpeId target, Selector selector) {
+  auto h = vpes_.find(holder);
+  auto t = vpes_.find(target);
+  if (h == vpes_.end() || t == vpes_.end()) return Error::kInvalidArgs;
+  if (auto e = check_free(h->second, selector, 1); e != Error::kNone) return e;
+  insert(h->second, selector, CapType::kVpe, VpeObject{target, t->second.pe}, 0);
+  return Error::kNone;
+}
+
+bool Kernel::has_vpe(VpeId vpe) const {
+  auto it = vpes_.find(vpe);
+  return it != vpes_.end() && it->second.alive;
+}
+
+const Capability* Kernel::find(VpeId vpe, Selector selector) const {
+  auto v = vpes_.find(vpe);
+  if (v == vpes_.end()) return nullptr;
+  auto c = v->second.caps.find(selector);
+  return c == v->second.caps.end() ? nullptr : c->second.get();
+}
+
+const Capability* Kernel::find(CapId id) const {
+  auto it = index_.find(id);
+  return it == index_.end() ? nullptr : it->second;
+}
+
+std::optional<SyscallReply> Kernel::syscall(VpeId caller, std::span<const std::byte> message,
+                                            std::uint64_t& deferred) {
+  deferred = 0;
+  auto v = vpes_.find(caller);
+  if (v == vpes_.end() || !v->second.alive) return reply(Error::kInvalidArgs);
+  SyscallRequest r{};
+  if (message.size() < sizeof(r.opcode)) return reply(Error::kMalformed);
+  std::memcpy(&r, message.data(), std::min(message.size(), sizeof(r)));
+  const auto op = static_cast<std::uint64_t>(r.opcode);
+  if (op >= kHandlers.size()) return reply(Error::kUnknownOpcode);
+  if (message.size() < sizeof(r.opcode) + kArgCount[op] * sizeof(std::uint64_t))
+    return reply(Error::kMalformed);
+  if (r.name_length > kif::kMaxName) return reply(Error::kInvalidArgs);
+  auto result = (this->*kHandlers[op])(v->second, r);
+  if (!result) deferred = next_call_ - 1;
+  return result;
+}
+
+// ---- capability plumbing -------------------------------------------------------
+
+Capability* Kernel::lookup(Vpe& vpe, std::uint64_t selector, CapType type, Error& error) {
+  auto it = vpe.caps.find(static_cast<Selector>(selector));
+  if (selector > UINT32_MAX || it == vpe.caps.end()) {
+    error = Error::kNoSuchCap;
+    return nullptr;
+  }
+  if (it->second->type() != type) {
+    error = Error::kWrongType;
+    return nullptr;
+  }
+  return it->second.get();
+}
+
+Error Kernel::check_free(const Vpe& vpe, std::uint64_t first, std::uint64_t count) const {
+  if (count == 0 || count > kMaxRange || first > UINT32_MAX - count) return Error::kInvalidArgs;
+  auto it = vpe.caps.lower_bound(static_cast<Selector>(first));
+  if (it != vpe.caps.end() && it->first < first + count) return Error::kSelectorInUse;
+  return Error::kNone;
+}
+
+Capability& Kernel::insert(Vpe& owner, Selector selector, CapType type, CapObject object, CapId parent) {
+  auto cap = std::make_unique<Capability>();
+  cap->id = make_cap_id(owner.pe, owner.id, type, next_object_++);
+  cap->parent = parent;
+  cap->owner = owner.id;
+  cap->selector = selector;
+  cap->object = std::move(object);
+  if (parent != 0) index_.at(parent)->children.push_back(cap->id);
+  auto& ref = *cap;
+  index_[cap->id] = &ref;
+  owner.caps[selector] = std::move(cap);
+  return ref;
+}
+
+Error Kernel::clone_range(Vpe& from, std::uint64_t from_first, Vpe& to, std::uint64_t to_first,
+                          std::uint64_t count) {
+  if (count == 0 || count > kMaxRange || from_first > UINT32_MAX - count) return Error::kInvalidArgs;
+  for (std::uint64_t i = 0; i < count; ++i) {
+    auto it = from.caps.find(static_cast<Selector>(from_first + i));
+    if (it == from.caps.end()) return Error::kNoSuchCap;
+    if (it->second->type() == CapType::kService) return Error::kNoPerm;  // services are not cloneable
+  }
+  // For a self-exchange the ranges may overlap; the destination must be free.
+  if (auto e = check_free(to, to_first, count); e != Error::kNone) return e;
+  for (std::uint64_t i = 0; i < count; ++i) {
+    const auto& src = *from.caps.at(static_cast<Selector>(from_first + i));
+    auto object = src.object;
+    if (auto* mem = std::get_if<MemoryObject>(&object)) mem->allocated = false;  // the root frees it
+    insert(to, static_cast<Selector>(to_first + i), src.type(), std::move(object), src.id);
+  }
+  return Error::kNone;
+}
+
+// Iterative, so a chain of any depth cannot overflow the stack.
+void Kernel::revoke_tree(CapId root) {
+  auto* r = index_.at(root);
+  if (r->parent != 0) {
+    if (auto p = index_.find(r->parent); p != index_.end()) std::erase(p->second->children, root);
+  }
+  std::vector<CapId> work{root};
+  while (!work.empty()) {
+    const CapId id = work.back();
+    work.pop_back();
+    auto it = index_.find(id);
+    if (it == index_.end()) continue;
+    Capability* cap = it->second;
+    work.insert(work.end(), cap->children.begin(), cap->children.end());
+    tear_down(*cap);
+    index_.erase(it);
+    vpes_.at(cap->owner).caps.erase(cap->selector);  // destroys *cap
+  }
+}
+
+void Kernel::tear_down(Capability& cap) {
+  auto& owner = vpes_.at(cap.owner);
+  if (cap.activated_on) {
+    auto a = owner.activations.find(*cap.activated_on);
+    if (a != owner.activations.end() && a->second == cap.id) {
+      if (owner.alive) endpoints_.invalidate(owner.pe, *cap.activated_on);
+      owner.activations.erase(a);
+    }
+  }
+  if (auto* mem = as<MemoryObject>(cap); mem != nullptr && mem->allocated) {
+    global_memory_.release(mem->offset, mem->size);
+  }
+  if (auto* srv = as<std::shared_ptr<ServiceObject>>(cap)) {
+    auto& s = **srv;
+    s.alive = false;
+    services_.erase(s.name);
+    endpoints_.invalidate(config_.kernel_pe, s.kernel_ep);
+    kernel_eps_used_[s.kernel_ep] = false;
+  }
+}
+
+// ---- syscalls ------------------------------------------------------------------
+
+Kernel::Result Kernel::noop(Vpe&, const SyscallRequest&) { return reply(Error::kNone); }
+
+Kernel::Result Kernel::not_supported(Vpe&, const SyscallRequest&) { return reply(Error::kNotSupported); }
+
+// args: vpe_sel (owner of the receive endpoint), dst_sel, ep, label, credits
+Kernel::Result Kernel::create_gate(Vpe& v, const SyscallRequest& r) {
+  Error e = Error::kNone;
+  auto* target = lookup(v, r.args[0], CapType::kVpe, e);
+  if (target == nullptr) return reply(e);
+  if (e = check_free(v, r.args[1], 1); e != Error::kNone) return reply(e);
+  const auto ep = r.args[2];
+  const auto credits = r.args[4];
+  if (ep < kif::kFirstFreeEp || ep >= config_.endpoints_per_pe || credits == 0 ||
+      (credits > 4096 && credits != kCreditsUnlimited)) {
+    return reply(Error::kInvalidArgs);
+  }
+  const auto& t = std::get<VpeObject>(target->object);
+  insert(v, static_cast<Selector>(r.args[1]), CapType::kSendGate,
+         SendGateObject{t.pe, static_cast<EpId>(ep), r.args[3], static_cast<std::uint32_t>(credits)},
+         target->id);
+  return reply(Error::kNone);
+}
+
+// args: ep, buffer_order, slot_order
+Kernel::Result Kernel::attach_rb(Vpe& v, const SyscallRequest& r) {
+  if (r.args[0] < kif::kFirstFreeEp || r.args[0] >= config_.endpoints_per_pe || r.args[1] > 30 ||
+      r.args[2] > 30) {
+    return reply(Error::kInvalidArgs);
+  }
+  const ReceiveConfig rc{static_cast<std::uint8_t>(r.args[1]), static_cast<std::uint8_t>(r.args[2])};
+  return reply(from_status(endpoints_.config_receive(v.pe, static_cast<EpId>(r.args[0]), rc)));
+}
+
+// args: ep
+Kernel::Result Kernel::detach_rb(Vpe& v, const SyscallRequest& r) {
+  if (r.args[0] < kif::kFirstFreeEp || r.args[0] >= config_.endpoints_per_pe)
+    return reply(Error::kInvalidArgs);
+  return reply(from_status(endpoints_.invalidate(v.pe, static_cast<EpId>(r.args[0]))));
+}
+
+// args: selector, ep, reply_ep (send gates; 255: none), max message size (send gates)
+Kernel::Result Kernel::activate(Vpe& v, const SyscallRequest& r) {
+  const auto ep = r.args[1];
+  if (ep < kif::kFirstFreeEp || ep >= config_.endpoints_per_pe) return reply(Error::kInvalidArgs);
+  auto it = v.caps.find(static_cast<Selector>(r.args[0]));
+  if (r.args[0] > UINT32_MAX || it == v.caps.end()) return reply(Error::kNoSuchCap);
+  Capability& cap = *it->second;
+  Status st = Status::kInvalidArgument;
+  if (const auto* gate = as<SendGateObject>(cap)) {
+    const auto reply_ep = r.args[2] >= config_.endpoints_per_pe ? kNoReplyEp : static_cast<EpId>(r.args[2]);
+    if (r.args[3] == 0 || r.args[3] > 65536) return reply(Error::kInvalidArgs);
+    st = endpoints_.config_send(
+        v.pe, static_cast<EpId>(ep),
+        {gate->pe, gate->ep, gate->label, gate->credits, static_cast<std::uint32_t>(r.args[3]), reply_ep});
+  } else if (const auto* mem = as<MemoryObject>(cap)) {
+    st = endpoints_.config_memory(
+        v.pe, static_cast<EpId>(ep),
+        {mem->target_pe, mem->offset, mem->size, static_cast<std::uint8_t>(mem->perms)});
+  } else {
+    return reply(Error::kWrongType);
+  }
+  if (st != Status::kOk) return reply(Error::kEndpointFailed);
+  if (auto old = v.activations.find(static_cast<EpId>(ep)); old != v.activations.end()) {
+    if (auto o = index_.find(old->second); o != index_.end()) o->second->activated_on.reset();
+  }
+  v.activations[static_cast<EpId>(ep)] = cap.id;
+  cap.activated_on = static_cast<EpId>(ep);
+  return reply(Error::kNone);
+}
+
+// args: dst_sel, size, perms
+Kernel::Result Kernel::req_mem(Vpe& v, const SyscallRequest& r) {
+  if (auto e = check_free(v, r.args[0], 1); e != Error::kNone) return reply(e);
+  if (r.args[2] == 0 || (r.args[2] & ~std::uint64_t{kif::kPermRW}) != 0) return reply(Error::kInvalidArgs);
+  const auto offset = global_memory_.allocate(r.args[1]);
+  if (!offset) return reply(Error::kOutOfMemory);
+  insert(v, static_cast<Selector>(r.args[0]), CapType::kMemory,
+         MemoryObject{kGlobalMemoryPe, *offset, r.args[1], r.args[2], true}, 0);
+  return reply(Error::kNone, *offset);
+}
+
+// args: src_sel, dst_sel, offset, size, perms
+Kernel::Result Kernel::derive_mem(Vpe& v, const SyscallRequest& r) {
+  Error e = Error::kNone;
+  auto* src = lookup(v, r.args[0], CapType::kMemory, e);
+  if (src == nullptr) return reply(e);
+  if (e = check_free(v, r.args[1], 1); e != Error::kNone) return reply(e);
+  const auto& m = std::get<MemoryObject>(src->object);
+  if (r.args[3] == 0 || r.args[2] > m.size || r.args[3] > m.size - r.args[2])
+    return reply(Error::kInvalidArgs);
+  if (r.args[4] == 0 || (r.args[4] & ~m.perms) != 0) return reply(Error::kNoPerm);
+  insert(v, static_cast<Selector>(r.args[1]), CapType::kMemory,
+         MemoryObject{m.target_pe, m.offset + r.args[2], r.args[3], r.args[4], false}, src->id);
+  return reply(Error::kNone);
+}
+
+// args: vpe_sel, own_first, other_first, count, kind (delegate: own -> other)
+Kernel::Result Kernel::exchange(Vpe& v, const SyscallRequest& r) {
+  Error e = Error::kNone;
+  auto* vcap = lookup(v, r.args[0], CapType::kVpe, e);
+  if (vcap == nullptr) return reply(e);
+  auto other = vpes_.find(std::get<VpeObject>(vcap->object).vpe);
+  if (other == vpes_.end() || !other->second.alive) return reply(Error::kInvalidArgs);
+  const bool obtain = r.args[4] == static_cast<std::uint64_t>(kif::ExchangeKind::kObtain);
+  if (!obtain && r.args[4] != static_cast<std::uint64_t>(kif::ExchangeKind::kDelegate)) {
+    return reply(Error::kInvalidArgs);
+  }
+  return reply(obtain ? clone_range(other->second, r.args[2], v, r.args[1], r.args[3])
+                      : clone_range(v, r.args[1], other->second, r.args[2], r.args[3]));
+}
+
+// args: first, count, own (1: the capabilities too, 0: only what was derived from them)
+Kernel::Result Kernel::revoke(Vpe& v, const SyscallRequest& r) {
+  const auto first = r.args[0];
+  const auto count = r.args[1];
+  if (count == 0 || count > kMaxRange || first > UINT32_MAX - count) return reply(Error::kInvalidArgs);
+  if (first < kif::kFirstFreeSelector && r.args[2] != 0) return reply(Error::kNotRevocable);
+  bool any = false;
+  for (std::uint64_t s = first; s < first + count; ++s) {
+    auto it = v.caps.find(static_cast<Selector>(s));
+    if (it == v.caps.end()) continue;
+    any = true;
+    if (r.args[2] != 0) {
+      revoke_tree(it->second->id);
+    } else {
+      const auto children = it->second->children;
+      for (CapId child : children) revoke_tree(child);
+    }
+  }
+  return reply(any ? Error::kNone : Error::kNoSuchCap);
+}
+
+// args: exit code
+Kernel::Result Kernel::exit(Vpe& v, const SyscallRequest&) {
+  const auto failed = vpe_exited(v.id);
+  (void)failed;  // a VPE's own calls are dropped with it; nobody else waited on it here
+  return reply(Error::kNone);
+}
+
+std::vector<DeferredReply> Kernel::vpe_exited(VpeId vpe) {
+  std::vector<DeferredReply> failed;
+  auto it = vpes_.find(vpe);
+  if (it == vpes_.end() || !it->second.alive) return failed;
+  auto& v = it->second;
+  std::vector<CapId> roots;
+  for (const auto& [sel, cap] : v.caps) roots.push_back(cap->id);
+  v.alive = false;  // its endpoints are gone with it: no invalidations
+  for (CapId id : roots) {
+    if (index_.count(id) != 0) revoke_tree(id);
+  }
+  v.activations.clear();
+  for (auto p = pending_.begin(); p != pending_.end();) {
+    const bool own = p->second.caller == vpe;
+    const bool orphaned = !p->second.service->alive;
+    if (!own && orphaned) failed.push_back({p->second.caller, p->first, reply(Error::kServiceFailed)});
+    p = (own || orphaned) ? pending_.erase(p) : std::next(p);
+  }
+  return failed;
+}
+
+// ---- services and sessions ---------------------------------------------------------
+
+// args: dst_sel, gate_sel; name
+Kernel::Result Kernel::create_srv(Vpe& v, const SyscallRequest& r) {
+  Error e = Error::kNone;
+  auto* gate = lookup(v, r.args[1], CapType::kSendGate, e);
+  if (gate == nullptr) return reply(e);
+  if (e = check_free(v, r.args[0], 1); e != Error::kNone) return reply(e);
+  const std::string name(r.name, r.name_length);
+  if (name.empty()) return reply(Error::kInvalidArgs);
+  if (services_.count(name) != 0) return reply(Error::kExists);
+  const auto free_ep = std::find(kernel_eps_used_.begin(), kernel_eps_used_.end(), false);
+  if (free_ep == kernel_eps_used_.end()) return reply(Error::kOutOfMemory);
+  const auto kep = static_cast<EpId>(free_ep - kernel_eps_used_.begin());
+  const auto& g = std::get<SendGateObject>(gate->object);
+  const SendConfig sc{
+      g.pe, g.ep, g.label, kCreditsUnlimited, sizeof(kif::ServiceRequest), kKernelServiceReplyEp};
+  if (endpoints_.config_send(config_.kernel_pe, kep, sc) != Status::kOk) return reply(Error::kEndpointFailed);
+  kernel_eps_used_[kep] = true;
+  auto service = std::make_shared<ServiceObject>(ServiceObject{name, v.id, g, kep, true, 0});
+  services_[name] = service;
+  service->cap = insert(v, static_cast<Selector>(r.args[0]), CapType::kService, service, gate->id).id;
+  return reply(Error::kNone);
+}
+
+Kernel::Result Kernel::defer(Vpe& caller, const SyscallRequest& r, std::shared_ptr<ServiceObject> service,
+                             CapId service_cap, kif::ServiceRequest request) {
+  const auto id = next_call_++;
+  outbox_.push_back({id, service->kernel_ep, request});
+  pending_[id] = PendingCall{caller.id, r, std::move(service), service_cap};
+  return std::nullopt;
+}
+
+// args: dst_sel, arg; name
+Kernel::Result Kernel::create_sess(Vpe& v, const SyscallRequest& r) {
+  if (auto e = check_free(v, r.args[0], 1); e != Error::kNone) return reply(e);
+  auto s = services_.find(std::string_view(r.name, r.name_length));
+  if (s == services_.end() || !s->second->alive) return reply(Error::kNoSuchService);
+  return defer(v, r, s->second, s->second->cap, {kif::ServiceOp::kOpen, 0, 0, r.args[1]});
+}
+
+// args: dst_sel, srv_sel, ident
+Kernel::Result Kernel::create_sess_at(Vpe& v, const SyscallRequest& r) {
+  Error e = Error::kNone;
+  auto* srv = lookup(v, r.args[1], CapType::kService, e);
+  if (srv == nullptr) return reply(e);
+  if (e = check_free(v, r.args[0], 1); e != Error::kNone) return reply(e);
+  insert(v, static_cast<Selector>(r.args[0]), CapType::kSession,
+         SessionObject{std::get<std::shared_ptr<ServiceObject>>(srv->object), r.args[2]}, srv->id);
+  return reply(Error::kNone);
+}
+
+// args: sess_sel, first (own selectors: destination for OBTAIN, source for DELEGATE), count, arg
+Kernel::Result Kernel::obtain_or_delegate(Vpe& v, const SyscallRequest& r) {
+  Error e = Error::kNone;
+  auto* sess = lookup(v, r.args[0], CapType::kSession, e);
+  if (sess == nullptr) return reply(e);
+  const auto& so = std::get<SessionObject>(sess->object);
+  if (!so.service || !so.service->alive) return reply(Error::kServiceFailed);
+  const bool obtain = r.opcode == Syscall::kObtain;
+  if (obtain) {
+    if (e = check_free(v, r.args[1], r.args[2]); e != Error::kNone) return reply(e);
+  } else if (r.args[2] == 0 || r.args[2] > kMaxRange) {
+    return reply(Error::kInvalidArgs);
+  }
+  const auto op = obtain ? kif::ServiceOp::kObtain : kif::ServiceOp::kDelegate;
+  return defer(v, r, so.service, sess->id, {op, so.ident, r.args[2], r.args[3]});
+}
+
+std::vector<ServiceCall> Kernel::take_outbox() { return std::exchange(outbox_, {}); }
+
+std::optional<DeferredReply> Kernel::service_reply(std::uint64_t call, const kif::ServiceReply& answer) {
+  auto p = pending_.find(call);
+  if (p == pending_.end()) return std::nullopt;  // late, duplicate or forged: ignored
+  const PendingCall pc = p->second;
+  pending_.erase(p);
+  auto v = vpes_.find(pc.caller);
+  if (v == vpes_.end() || !v->second.alive) return std::nullopt;
+  auto& caller = v->second;
+  const auto& r = pc.request;
+  auto done = [&](Error e, std::uint64_t v0 = 0) { return DeferredReply{pc.caller, call, reply(e, v0)}; };
+  if (answer.error != Error::kNone) return done(Error::kServiceFailed);
+  if (!pc.service->alive) return done(Error::kServiceFailed);
+  auto server = vpes_.find(pc.service->server);
+  if (server == vpes_.end() || !server->second.alive) return done(Error::kServiceFailed);
+  switch (r.opcode) {
+    case Syscall::kCreateSess: {
+      if (auto e = check_free(caller, r.args[0], 1); e != Error::kNone) return done(e);
+      if (index_.count(pc.service_cap) == 0) return done(Error::kServiceFailed);
+      insert(caller, static_cast<Selector>(r.args[0]), CapType::kSession,
+             SessionObject{pc.service, answer.ident}, pc.service_cap);
+      return done(Error::kNone, answer.ident);
+    }
+    case Syscall::kObtain:
+      if (answer.count != r.args[2]) return done(Error::kServiceFailed);
+      return done(clone_range(server->second, answer.first, caller, r.args[1], r.args[2]), answer.count);
+    case Syscall::kDelegate:
+      return done(clone_range(caller, r.args[1], server->second, answer.first, r.args[2]), r.args[2]);
+    default: return done(Error::kInvalidArgs);
+  }
+}
+
+std::string_view to_string(CapType t) {
+  switch (t) {
+    case CapType::kVpe: return "vpe";
+    case CapType::kMemory: return "memory";
+    case CapType::kSendGate: return "send gate";
+    case CapType::kService: return "service";
+    case CapType::kSession: return "session";
+  }
+  return "unknown";
+}
+
+}  // namespace vdtu::kernel
+
+namespace vdtu::kif {
+
+std::string_view to_string(Error e) {
+  switch (e) {
+    case Error::kNone: return "no error";
+    case Error::kInvalidArgs: return "invalid arguments";
+    case Error::kUnknownOpcode: return "unknown opcode";
+    case Error::kMalformed: return "malformed message";
+    case Error::kNoSuchCap: return "no capability at that selector";
+    case Error::kWrongType: return "capability of the wrong type";
+    case Error::kSelectorInUse: return "destination selector in use";
+    case Error::kNoPerm: return "permission denied";
+    case Error::kNotRevocable: return "not revocable";
+    case Error::kOutOfMemory: return "out of memory";
+    case Error::kNoSuchService: return "no such service";
+    case Error::kServiceFailed: return "service failed";
+    case Error::kEndpointFailed: return "endpoint configuration failed";
+    case Error::kNotSupported: return "not supported";
+    case Error::kExists: return "exists already";
+  }
+  return "unknown error";
+}
+
+}  // namespace vdtu::kif

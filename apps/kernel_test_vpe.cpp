@@ -278,13 +278,17 @@ int server(Syscalls& sys, const Args& a) {
   CHECK_STATUS(srv.error(), Error::kNone);
   CHECK_STATUS(sys.create_srv(22, 20, "storage"), Error::kExists);
   CHECK_STATUS(sys.create_sess_at(23, 21, 77), Error::kNone);
-  for (int i = 0; i < requests; ++i) CHECK_STATUS(srv.serve_one(30s), Status::kOk);
-  // The client delegated a memory capability: read what it wrote there.
+  for (int i = 0; i < requests - 1; ++i) CHECK_STATUS(srv.serve_one(30s), Status::kOk);
+  // The client delegated a memory capability: read what it wrote there. The
+  // client waits in its last request meanwhile; had it exited, what it
+  // delegated would be revoked with it.
   CHECK(delegated.size() == 1);
   MemGate got(sys, delegated.begin()->second, 5);
+  CHECK_STATUS(got.error(), Error::kNone);
   std::array<std::byte, 9> back{};
   CHECK_STATUS(got.read(0, back), Status::kOk);
   CHECK(as_text(back) == "delegated");
+  CHECK_STATUS(srv.serve_one(30s), Status::kOk);
   return 0;
 }
 
@@ -303,6 +307,7 @@ int client(Syscalls& sys, const Args&) {
   MemGate mine(sys, 60, 4);
   CHECK_STATUS(mine.write(0, text("delegated")), Status::kOk);
   CHECK_STATUS(sys.delegate(10, 60, 1), Error::kNone);
+  CHECK_STATUS(sys.obtain(10, 45, 1), Error::kNone);  // the server checks our delegation meanwhile
   return 0;
 }
 

@@ -29,7 +29,9 @@ int main(int argc, char** argv) {
   bool json = false;
   vdtu::bench::SuiteOptions bench_options;
   auto* bench_cmd = app.add_subcommand("bench", "Run a benchmark suite with its baselines");
-  bench_cmd->add_option("suite", suite, "Suite to run")->required()->check(CLI::IsMember({"channel", "dtu"}));
+  bench_cmd->add_option("suite", suite, "Suite to run")
+      ->required()
+      ->check(CLI::IsMember({"channel", "dtu", "caps"}));
   bench_cmd->add_flag("--json", json, "One JSON object per line instead of a table");
   bench_cmd->add_flag("--quick", bench_options.quick, "Few iterations (smoke test; figures are rough)");
 
@@ -49,6 +51,7 @@ int main(int argc, char** argv) {
       vdtu::bench::Reporter reporter(json);
       if (suite == "channel") vdtu::bench::run_channel_suite(reporter, bench_options);
       if (suite == "dtu") vdtu::bench::run_dtu_suite(reporter, bench_options);
+      if (suite == "caps") vdtu::bench::run_caps_suite(reporter, bench_options);
       return 0;
     }
   } catch (const std::exception& e) {

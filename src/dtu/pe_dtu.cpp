@@ -284,15 +284,27 @@ class Dtu::Impl {
     return Status::kOk;
   }
 
-  bool any_private_pending() const {
-    for (const auto& e : eps_) {
-      if (const auto* r = std::get_if<ReceiveEndpoint>(&e)) {
-        for (auto w : r->pending) {
-          if (w != 0) return true;
+  // Private hints (channels that had more, or are new) count only if their
+  // channel really holds a message; stale hints are dropped here, so a PE that
+  // waits without fetching does not spin on them forever.
+  bool private_pending_nonempty() {
+    bool found = false;
+    for (auto& e : eps_) {
+      auto* r = std::get_if<ReceiveEndpoint>(&e);
+      if (r == nullptr) continue;
+      for (std::uint32_t w = 0; w < kPendingWords; ++w) {
+        for (std::uint64_t bits = r->pending[w]; bits != 0; bits &= bits - 1) {
+          const auto c = w * 64 + static_cast<std::uint32_t>(__builtin_ctzll(bits));
+          auto* ch = r->channels[c].get();
+          if (ch != nullptr && !ch->dead && ch->consumer.available() > 0) {
+            found = true;
+          } else {
+            r->pending[w] &= ~(std::uint64_t{1} << (c % 64));
+          }
         }
       }
     }
-    return false;
+    return found;
   }
 
   // The fallback against senders that clear others' doorbell bits: look at
@@ -316,7 +328,8 @@ class Dtu::Impl {
   Status wait(std::chrono::nanoseconds timeout) {
     const auto start = std::chrono::steady_clock::now();
     const auto deadline = detail::deadline_after(timeout);
-    auto ready = [&] { return any_private_pending() || doorbell_.anything_pending(seen_epoch_); };
+    if (private_pending_nonempty()) return Status::kOk;
+    auto ready = [&] { return doorbell_.anything_pending(seen_epoch_); };
     detail::Spinner spinner;
     while (std::chrono::steady_clock::now() - start < kSpin) {
       if (ready()) return Status::kOk;

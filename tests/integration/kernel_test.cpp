@@ -80,7 +80,7 @@ TEST_F(KernelTest, ExchangeDelegateRevokeCascadeAndObtainBetweenVpes) {
 }
 
 TEST_F(KernelTest, SessionsObtainAndDelegateThroughAServer) {
-  vpe("server", {"3"});  // OPEN, OBTAIN, DELEGATE
+  vpe("server", {"4"});  // OPEN, OBTAIN, DELEGATE, OBTAIN
   vpe("client");
   kernel();
   expect_all_pass();

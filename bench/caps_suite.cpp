@@ -1,0 +1,134 @@
+// `vdtu bench caps`: capability operations as a VPE sees them (request to
+// reply), in the manner of SemperOS's capbench and capchain. A node runs here;
+// the kernel is semper_kernel; the VPEs are this executable as PEs.
+#include <fmt/core.h>
+#include <signal.h>
+
+#include <chrono>
+#include <fstream>
+#include <map>
+#include <thread>
+
+#include "baselines.hpp"
+#include "dtu/node.hpp"
+#include "sibling_program.hpp"
+#include "suites.hpp"
+#include "vdtu/semper.hpp"
+
+namespace vdtu::bench {
+namespace {
+
+using namespace std::chrono_literals;
+using semper::Error;
+using semper::Syscalls;
+
+constexpr kif::Selector kPartner = 10;
+constexpr kif::Selector kRoot = 100;
+
+void require(Error e, const char* what) {
+  if (e != Error::kNone) throw std::runtime_error(fmt::format("{}: {}", what, kif::to_string(e)));
+}
+
+template <class Op>
+double time_ns(Op op) {
+  const auto t = std::chrono::steady_clock::now();
+  op();
+  return std::chrono::duration<double, std::nano>(std::chrono::steady_clock::now() - t).count();
+}
+
+int caps_client(Dtu& dtu, const std::vector<std::string>& a) {
+  std::ofstream out(a.at(0));
+  const bool quick = a.at(1) == "quick";
+  Syscalls sys(dtu);
+  const int noops = quick ? 2'000 : 20'000;
+  const int reps = quick ? 50 : 1'000;
+  for (int i = 0; i < noops / 10; ++i) require(sys.noop(), "noop");
+  for (int i = 0; i < noops; ++i)
+    out << "noop_syscall " << time_ns([&] { require(sys.noop(), "noop"); }) << '\n';
+
+  require(sys.req_mem(kRoot, 4096, kif::kPermRW), "req_mem");
+  for (int i = 0; i < reps; ++i) {
+    out << "local_exchange " << time_ns([&] { require(sys.delegate_to(kPartner, kRoot, 200), "exchange"); })
+        << '\n';
+    out << "local_revoke " << time_ns([&] { require(sys.revoke(kRoot, 1, false), "revoke"); }) << '\n';
+  }
+  for (kif::Selector depth : {10U, 25U, 50U, 100U}) {
+    for (int i = 0; i < reps / 5; ++i) {
+      for (kif::Selector s = 0; s < depth; ++s)
+        require(sys.delegate_to(kif::kSelSelf, kRoot + s, kRoot + s + 1), "chain");
+      out << "chain_revoke_" << depth << ' '
+          << time_ns([&] { require(sys.revoke(kRoot, 1, false), "chain revoke"); }) << '\n';
+    }
+  }
+  for (kif::Selector children : {100U, 1000U}) {
+    for (int i = 0; i < (quick ? 3 : 30); ++i) {
+      for (kif::Selector c = 0; c < children; ++c) {
+        require(sys.derive_mem(kRoot, 1000 + c, 0, 64, kif::kPermR), "derive");
+      }
+      out << "tree_revoke_" << children << ' '
+          << time_ns([&] { require(sys.revoke(kRoot, 1, false), "tree revoke"); }) << '\n';
+    }
+  }
+  return 0;
+}
+
+int caps_partner(Dtu& dtu, const std::vector<std::string>&) {
+  Syscalls sys(dtu);
+  for (;;) dtu.wait(1s);  // holds what it is given until the benchmark ends it
+}
+
+std::map<std::string, std::vector<double>> read_samples(const std::string& path) {
+  std::map<std::string, std::vector<double>> out;
+  std::ifstream in(path);
+  std::string metric;
+  double value = 0;
+  while (in >> metric >> value) out[metric].push_back(value);
+  return out;
+}
+
+}  // namespace
+
+int run_caps_role(const std::string& role, Dtu& dtu, const std::vector<std::string>& args) {
+  if (role == "caps-client") return caps_client(dtu, args);
+  if (role == "caps-partner") return caps_partner(dtu, args);
+  return -1;
+}
+
+void run_caps_suite(Reporter& reporter, const SuiteOptions& options) {
+  const std::string suite = "caps";
+  reporter.add(latency_result(suite, "baseline_cacheline_pingpong_rtt", cacheline_pingpong_ns(20'000)));
+  char dir_template[] = "/tmp/vdtu-caps-XXXXXX";
+  const char* dir = ::mkdtemp(dir_template);
+  if (dir == nullptr) throw std::runtime_error("mkdtemp failed");
+  const std::string file = std::string(dir) + "/client";
+  {
+    dtu::Node node(dtu::NodeConfig{});
+    const auto self = sibling_program("vdtu");
+    const PeId client =
+        node.launch({self, {"pe-bench", "caps-client", file, options.quick ? "quick" : "full"}, false});
+    const PeId partner = node.launch({self, {"pe-bench", "caps-partner"}, false});
+    const auto vpes = fmt::format("{},{}", client, partner);
+    const PeId kernel =
+        node.launch({sibling_program("apps/semper_kernel"),
+                     {"--vpes", vpes, "--grant", fmt::format("{}:{}:{}", client, partner, kPartner)},
+                     true});
+    for (int i = 0; i < 6000 && !node.exit_code(client); ++i) std::this_thread::sleep_for(50ms);
+    ::kill(node.pid_of(partner), SIGTERM);
+    if (!node.wait_all_exited(std::chrono::seconds(30)))
+      throw std::runtime_error("benchmark PEs did not finish");
+    if (node.exit_code(client) != 0 || node.exit_code(kernel) != 0) {
+      throw std::runtime_error("benchmark client or kernel failed");
+    }
+  }
+  auto samples = read_samples(file);
+  ::unlink(file.c_str());
+  ::rmdir(dir);
+  reporter.note("VPEs and the kernel are PE processes; times are request to reply as the VPE sees them");
+  for (const char* name :
+       {"noop_syscall", "local_exchange", "local_revoke", "chain_revoke_10", "chain_revoke_25",
+        "chain_revoke_50", "chain_revoke_100", "tree_revoke_100", "tree_revoke_1000"}) {
+    reporter.add(latency_result(suite, name, samples[name]));
+  }
+}
+
+}  // namespace vdtu::bench

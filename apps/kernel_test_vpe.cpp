@@ -311,6 +311,45 @@ int client(Syscalls& sys, const Args&) {
   return 0;
 }
 
+// CREATEVPE and VPECTRL: a parent creates this program as a child, gives it
+// memory before starting it, and waits for its exit code.
+std::string self_path() {
+  std::array<char, 512> buffer{};
+  const auto n = ::readlink("/proc/self/exe", buffer.data(), buffer.size() - 1);
+  return {buffer.data(), n > 0 ? static_cast<std::size_t>(n) : 0};
+}
+
+int parent(Syscalls& sys, const Args&) {
+  PeId child_pe = 0;
+  CHECK_STATUS(sys.create_vpe(20, self_path() + " child", &child_pe), Error::kNone);
+  CHECK_STATUS(sys.create_vpe(20, self_path() + " child"), Error::kSelectorInUse);
+  CHECK_STATUS(sys.create_vpe(21, "/no/such/program"), Error::kOutOfMemory);
+  CHECK_STATUS(sys.req_mem(30, 4096, kif::kPermRW), Error::kNone);
+  MemGate mine(sys, 30, 3);
+  CHECK_STATUS(mine.write(0, text("from your parent")), Status::kOk);
+  CHECK_STATUS(sys.delegate_to(20, 30, 40), Error::kNone);  // before it runs
+  int code = -1;
+  CHECK_STATUS(sys.vpe_start(20), Error::kNone);
+  CHECK_STATUS(sys.vpe_start(20), Error::kInvalidArgs);  // once
+  CHECK_STATUS(sys.vpe_wait(20, code), Error::kNone);
+  CHECK(code == 42);
+  CHECK_STATUS(sys.vpe_wait(20, code), Error::kNone);  // again: it is gone, same answer
+  CHECK(code == 42);
+  CHECK_STATUS(sys.revoke(30, 1, false), Error::kNone);  // what the child held is gone already
+  CHECK(child_pe != sys.dtu().pe());
+  return 0;
+}
+
+int child(Syscalls& sys, const Args&) {
+  MemGate given(sys, 40, 3);
+  CHECK_STATUS(given.error(), Error::kNone);
+  std::array<std::byte, 16> back{};
+  CHECK_STATUS(given.read(0, back), Status::kOk);
+  CHECK(as_text(back) == "from your parent");
+  CHECK_STATUS(sys.exit(42), Error::kNone);
+  return 42;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -324,6 +363,7 @@ int main(int argc, char** argv) {
       {"basics", basics},         {"memory", memory},         {"wide-tree", wide_tree},
       {"exchange-a", exchange_a}, {"exchange-b", exchange_b}, {"victim-holder", victim_holder},
       {"doomed", doomed},         {"server", server},         {"client", client},
+      {"parent", parent},         {"child", child},
   };
   auto it = roles.find(role);
   if (it == roles.end()) {

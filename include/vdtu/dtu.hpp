@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <memory>
 #include <span>
+#include <string>
 #include <vector>
 
 #include "vdtu/dtu_types.hpp"
@@ -98,6 +99,8 @@ class Dtu {
   Status wake(PeId pe);
   Status set_vpe(PeId pe, VpeId vpe);
   Status privilege(PeId pe);
+  // Starts `command` (program, then arguments) as a new, unprivileged PE.
+  Status launch(std::span<const std::string> command, PeId& pe);
 
   // Applies pending endpoint updates; waits until `ep` has `kind`.
   Status wait_for_endpoint(EpId ep, EndpointKind kind,

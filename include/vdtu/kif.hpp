@@ -65,7 +65,7 @@ inline constexpr std::uint8_t kSyscallReplyEp = 1;
 inline constexpr std::uint8_t kFirstFreeEp = 2;
 
 inline constexpr std::size_t kMaxArgs = 6;
-inline constexpr std::size_t kMaxName = 48;
+inline constexpr std::size_t kMaxName = 200;  // service names; CREATEVPE: the command line
 
 // A syscall message: opcode, arguments, and for service calls a name.
 struct SyscallRequest {

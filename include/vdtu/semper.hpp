@@ -39,6 +39,12 @@ class Syscalls {
   Error obtain(Selector session, Selector first, std::uint32_t count, std::uint64_t arg = 0);
   Error delegate(Selector session, Selector first, std::uint32_t count, std::uint64_t arg = 0);
   Error exit(int code);
+  // Starts `command` (program and arguments, separated by spaces) on a free PE
+  // as a new VPE that waits until vpe_start; its VPE cap goes to `dst`.
+  Error create_vpe(Selector dst, std::string_view command, PeId* pe = nullptr);
+  Error vpe_start(Selector vpe);
+  // Waits until the VPE ends; its exit code (128 + signal if killed).
+  Error vpe_wait(Selector vpe, int& exit_code);
 
   // Any request, for tests and fuzzing the kernel from outside.
   Error call(const kif::SyscallRequest& request, kif::SyscallReply& reply);
@@ -46,7 +52,8 @@ class Syscalls {
   Dtu& dtu() { return dtu_; }
 
  private:
-  Error call(kif::Syscall op, std::initializer_list<std::uint64_t> args, std::string_view name = {});
+  Error call(kif::Syscall op, std::initializer_list<std::uint64_t> args, std::string_view name = {},
+             kif::SyscallReply* reply = nullptr);
   Dtu& dtu_;
   std::uint64_t next_label_ = 1;
 };

@@ -24,8 +24,11 @@ enum class ControlOp : std::uint8_t {
   kWake,
   kSetVpe,
   kPrivilege,
+  kLaunch,  // start a program on a free PE; the reply's `pe` names it
   kCount,
 };
+
+inline constexpr std::size_t kMaxCommand = 256;
 
 struct ControlRequest {
   std::uint32_t magic = kControlMagic;
@@ -37,6 +40,9 @@ struct ControlRequest {
   ReceiveConfig receive{};
   MemoryConfig memory{};
   VpeId vpe = 0;
+  // kLaunch: the program and its arguments, each ended by a NUL.
+  std::uint16_t command_length = 0;
+  char command[kMaxCommand] = {};
 };
 
 enum class NodeMessageKind : std::uint8_t {

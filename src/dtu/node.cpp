@@ -113,7 +113,10 @@ struct ControlLoop {
         const bool known = request.magic == kControlMagic && request.op >= ControlOp::kConfigSend &&
                            request.op < ControlOp::kCount;
         if (!known) ++state.stats.malformed_requests;
-        reply.status = known ? state.handle_request(index, request, updates) : Status::kInvalidArgument;
+        PeId launched = 0;
+        reply.status =
+            known ? state.handle_request(index, request, updates, launched) : Status::kInvalidArgument;
+        reply.pe = launched;
       }
       state.deliver(updates);
       send_with_fds(state.pes[index].socket.get(), std::as_bytes(std::span(&reply, 1)), {});
@@ -213,8 +216,12 @@ Node::~Node() {
 }
 
 PeId Node::launch(const PeProgram& program) {
-  auto& s = *state_;
-  std::lock_guard lock(s.mutex);
+  std::lock_guard lock(state_->mutex);
+  return state_->launch_locked(program);
+}
+
+PeId NodeState::launch_locked(const PeProgram& program) {
+  auto& s = *this;
   std::uint32_t index = 0;
   while (index < s.pes.size() && s.pes[index].pid > 0) ++index;  // PE slots are not reused
   if (index == s.pes.size()) throw std::runtime_error("no free PE on this node");

@@ -54,7 +54,7 @@ std::span<std::byte> NodeState::memory_window(const MemoryConfig& c) {
 }
 
 Status NodeState::handle_request(std::uint32_t requester, const ControlRequest& r,
-                                 std::vector<Update>& updates) {
+                                 std::vector<Update>& updates, PeId& launched) {
   ++stats.control_requests;
   if (!pes[requester].privileged) {
     ++stats.control_denied;
@@ -63,7 +63,8 @@ Status NodeState::handle_request(std::uint32_t requester, const ControlRequest& 
   const auto target = index_of(r.pe);
   if (!target) return Status::kInvalidArgument;
   const bool per_endpoint = r.op != ControlOp::kInvalidateAll && r.op != ControlOp::kWake &&
-                            r.op != ControlOp::kSetVpe && r.op != ControlOp::kPrivilege;
+                            r.op != ControlOp::kSetVpe && r.op != ControlOp::kPrivilege &&
+                            r.op != ControlOp::kLaunch;
   if (per_endpoint && r.ep >= config.endpoints_per_pe) return Status::kInvalidArgument;
   switch (r.op) {
     case ControlOp::kConfigSend: return config_send(*target, r.ep, r.send, updates);
@@ -81,10 +82,35 @@ Status NodeState::handle_request(std::uint32_t requester, const ControlRequest& 
     case ControlOp::kWake: pes[*target].doorbell.bump_epoch(); return Status::kOk;
     case ControlOp::kSetVpe: pes[*target].vpe = r.vpe; return Status::kOk;
     case ControlOp::kPrivilege: pes[*target].privileged = true; return Status::kOk;
+    case ControlOp::kLaunch: return launch_command(r, launched);
     case ControlOp::kCount: break;
   }
   ++stats.malformed_requests;
   return Status::kInvalidArgument;
+}
+
+// The command is NUL-separated: program, then its arguments.
+Status NodeState::launch_command(const ControlRequest& r, PeId& launched) {
+  if (r.command_length == 0 || r.command_length > kMaxCommand || r.command[r.command_length - 1] != '\0') {
+    return Status::kInvalidArgument;
+  }
+  PeProgram program;
+  for (std::size_t at = 0; at < r.command_length;) {
+    const std::string word(r.command + at);
+    at += word.size() + 1;
+    if (program.path.empty()) {
+      program.path = word;
+    } else {
+      program.args.push_back(word);
+    }
+  }
+  try {
+    launched = launch_locked(program);
+    return Status::kOk;
+  } catch (const std::exception& e) {
+    fmt::print(stderr, "vdtu node: cannot launch {}: {}\n", program.path, e.what());
+    return Status::kNoResources;
+  }
 }
 
 Status NodeState::config_receive(std::uint32_t pe, EpId ep, const ReceiveConfig& c,

@@ -93,17 +93,23 @@ class NodeState {
 
   // Control plane (node_control.cpp). Caller holds the mutex. Appends the
   // updates to send to `updates`.
-  Status handle_request(std::uint32_t requester, const ControlRequest& request, std::vector<Update>& updates);
+  Status handle_request(std::uint32_t requester, const ControlRequest& request, std::vector<Update>& updates,
+                        PeId& launched);
   // Tears down every endpoint of a PE that exited.
   void retire_pe(std::uint32_t index, std::vector<Update>& updates);
   // Sends updates (non-blocking) and bumps the receivers' epochs. A PE that
   // cannot take its updates is killed: it would otherwise diverge.
   void deliver(std::vector<Update>& updates);
 
+  // Starts a program on the next free PE (caller holds the mutex). Throws
+  // std::runtime_error when no PE is free or the program cannot start.
+  PeId launch_locked(const PeProgram& program);
+
   // Memory service (memory_service.cpp): serves requests until stopping.
   void serve_memory();
 
  private:
+  Status launch_command(const ControlRequest& r, PeId& launched);
   Status config_send(std::uint32_t pe, EpId ep, const SendConfig& c, std::vector<Update>& updates);
   Status config_receive(std::uint32_t pe, EpId ep, const ReceiveConfig& c, std::vector<Update>& updates);
   Status config_memory(std::uint32_t pe, EpId ep, const MemoryConfig& c, std::vector<Update>& updates);

@@ -55,7 +55,7 @@ class Dtu::Impl {
   }
 
   // Reads node messages; with `blocking`, until the reply to `request_id`.
-  void drain(bool blocking, std::uint64_t request_id, Status* reply) {
+  void drain(bool blocking, std::uint64_t request_id, Status* reply, PeId* reply_pe = nullptr) {
     std::array<std::byte, sizeof(NodeMessage) + 64> buffer{};
     std::vector<UniqueFd> fds;
     for (;;) {
@@ -73,6 +73,7 @@ class Dtu::Impl {
       if (m.kind == NodeMessageKind::kReply) {
         if (reply != nullptr && m.request_id == request_id) {
           *reply = m.status;
+          if (reply_pe != nullptr) *reply_pe = m.pe;
           return;
         }
         continue;
@@ -87,11 +88,11 @@ class Dtu::Impl {
 
   // Blocks for the answer. (Polling the socket first was measured: it made
   // configuration 3x slower, competing for the CPUs with the node.)
-  Status control(ControlRequest request) {
+  Status control(ControlRequest request, PeId* reply_pe = nullptr) {
     request.request_id = next_request_id_++;
     if (!send_with_fds(socket_.get(), std::as_bytes(std::span(&request, 1)), {})) return Status::kPeerGone;
     Status reply = Status::kPeerGone;
-    drain(true, request.request_id, &reply);
+    drain(true, request.request_id, &reply, reply_pe);
     return reply;
   }
 
@@ -669,6 +670,19 @@ Status Dtu::set_vpe(PeId pe, VpeId vpe) {
   return impl_->control(r);
 }
 Status Dtu::privilege(PeId pe) { return impl_->control(request(ControlOp::kPrivilege, pe, 0)); }
+Status Dtu::launch(std::span<const std::string> command, PeId& pe) {
+  auto r = request(ControlOp::kLaunch, impl_->pe_, 0);
+  std::size_t at = 0;
+  for (const auto& word : command) {
+    if (word.find('\0') != std::string::npos || at + word.size() + 1 > kMaxCommand)
+      return Status::kInvalidArgument;
+    std::memcpy(r.command + at, word.c_str(), word.size() + 1);
+    at += word.size() + 1;
+  }
+  if (at == 0) return Status::kInvalidArgument;
+  r.command_length = static_cast<std::uint16_t>(at);
+  return impl_->control(r, &pe);
+}
 Status Dtu::wait_for_endpoint(EpId ep, EndpointKind kind, std::chrono::nanoseconds timeout) {
   return impl_->wait_for_endpoint(ep, kind, timeout);
 }

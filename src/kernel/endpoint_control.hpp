@@ -2,6 +2,9 @@
 // What the kernel asks of the DTU's control plane. In a running system this is
 // the kernel PE's Dtu (privileged); the syscall fuzzer uses a recorder.
 
+#include <string>
+#include <vector>
+
 #include "vdtu/dtu_types.hpp"
 #include "vdtu/status.hpp"
 
@@ -18,6 +21,8 @@ class EndpointControl {
   virtual Status config_receive(PeId pe, EpId ep, const ReceiveConfig& config) = 0;
   virtual Status config_memory(PeId pe, EpId ep, const MemoryConfig& config) = 0;
   virtual Status invalidate(PeId pe, EpId ep) = 0;
+  // Starts a program (then its arguments) on a free PE of the node.
+  virtual Status launch(const std::vector<std::string>& command, PeId& pe) = 0;
 };
 
 }  // namespace vdtu::kernel

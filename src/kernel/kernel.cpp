@@ -1,5 +1,7 @@
 #include "kernel.hpp"
 
+#include "vdtu/message_header.hpp"
+
 #include <algorithm>
 #include <cstring>
 #include <utility>
@@ -41,12 +43,12 @@ const std::array<Kernel::Handler, static_cast<std::size_t>(Syscall::kCount)> Ker
     &Kernel::create_sess,         // CREATESESS
     &Kernel::create_sess_at,      // CREATESESSAT
     &Kernel::create_gate,         // CREATEGATE
-    &Kernel::not_supported,       // CREATEVPE (not yet: the node would have to start programs)
+    &Kernel::create_vpe,          // CREATEVPE
     &Kernel::not_supported,       // CREATEMAP (not yet)
     &Kernel::attach_rb,           // ATTACHRB
     &Kernel::detach_rb,           // DETACHRB
     &Kernel::exchange,            // EXCHANGE
-    &Kernel::not_supported,       // VPECTRL (not yet)
+    &Kernel::vpe_ctrl,            // VPECTRL
     &Kernel::obtain_or_delegate,  // DELEGATE
     &Kernel::obtain_or_delegate,  // OBTAIN
     &Kernel::activate,            // ACTIVATE
@@ -59,7 +61,7 @@ const std::array<Kernel::Handler, static_cast<std::size_t>(Syscall::kCount)> Ker
 
 // Arguments each syscall needs; a shorter message is malformed.
 const std::array<std::uint8_t, static_cast<std::size_t>(Syscall::kCount)> Kernel::kArgCount = {
-    0, 2, 2, 3, 5, 0, 0, 3, 1, 5, 0, 4, 4, 4, 3, 5, 3, 1, 0,
+    0, 2, 2, 3, 5, 1, 0, 3, 1, 5, 2, 4, 4, 4, 3, 5, 3, 1, 0,
 };
 
 Kernel::Kernel(KernelConfig config, EndpointControl& endpoints)
@@ -71,13 +73,34 @@ Kernel::Kernel(KernelConfig config, EndpointControl& endpoints)
     kernel_eps_used_[ep] = true;
 }
 
-void Kernel::add_vpe(VpeId vpe, PeId pe) {
+Kernel::Vpe& Kernel::add_vpe(VpeId vpe, PeId pe) {
   auto& v = vpes_[vpe];
   v.id = vpe;
   v.pe = pe;
   insert(v, kif::kSelSelf, CapType::kVpe, VpeObject{vpe, pe}, 0);
   insert(v, kif::kSelMemory, CapType::kMemory,
          MemoryObject{pe, 0, config_.pe_memory_bytes, kif::kPermRW, false}, 0);
+  return v;
+}
+
+// The VPE's syscall path: a send endpoint to the kernel labelled with its id
+// (the kernel trusts that label, never the message) and a reply endpoint.
+Status Kernel::start(Vpe& v) {
+  constexpr ReceiveConfig kReplyBuffer{10, 9};
+  constexpr std::uint32_t kSyscallPayload = 512 - kHeaderSize;
+  const SendConfig gate{config_.kernel_pe, kKernelSyscallEp, v.id, 1, kSyscallPayload, kif::kSyscallReplyEp};
+  if (auto st = endpoints_.config_receive(v.pe, kif::kSyscallReplyEp, kReplyBuffer); st != Status::kOk)
+    return st;
+  if (auto st = endpoints_.config_send(v.pe, kif::kSyscallSendEp, gate); st != Status::kOk) return st;
+  v.started = true;
+  return Status::kOk;
+}
+
+Status Kernel::boot_vpe(VpeId vpe, PeId pe) { return start(add_vpe(vpe, pe)); }
+
+std::size_t Kernel::alive_vpes() const {
+  return static_cast<std::size_t>(
+      std::count_if(vpes_.begin(), vpes_.end(), [](const auto& v) { return v.second.alive; }));
 }
 
 Error Kernel::grant_vpe(VpeId holder, VpeId target, Selector selector) {
@@ -355,17 +378,65 @@ Kernel::Result Kernel::revoke(Vpe& v, const SyscallRequest& r) {
 }
 
 // args: exit code
-Kernel::Result Kernel::exit(Vpe& v, const SyscallRequest&) {
-  const auto failed = vpe_exited(v.id);
-  (void)failed;  // a VPE's own calls are dropped with it; nobody else waited on it here
+Kernel::Result Kernel::exit(Vpe& v, const SyscallRequest& r) {
+  v.exit_code = static_cast<int>(r.args[0] & 0xffU);  // whoever waits learns it when the process ends
   return reply(Error::kNone);
 }
 
-std::vector<DeferredReply> Kernel::vpe_exited(VpeId vpe) {
+// args: dst_sel; name: the command line (program and arguments, by spaces)
+Kernel::Result Kernel::create_vpe(Vpe& v, const SyscallRequest& r) {
+  if (auto e = check_free(v, r.args[0], 1); e != Error::kNone) return reply(e);
+  std::vector<std::string> command;
+  const std::string_view line(r.name, r.name_length);
+  for (std::size_t at = 0; at < line.size();) {
+    const auto end = std::min(line.find(' ', at), line.size());
+    if (end > at) command.emplace_back(line.substr(at, end - at));
+    at = end + 1;
+  }
+  if (command.empty()) return reply(Error::kInvalidArgs);
+  PeId pe = 0;
+  if (endpoints_.launch(command, pe) != Status::kOk)
+    return reply(Error::kOutOfMemory);  // no PE or no program
+  if (vpes_.count(pe) != 0) return reply(Error::kInvalidArgs);
+  add_vpe(pe, pe);  // not started: it gets its syscall endpoints with VPECTRL start
+  insert(v, static_cast<Selector>(r.args[0]), CapType::kVpe, VpeObject{pe, pe}, v.caps.at(kif::kSelSelf)->id);
+  return reply(Error::kNone, pe);
+}
+
+// args: vpe_sel, op (start, wait)
+Kernel::Result Kernel::vpe_ctrl(Vpe& v, const SyscallRequest& r) {
+  Error e = Error::kNone;
+  auto* cap = lookup(v, r.args[0], CapType::kVpe, e);
+  if (cap == nullptr) return reply(e);
+  const auto target_id = std::get<VpeObject>(cap->object).vpe;
+  auto target = vpes_.find(target_id);
+  if (target == vpes_.end() || target_id == v.id) return reply(Error::kInvalidArgs);
+  auto& t = target->second;
+  if (r.args[1] == static_cast<std::uint64_t>(kif::VpeOp::kStart)) {
+    if (t.started || !t.alive) return reply(Error::kInvalidArgs);
+    return reply(from_status(start(t)));
+  }
+  if (r.args[1] == static_cast<std::uint64_t>(kif::VpeOp::kWait)) {
+    if (!t.alive) return reply(Error::kNone, static_cast<std::uint64_t>(t.exit_code));
+    waits_[next_call_++] = {v.id, target_id};
+    return std::nullopt;
+  }
+  return reply(Error::kInvalidArgs);
+}
+
+std::vector<DeferredReply> Kernel::vpe_exited(VpeId vpe, int code) {
   std::vector<DeferredReply> failed;
   auto it = vpes_.find(vpe);
   if (it == vpes_.end() || !it->second.alive) return failed;
   auto& v = it->second;
+  if (v.exit_code == 0) v.exit_code = code;
+  for (auto w = waits_.begin(); w != waits_.end();) {
+    if (w->second.target == vpe) {
+      failed.push_back(
+          {w->second.caller, w->first, reply(Error::kNone, static_cast<std::uint64_t>(v.exit_code))});
+    }
+    w = (w->second.target == vpe || w->second.caller == vpe) ? waits_.erase(w) : std::next(w);
+  }
   std::vector<CapId> roots;
   for (const auto& [sel, cap] : v.caps) roots.push_back(cap->id);
   v.alive = false;  // its endpoints are gone with it: no invalidations

@@ -48,8 +48,8 @@ class Kernel {
   Kernel(KernelConfig config, EndpointControl& endpoints);
 
   // Boot: a VPE running on `pe`, with its VPE cap at selector 0 and its local
-  // memory at selector 1.
-  void add_vpe(VpeId vpe, PeId pe);
+  // memory at selector 1, and its syscall endpoints set up (started).
+  Status boot_vpe(VpeId vpe, PeId pe);
   // Boot: gives `holder` a capability for VPE `target` at `selector`.
   kif::Error grant_vpe(VpeId holder, VpeId target, kif::Selector selector);
 
@@ -62,7 +62,8 @@ class Kernel {
   std::optional<DeferredReply> service_reply(std::uint64_t call, const kif::ServiceReply& reply);
   // A VPE exited or died: everything it holds is revoked, its pending calls
   // dropped; calls waiting for services it served fail (returned).
-  std::vector<DeferredReply> vpe_exited(VpeId vpe);
+  std::vector<DeferredReply> vpe_exited(VpeId vpe, int code = 0);
+  [[nodiscard]] std::size_t alive_vpes() const;
 
   [[nodiscard]] bool has_vpe(VpeId vpe) const;
   [[nodiscard]] std::size_t capability_count() const { return index_.size(); }
@@ -74,6 +75,8 @@ class Kernel {
     VpeId id = 0;
     PeId pe = 0;
     bool alive = true;
+    bool started = false;  // syscall endpoints set up (VPECTRL start)
+    int exit_code = 0;
     std::map<kif::Selector, std::unique_ptr<Capability>> caps;
     std::map<EpId, CapId> activations;  // endpoint -> capability that configured it
   };
@@ -104,6 +107,11 @@ class Kernel {
   Result create_sess(Vpe&, const kif::SyscallRequest&);
   Result create_sess_at(Vpe&, const kif::SyscallRequest&);
   Result obtain_or_delegate(Vpe&, const kif::SyscallRequest&);
+  Result create_vpe(Vpe&, const kif::SyscallRequest&);
+  Result vpe_ctrl(Vpe&, const kif::SyscallRequest&);
+
+  Vpe& add_vpe(VpeId vpe, PeId pe);
+  Status start(Vpe& vpe);
 
   Capability* lookup(Vpe& vpe, std::uint64_t selector, CapType type, kif::Error& error);
   kif::Error check_free(const Vpe& vpe, std::uint64_t first, std::uint64_t count) const;
@@ -123,6 +131,11 @@ class Kernel {
   std::map<std::string, std::shared_ptr<ServiceObject>, std::less<>> services_;
   std::vector<bool> kernel_eps_used_;
   std::map<std::uint64_t, PendingCall> pending_;
+  struct Wait {
+    VpeId caller = 0;
+    VpeId target = 0;
+  };
+  std::map<std::uint64_t, Wait> waits_;  // VPECTRL wait calls by id
   std::vector<ServiceCall> outbox_;
   std::uint32_t next_object_ = 1;
   std::uint64_t next_call_ = 1;

@@ -4,7 +4,6 @@
 
 #include <cstring>
 #include <map>
-#include <set>
 
 namespace vdtu::kernel {
 namespace {
@@ -13,8 +12,6 @@ using namespace std::chrono_literals;
 
 constexpr ReceiveConfig kSyscallBuffer{11, 9};       // 512-byte slots
 constexpr ReceiveConfig kServiceReplyBuffer{13, 7};  // 128-byte slots
-constexpr ReceiveConfig kVpeReplyBuffer{10, 9};
-constexpr std::uint32_t kSyscallPayload = 512 - kHeaderSize;
 
 class DtuEndpointControl final : public EndpointControl {
  public:
@@ -27,6 +24,9 @@ class DtuEndpointControl final : public EndpointControl {
     return dtu_.config_memory(pe, ep, c);
   }
   Status invalidate(PeId pe, EpId ep) override { return dtu_.invalidate(pe, ep); }
+  Status launch(const std::vector<std::string>& command, PeId& pe) override {
+    return dtu_.launch(command, pe);
+  }
 
  private:
   Dtu& dtu_;
@@ -51,14 +51,10 @@ class Loop {
       return false;
     }
     for (PeId pe : boot.vpes) {
-      kernel_.add_vpe(pe, pe);
-      const SendConfig syscall_gate{self, kKernelSyscallEp, pe, 1, kSyscallPayload, kif::kSyscallReplyEp};
-      if (dtu_.config_receive(pe, kif::kSyscallReplyEp, kVpeReplyBuffer) != Status::kOk ||
-          dtu_.config_send(pe, kif::kSyscallSendEp, syscall_gate) != Status::kOk) {
+      if (kernel_.boot_vpe(pe, pe) != Status::kOk) {
         fmt::print(stderr, "kernel: cannot set up the syscall endpoints of PE {}\n", pe);
         return false;
       }
-      ++alive_;
     }
     for (const auto& g : boot.grants) {
       if (kernel_.grant_vpe(g.holder, g.target, g.selector) != kif::Error::kNone) {
@@ -70,7 +66,7 @@ class Loop {
   }
 
   int run() {
-    while (alive_ > 0) {
+    while (kernel_.alive_vpes() > 0) {
       dtu_.wait(100ms);
       handle_exits();
       serve_syscalls();
@@ -95,7 +91,6 @@ class Loop {
       std::uint64_t deferred = 0;
       if (auto r = kernel_.syscall(caller, m.payload, deferred)) {
         answer(m, *r);
-        if (!kernel_.has_vpe(caller) && exited_.insert(caller).second) --alive_;  // EXIT
       } else {
         waiting_[deferred] = m;
       }
@@ -136,13 +131,8 @@ class Loop {
 
   void handle_exits() {
     for (const auto& e : dtu_.take_exits()) {
-      if (!kernel_.has_vpe(e.pe)) {
-        if (exited_.insert(e.pe).second && alive_ > 0) --alive_;
-        continue;
-      }
-      for (const auto& failed : kernel_.vpe_exited(e.pe)) finish(failed);
+      for (const auto& done : kernel_.vpe_exited(e.pe, e.code)) finish(done);
       std::erase_if(waiting_, [&](const auto& w) { return w.second.header.label == e.pe; });
-      if (exited_.insert(e.pe).second) --alive_;
     }
   }
 
@@ -150,8 +140,6 @@ class Loop {
   DtuEndpointControl control_;
   Kernel kernel_;
   std::map<std::uint64_t, ReceivedMessage> waiting_;  // deferred syscalls by call id
-  std::set<VpeId> exited_;
-  std::size_t alive_ = 0;
 };
 
 }  // namespace

@@ -34,7 +34,8 @@ Error Syscalls::call(const kif::SyscallRequest& request, kif::SyscallReply& repl
   return call_raw(std::as_bytes(std::span(&request, 1)), reply);
 }
 
-Error Syscalls::call(Syscall op, std::initializer_list<std::uint64_t> args, std::string_view name) {
+Error Syscalls::call(Syscall op, std::initializer_list<std::uint64_t> args, std::string_view name,
+                     kif::SyscallReply* reply_out) {
   kif::SyscallRequest r{};
   r.opcode = op;
   std::copy(args.begin(), args.end(), r.args);
@@ -42,7 +43,9 @@ Error Syscalls::call(Syscall op, std::initializer_list<std::uint64_t> args, std:
   r.name_length = name.size();
   std::copy(name.begin(), name.end(), r.name);
   kif::SyscallReply reply{};
-  return call(r, reply);
+  const Error e = call(r, reply);
+  if (reply_out != nullptr) *reply_out = reply;
+  return e;
 }
 
 Error Syscalls::noop() { return call(Syscall::kNoop, {}); }
@@ -90,5 +93,20 @@ Error Syscalls::delegate(Selector session, Selector first, std::uint32_t count, 
   return call(Syscall::kDelegate, {session, first, count, arg});
 }
 Error Syscalls::exit(int code) { return call(Syscall::kExit, {static_cast<std::uint64_t>(code)}); }
+Error Syscalls::create_vpe(Selector dst, std::string_view command, PeId* pe) {
+  kif::SyscallReply reply{};
+  const Error e = call(Syscall::kCreateVpe, {dst}, command, &reply);
+  if (pe != nullptr) *pe = static_cast<PeId>(reply.values[0]);
+  return e;
+}
+Error Syscalls::vpe_start(Selector vpe) {
+  return call(Syscall::kVpeCtrl, {vpe, static_cast<std::uint64_t>(kif::VpeOp::kStart)});
+}
+Error Syscalls::vpe_wait(Selector vpe, int& exit_code) {
+  kif::SyscallReply reply{};
+  const Error e = call(Syscall::kVpeCtrl, {vpe, static_cast<std::uint64_t>(kif::VpeOp::kWait)}, {}, &reply);
+  exit_code = static_cast<int>(reply.values[0]);
+  return e;
+}
 
 }  // namespace vdtu::semper

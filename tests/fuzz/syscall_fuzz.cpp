@@ -26,6 +26,13 @@ class AcceptingEndpoints final : public vdtu::kernel::EndpointControl {
     return vdtu::Status::kOk;
   }
   vdtu::Status invalidate(vdtu::PeId, vdtu::EpId) override { return vdtu::Status::kOk; }
+  vdtu::Status launch(const std::vector<std::string>&, vdtu::PeId& pe) override {
+    pe = next_pe_++;
+    return vdtu::Status::kOk;
+  }
+
+ private:
+  vdtu::PeId next_pe_ = 10;
 };
 
 void check_tree(const vdtu::kernel::Kernel& kernel, vdtu::VpeId vpes) {
@@ -48,7 +55,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   AcceptingEndpoints endpoints;
   vdtu::kernel::Kernel kernel({100, 16, 1 << 20, 1 << 16}, endpoints);
   constexpr vdtu::VpeId kVpes = 3;
-  for (vdtu::VpeId v = 0; v < kVpes; ++v) kernel.add_vpe(v, v);
+  for (vdtu::VpeId v = 0; v < kVpes; ++v) kernel.boot_vpe(v, v);
   kernel.grant_vpe(0, 1, 10);
   kernel.grant_vpe(1, 0, 10);
   std::uint64_t last_call = 0;

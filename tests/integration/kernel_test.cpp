@@ -86,6 +86,12 @@ TEST_F(KernelTest, SessionsObtainAndDelegateThroughAServer) {
   expect_all_pass();
 }
 
+TEST_F(KernelTest, CreateVpeDelegateStartAndWaitForItsExitCode) {
+  vpe("parent");
+  kernel();
+  expect_all_pass();
+}
+
 TEST_F(KernelTest, KilledVpeLosesItsCapabilitiesAndWhatWasDerivedFromThem) {
   const PeId holder = vpe("victim-holder");
   const PeId doomed = vpe("doomed");

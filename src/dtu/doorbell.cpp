@@ -87,9 +87,10 @@ bool Doorbell::take_pending(std::uint32_t ep, std::span<std::uint64_t, kPendingW
   return any;
 }
 
-bool Doorbell::anything_pending(std::uint32_t seen_epoch) const {
+bool Doorbell::anything_pending(std::uint32_t seen_epoch, std::uint64_t endpoint_mask) const {
   if (config_epoch() != seen_epoch) return true;
   for (std::uint32_t ep = 0; ep < endpoints_; ++ep) {
+    if (ep < 64 && (endpoint_mask & (std::uint64_t{1} << ep)) == 0) continue;
     for (std::uint32_t w = 0; w < kPendingWords; ++w) {
       if (word64(pending_line(region_, ep) + 8 * w).load(std::memory_order_seq_cst) != 0) return true;
     }

@@ -48,8 +48,10 @@ class Doorbell {
   // Receiver: moves the pending bits of `ep` into `into` (ORed) and clears them.
   // Returns true if any bit was set.
   bool take_pending(std::uint32_t ep, std::span<std::uint64_t, kPendingWords> into);
-  // Receiver: true if any endpoint has pending bits or the config epoch moved.
-  [[nodiscard]] bool anything_pending(std::uint32_t seen_epoch) const;
+  // Receiver: true if any endpoint in `endpoint_mask` (bit e: endpoint e) has
+  // pending bits, or the config epoch moved.
+  [[nodiscard]] bool anything_pending(std::uint32_t seen_epoch,
+                                      std::uint64_t endpoint_mask = ~std::uint64_t{0}) const;
   [[nodiscard]] std::uint32_t config_epoch() const;
   // Node: after sending the PE an update.
   void bump_epoch();

@@ -330,7 +330,11 @@ class Dtu::Impl {
     const auto start = std::chrono::steady_clock::now();
     const auto deadline = detail::deadline_after(timeout);
     if (private_pending_nonempty()) return Status::kOk;
-    auto ready = [&] { return doorbell_.anything_pending(seen_epoch_); };
+    std::uint64_t receive_mask = 0;  // only receive endpoints can have pending bits worth a look
+    for (std::uint32_t e = 0; e < eps_.size() && e < 64; ++e) {
+      if (std::holds_alternative<ReceiveEndpoint>(eps_[e])) receive_mask |= std::uint64_t{1} << e;
+    }
+    auto ready = [&] { return doorbell_.anything_pending(seen_epoch_, receive_mask); };
     detail::Spinner spinner;
     while (std::chrono::steady_clock::now() - start < kSpin) {
       if (ready()) return Status::kOk;

@@ -64,6 +64,7 @@ class Kernel {
   // dropped; calls waiting for services it served fail (returned).
   std::vector<DeferredReply> vpe_exited(VpeId vpe, int code = 0);
   [[nodiscard]] std::size_t alive_vpes() const;
+  [[nodiscard]] bool has_pending_calls() const { return !pending_.empty(); }
 
   [[nodiscard]] bool has_vpe(VpeId vpe) const;
   [[nodiscard]] std::size_t capability_count() const { return index_.size(); }

@@ -86,7 +86,7 @@ class Loop {
       // A server that answered us and then made a syscall published the
       // answer first; take it first, or the syscall would miss its effects
       // (e.g. activating a capability the answer delivers).
-      serve_service_replies();
+      if (kernel_.has_pending_calls()) serve_service_replies();
       const auto caller = static_cast<VpeId>(m.header.label);  // set by us at boot, not by the sender
       std::uint64_t deferred = 0;
       if (auto r = kernel_.syscall(caller, m.payload, deferred)) {

@@ -130,7 +130,12 @@ class Loop {
   }
 
   void handle_exits() {
-    for (const auto& e : dtu_.take_exits()) {
+    const auto exits = dtu_.take_exits();
+    if (exits.empty()) return;
+    // A server that answered and then exited published the answer first:
+    // take it before declaring the service dead.
+    serve_service_replies();
+    for (const auto& e : exits) {
       for (const auto& done : kernel_.vpe_exited(e.pe, e.code)) finish(done);
       std::erase_if(waiting_, [&](const auto& w) { return w.second.header.label == e.pe; });
     }

@@ -4,25 +4,19 @@
 #include <signal.h>
 #include <unistd.h>
 
-#include <filesystem>
 #include <stdexcept>
 #include <thread>
 
 #include "demo.hpp"
 #include "dtu/node.hpp"
+#include "sibling_program.hpp"
 
 namespace vdtu::cli {
 namespace {
 
 using namespace std::chrono_literals;
 
-std::string test_pe_path() {
-  const auto self = std::filesystem::read_symlink("/proc/self/exe");
-  const auto path = self.parent_path() / "apps" / "dtu_test_pe";
-  if (!std::filesystem::exists(path))
-    throw std::runtime_error("missing " + path.string() + " (build it first)");
-  return path.string();
-}
+std::string test_pe_path() { return bench::sibling_program("apps/dtu_test_pe"); }
 
 // Launches the roles in order (PE ids 0, 1, ...) and expects every one to pass.
 bool roles_pass(const std::vector<std::pair<std::vector<std::string>, bool>>& roles) {

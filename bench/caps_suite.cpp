@@ -5,12 +5,12 @@
 #include <signal.h>
 
 #include <chrono>
-#include <fstream>
 #include <map>
 #include <thread>
 
 #include "baselines.hpp"
 #include "dtu/node.hpp"
+#include "sample_file.hpp"
 #include "sibling_program.hpp"
 #include "suites.hpp"
 #include "vdtu/semper.hpp"
@@ -37,27 +37,25 @@ double time_ns(Op op) {
 }
 
 int caps_client(Dtu& dtu, const std::vector<std::string>& a) {
-  std::ofstream out(a.at(0));
+  SampleWriter out(a.at(0));
   const bool quick = a.at(1) == "quick";
   Syscalls sys(dtu);
   const int noops = quick ? 2'000 : 20'000;
   const int reps = quick ? 50 : 1'000;
   for (int i = 0; i < noops / 10; ++i) require(sys.noop(), "noop");
-  for (int i = 0; i < noops; ++i)
-    out << "noop_syscall " << time_ns([&] { require(sys.noop(), "noop"); }) << '\n';
+  for (int i = 0; i < noops; ++i) out.add("noop_syscall", time_ns([&] { require(sys.noop(), "noop"); }));
 
   require(sys.req_mem(kRoot, 4096, kif::kPermRW), "req_mem");
   for (int i = 0; i < reps; ++i) {
-    out << "local_exchange " << time_ns([&] { require(sys.delegate_to(kPartner, kRoot, 200), "exchange"); })
-        << '\n';
-    out << "local_revoke " << time_ns([&] { require(sys.revoke(kRoot, 1, false), "revoke"); }) << '\n';
+    out.add("local_exchange", time_ns([&] { require(sys.delegate_to(kPartner, kRoot, 200), "exchange"); }));
+    out.add("local_revoke", time_ns([&] { require(sys.revoke(kRoot, 1, false), "revoke"); }));
   }
   for (kif::Selector depth : {10U, 25U, 50U, 100U}) {
     for (int i = 0; i < reps / 5; ++i) {
       for (kif::Selector s = 0; s < depth; ++s)
         require(sys.delegate_to(kif::kSelSelf, kRoot + s, kRoot + s + 1), "chain");
-      out << "chain_revoke_" << depth << ' '
-          << time_ns([&] { require(sys.revoke(kRoot, 1, false), "chain revoke"); }) << '\n';
+      out.add(fmt::format("chain_revoke_{}", depth),
+              time_ns([&] { require(sys.revoke(kRoot, 1, false), "chain revoke"); }));
     }
   }
   for (kif::Selector children : {100U, 1000U}) {
@@ -65,8 +63,8 @@ int caps_client(Dtu& dtu, const std::vector<std::string>& a) {
       for (kif::Selector c = 0; c < children; ++c) {
         require(sys.derive_mem(kRoot, 1000 + c, 0, 64, kif::kPermR), "derive");
       }
-      out << "tree_revoke_" << children << ' '
-          << time_ns([&] { require(sys.revoke(kRoot, 1, false), "tree revoke"); }) << '\n';
+      out.add(fmt::format("tree_revoke_{}", children),
+              time_ns([&] { require(sys.revoke(kRoot, 1, false), "tree revoke"); }));
     }
   }
   return 0;
@@ -75,15 +73,6 @@ int caps_client(Dtu& dtu, const std::vector<std::string>& a) {
 int caps_partner(Dtu& dtu, const std::vector<std::string>&) {
   Syscalls sys(dtu);
   for (;;) dtu.wait(1s);  // holds what it is given until the benchmark ends it
-}
-
-std::map<std::string, std::vector<double>> read_samples(const std::string& path) {
-  std::map<std::string, std::vector<double>> out;
-  std::ifstream in(path);
-  std::string metric;
-  double value = 0;
-  while (in >> metric >> value) out[metric].push_back(value);
-  return out;
 }
 
 }  // namespace
@@ -97,10 +86,8 @@ int run_caps_role(const std::string& role, Dtu& dtu, const std::vector<std::stri
 void run_caps_suite(Reporter& reporter, const SuiteOptions& options) {
   const std::string suite = "caps";
   reporter.add(latency_result(suite, "baseline_cacheline_pingpong_rtt", cacheline_pingpong_ns(20'000)));
-  char dir_template[] = "/tmp/vdtu-caps-XXXXXX";
-  const char* dir = ::mkdtemp(dir_template);
-  if (dir == nullptr) throw std::runtime_error("mkdtemp failed");
-  const std::string file = std::string(dir) + "/client";
+  SampleDirectory dir;
+  const std::string file = dir.file("client");
   {
     dtu::Node node(dtu::NodeConfig{});
     const auto self = sibling_program("vdtu");
@@ -121,8 +108,6 @@ void run_caps_suite(Reporter& reporter, const SuiteOptions& options) {
     }
   }
   auto samples = read_samples(file);
-  ::unlink(file.c_str());
-  ::rmdir(dir);
   reporter.note("VPEs and the kernel are PE processes; times are request to reply as the VPE sees them");
   for (const char* name :
        {"noop_syscall", "local_exchange", "local_revoke", "chain_revoke_10", "chain_revoke_25",

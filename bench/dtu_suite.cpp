@@ -14,6 +14,7 @@
 
 #include "baselines.hpp"
 #include "dtu/node.hpp"
+#include "sample_file.hpp"
 #include "suites.hpp"
 #include "vdtu/dtu.hpp"
 
@@ -28,15 +29,6 @@ constexpr EpId kServerRecv = 0, kServerConfigRecv = 1;
 constexpr EpId kClientReply = 1, kClientSend = 2, kClientMemory = 3, kClientConfigSend = 4,
                kClientConfigMemory = 5;
 
-class SampleFile {
- public:
-  explicit SampleFile(const std::string& path) : out_(path) {}
-  void add(const char* metric, double ns) { out_ << metric << ' ' << ns << '\n'; }
-
- private:
-  std::ofstream out_;
-};
-
 double elapsed_ns(std::chrono::steady_clock::time_point since) {
   return std::chrono::duration<double, std::nano>(std::chrono::steady_clock::now() - since).count();
 }
@@ -48,7 +40,7 @@ void require(Status st, const char* what) {
 int kernel_role(Dtu& dtu, const std::vector<std::string>& a) {
   const auto client = static_cast<PeId>(std::stoul(a.at(0)));
   const auto server = static_cast<PeId>(std::stoul(a.at(1)));
-  SampleFile samples(a.at(2));
+  SampleWriter samples(a.at(2));
   const auto iterations = std::stoul(a.at(3));
   require(dtu.config_receive(server, kServerConfigRecv, {12, 8}), "config_receive");
   for (std::size_t i = 0; i < iterations; ++i) {
@@ -85,7 +77,7 @@ int server_role(Dtu& dtu, const std::vector<std::string>&) {
 }
 
 int client_role(Dtu& dtu, const std::vector<std::string>& a) {
-  SampleFile samples(a.at(0));
+  SampleWriter samples(a.at(0));
   const auto iterations = std::stoul(a.at(1));
   require(dtu.wait_for_endpoint(kClientSend, EndpointKind::kSend, 60s), "wait");
   require(dtu.wait_for_endpoint(kClientMemory, EndpointKind::kMemory, 60s), "wait");
@@ -120,15 +112,6 @@ int client_role(Dtu& dtu, const std::vector<std::string>& a) {
   return 0;
 }
 
-std::map<std::string, std::vector<double>> read_samples(const std::string& path) {
-  std::map<std::string, std::vector<double>> out;
-  std::ifstream in(path);
-  std::string metric;
-  double value = 0;
-  while (in >> metric >> value) out[metric].push_back(value);
-  return out;
-}
-
 std::string self_path() {
   std::array<char, 4096> buffer{};
   const auto n = ::readlink("/proc/self/exe", buffer.data(), buffer.size() - 1);
@@ -155,11 +138,9 @@ void run_dtu_suite(Reporter& reporter, const SuiteOptions& options) {
   const std::string suite = "dtu";
   reporter.add(latency_result(suite, "baseline_cacheline_pingpong_rtt", cacheline_pingpong_ns(iterations)));
 
-  char dir_template[] = "/tmp/vdtu-bench-XXXXXX";
-  const char* dir = ::mkdtemp(dir_template);
-  if (dir == nullptr) throw std::runtime_error("mkdtemp failed");
-  const std::string client_file = std::string(dir) + "/client";
-  const std::string kernel_file = std::string(dir) + "/kernel";
+  SampleDirectory dir;
+  const std::string client_file = dir.file("client");
+  const std::string kernel_file = dir.file("kernel");
   {
     dtu::Node node(dtu::NodeConfig{});
     const auto exe = self_path();
@@ -178,9 +159,6 @@ void run_dtu_suite(Reporter& reporter, const SuiteOptions& options) {
   }
   auto samples = read_samples(kernel_file);
   samples.merge(read_samples(client_file));
-  ::unlink(client_file.c_str());
-  ::unlink(kernel_file.c_str());
-  ::rmdir(dir);
   reporter.note("PEs are processes; round trips carry 64-byte payloads; memory goes through the node");
   for (const char* name : {"send_reply_roundtrip", "config_send_endpoint", "config_memory_endpoint",
                            "invalidate_send_endpoint", "memory_read_8B"}) {

@@ -201,7 +201,7 @@ int crosstalk_sender(Dtu& dtu, const Args& a) {
   for (EpId ep = 0; ep < eps; ++ep) CHECK_STATUS(dtu.wait_for_endpoint(ep, EndpointKind::kSend), Status::kOk);
   for (int i = 0; i < count; ++i) {
     for (EpId ep = 0; ep < eps; ++ep) {
-      const std::uint32_t value = static_cast<std::uint32_t>(i);
+      const auto value = static_cast<std::uint32_t>(i);
       CHECK_STATUS(dtu.send(ep, std::as_bytes(std::span(&value, 1)), 0, SendMode::kWait), Status::kOk);
     }
   }
@@ -293,7 +293,9 @@ int configure_forgery(Dtu& dtu, const Args& a) {
 
 // Speaks the control protocol by hand and writes raw slots, as a hostile PE can.
 int forger(const Args&) {
-  UniqueFd socket(std::atoi(std::getenv(Dtu::kControlFdVariable)));
+  const char* fd = std::getenv(Dtu::kControlFdVariable);  // NOLINT(concurrency-mt-unsafe): before any thread
+  CHECK(fd != nullptr);
+  UniqueFd socket(std::atoi(fd));
   std::array<std::byte, 512> buffer{};
   std::vector<UniqueFd> fds;
   std::size_t n = 0;

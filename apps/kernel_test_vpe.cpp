@@ -114,7 +114,7 @@ int basics(Syscalls& sys, const Args&) {
   CHECK_STATUS(raw_call(sys, std::as_bytes(std::span(&unknown, 1))), Error::kUnknownOpcode);
   const std::array<std::byte, 3> too_short{};
   CHECK_STATUS(raw_call(sys, too_short), Error::kMalformed);
-  const std::uint64_t revoke_without_args = static_cast<std::uint64_t>(kif::Syscall::kRevoke);
+  const auto revoke_without_args = static_cast<std::uint64_t>(kif::Syscall::kRevoke);
   CHECK_STATUS(raw_call(sys, std::as_bytes(std::span(&revoke_without_args, 1))), Error::kMalformed);
   CHECK_STATUS(sys.revoke(0xffffffffU, 2), Error::kInvalidArgs);
   CHECK_STATUS(sys.create_gate(kif::kSelSelf, 7, 2, 1, 1), Error::kNone);
@@ -157,7 +157,7 @@ int memory(Syscalls& sys, const Args&) {
 
 // A tree with many children, revoked at the root.
 int wide_tree(Syscalls& sys, const Args& a) {
-  const Selector children = static_cast<Selector>(std::stoul(a.at(0)));
+  const auto children = static_cast<Selector>(std::stoul(a.at(0)));
   CHECK_STATUS(sys.req_mem(1000, 4096, kif::kPermRW), Error::kNone);
   for (Selector i = 0; i < children; ++i) {
     CHECK_STATUS(sys.derive_mem(1000, 1001 + i, i % 4096, 1, kif::kPermR), Error::kNone);

@@ -6,7 +6,9 @@
 
 #include "kernel/kernel_loop.hpp"
 
-int main(int argc, char** argv) {
+namespace {
+
+int run(int argc, char** argv) {
   CLI::App app{"SemperOS kernel on the vdtu virtual DTU (run by `vdtu node`)"};
   std::vector<unsigned> vpes;
   std::vector<std::string> grants;
@@ -29,6 +31,17 @@ int main(int argc, char** argv) {
     auto dtu = vdtu::Dtu::from_environment();
     return vdtu::kernel::run_kernel(*dtu, boot);
   } catch (const std::exception& e) {
+    fmt::print(stderr, "semper_kernel: {}\n", e.what());
+    return 1;
+  }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  try {
+    return run(argc, argv);
+  } catch (const std::exception& e) {  // nothing may escape main
     fmt::print(stderr, "semper_kernel: {}\n", e.what());
     return 1;
   }

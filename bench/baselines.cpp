@@ -25,7 +25,7 @@ class SharedLine {
   SharedLine(const SharedLine&) = delete;
   SharedLine& operator=(const SharedLine&) = delete;
   ~SharedLine() { ::munmap(word_, 4096); }
-  std::atomic_ref<std::uint64_t> word() const { return std::atomic_ref<std::uint64_t>(*word_); }
+  [[nodiscard]] std::atomic_ref<std::uint64_t> word() const { return std::atomic_ref<std::uint64_t>(*word_); }
 
  private:
   std::uint64_t* word_;

@@ -2,7 +2,7 @@
 // reply), in the manner of SemperOS's capbench and capchain. A node runs here;
 // the kernel is semper_kernel; the VPEs are this executable as PEs.
 #include <fmt/core.h>
-#include <signal.h>
+#include <csignal>
 
 #include <chrono>
 #include <map>

@@ -139,6 +139,7 @@ void run_channel_suite(Reporter& reporter, const SuiteOptions& options) {
        {Case{"throughput_64B_single", 64, false}, Case{"throughput_64B_batch32", 64, true},
         Case{"throughput_512B_single", 512, false}, Case{"throughput_512B_batch32", 512, true}}) {
     std::vector<double> rates;
+    rates.reserve(static_cast<std::size_t>(runs));
     for (int r = 0; r < runs; ++r) rates.push_back(channel_throughput(c.bytes, c.batched, messages));
     reporter.add(rate_result(suite, c.name, "Mmsg/s", 1e-6, std::move(rates)));
   }

@@ -24,7 +24,7 @@ namespace {
 using namespace std::chrono_literals;
 
 constexpr std::size_t kPayload = 64;
-constexpr std::size_t kMemoryChunk = 60 * 1024;
+constexpr std::size_t kMemoryChunk = std::size_t{60} * 1024;
 constexpr EpId kServerRecv = 0, kServerConfigRecv = 1;
 constexpr EpId kClientReply = 1, kClientSend = 2, kClientMemory = 3, kClientConfigSend = 4,
                kClientConfigMemory = 5;

@@ -3,9 +3,9 @@
 // as PEs would run. The child is killed if the benchmark throws.
 
 #include <sched.h>
-#include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include <csignal>
 
 #include <stdexcept>
 #include <utility>

@@ -3,13 +3,14 @@
 #include <fmt/core.h>
 
 #include <algorithm>
+#include <cmath>
 
 namespace vdtu::bench {
 namespace {
 
 double percentile(std::vector<double>& sorted, double q) {
   if (sorted.empty()) return 0;
-  const auto index = static_cast<std::size_t>(q * static_cast<double>(sorted.size() - 1) + 0.5);
+  const auto index = static_cast<std::size_t>(std::lround(q * static_cast<double>(sorted.size() - 1)));
   return sorted[std::min(index, sorted.size() - 1)];
 }
 
@@ -49,7 +50,7 @@ void Reporter::add(const Result& r) {
     fmt::print("{:<10} {:<34} {:>12.3f} {:>12.3f} {:<8} {:>9}\n", r.suite, r.name, r.median, r.p99, r.unit,
                r.n);
   }
-  std::fflush(stdout);
+  (void)std::fflush(stdout);
 }
 
 void Reporter::note(const std::string& line) {

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite, as CI runs it: formatting, -Werror builds with clang
-# and g++, the unit tests under ASan+UBSan (plus short fuzz runs) and under
-# TSan, then everything on the optimised g++ build. Ends with ctest's summary.
+# and g++, clang-tidy, the tests under ASan+UBSan (plus short fuzz runs) and
+# under TSan, then everything on the optimised g++ build. Ends with ctest's
+# summary.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh
@@ -14,6 +15,10 @@ for preset in clang asan tsan; do
   cmake --preset "$preset" >/dev/null
   cmake --build --preset "$preset"
 done
+echo "== clang-tidy"
+git ls-files 'src/*.cpp' 'apps/*.cpp' 'bench/*.cpp' |
+  xargs -P "$(nproc)" -n 4 clang-tidy -p build-clang --quiet --warnings-as-errors='*' 2>/dev/null
+
 for preset in asan tsan; do
   echo "== tests: $preset"
   ctest --preset "$preset" --label-exclude cli

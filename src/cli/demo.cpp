@@ -20,7 +20,7 @@ int run_demo(const DemoOptions& options) {
       fmt::print("  error: {}\n", e.what());
     }
     fmt::print("{} {}\n", ok ? "PASS" : "FAIL", check.name);
-    std::fflush(stdout);
+    (void)std::fflush(stdout);
     ++(ok ? passed : failed);
   }
   fmt::print("{} passed, {} failed\n", passed, failed);

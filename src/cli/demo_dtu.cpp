@@ -1,8 +1,8 @@
 // The vDTU part of the demo: a node in this process and PEs from the
 // dtu_test_pe program built next to this executable, in the same roles the
 // integration tests use.
-#include <signal.h>
 #include <unistd.h>
+#include <csignal>
 
 #include <stdexcept>
 #include <thread>
@@ -23,6 +23,7 @@ bool roles_pass(const std::vector<std::pair<std::vector<std::string>, bool>>& ro
   dtu::Node node(dtu::NodeConfig{});
   const auto program = test_pe_path();
   std::vector<PeId> pes;
+  pes.reserve(roles.size());
   for (const auto& [args, privileged] : roles) pes.push_back(node.launch({program, args, privileged}));
   if (!node.wait_all_exited(60s)) return false;
   for (PeId pe : pes) {

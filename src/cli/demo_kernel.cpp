@@ -1,7 +1,7 @@
 // The kernel part of the demo: a node, VPEs from kernel_test_vpe in the roles
 // of the integration tests, and semper_kernel as the privileged PE.
 #include <fmt/format.h>
-#include <signal.h>
+#include <csignal>
 
 #include <thread>
 

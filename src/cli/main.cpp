@@ -8,7 +8,9 @@
 #include "node_command.hpp"
 #include "suites.hpp"
 
-int main(int argc, char** argv) {
+namespace {
+
+int run(int argc, char** argv) {
   CLI::App app{"vdtu: a virtual Data Transfer Unit and SemperOS capability kernels on Linux hosts"};
   app.require_subcommand(1);
 
@@ -59,4 +61,15 @@ int main(int argc, char** argv) {
     return 1;
   }
   return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  try {
+    return run(argc, argv);
+  } catch (const std::exception& e) {  // nothing may escape main
+    fmt::print(stderr, "vdtu: {}\n", e.what());
+    return 1;
+  }
 }

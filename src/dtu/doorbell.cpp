@@ -65,7 +65,7 @@ std::uint32_t* Doorbell::sleeping_word() const { return reinterpret_cast<std::ui
 // re-check (the same argument as in the channel's spin_then_sleep.hpp).
 void Doorbell::ring(std::uint32_t ep, std::uint32_t channel) {
   if (ep >= endpoints_ || channel >= kChannelsPerEndpoint) return;
-  auto bits = word64(pending_line(region_, ep) + 8 * (channel / 64));
+  auto bits = word64(pending_line(region_, ep) + std::size_t{8} * (channel / 64));
   const std::uint64_t mask = std::uint64_t{1} << (channel % 64);
   if ((bits.load(std::memory_order_seq_cst) & mask) == 0) bits.fetch_or(mask, std::memory_order_seq_cst);
   auto sleeping = word32(region_.data());
@@ -78,7 +78,7 @@ bool Doorbell::take_pending(std::uint32_t ep, std::span<std::uint64_t, kPendingW
   if (ep >= endpoints_) return false;
   bool any = false;
   for (std::uint32_t w = 0; w < kPendingWords; ++w) {
-    auto bits = word64(pending_line(region_, ep) + 8 * w);
+    auto bits = word64(pending_line(region_, ep) + std::size_t{8} * w);
     if (bits.load(std::memory_order_seq_cst) == 0) continue;
     const auto taken = bits.exchange(0, std::memory_order_seq_cst);
     into[w] |= taken;
@@ -92,7 +92,8 @@ bool Doorbell::anything_pending(std::uint32_t seen_epoch, std::uint64_t endpoint
   for (std::uint32_t ep = 0; ep < endpoints_; ++ep) {
     if (ep < 64 && (endpoint_mask & (std::uint64_t{1} << ep)) == 0) continue;
     for (std::uint32_t w = 0; w < kPendingWords; ++w) {
-      if (word64(pending_line(region_, ep) + 8 * w).load(std::memory_order_seq_cst) != 0) return true;
+      if (word64(pending_line(region_, ep) + std::size_t{8} * w).load(std::memory_order_seq_cst) != 0)
+        return true;
     }
   }
   return false;

@@ -4,7 +4,6 @@
 
 #include <fcntl.h>
 #include <fmt/core.h>
-#include <signal.h>
 #include <spawn.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
@@ -13,6 +12,7 @@
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include <csignal>
 
 #include <algorithm>
 #include <cerrno>
@@ -23,8 +23,6 @@
 #include "channel/spin_then_sleep.hpp"
 #include "fd_socket.hpp"
 #include "node_state.hpp"
-
-extern char** environ;
 
 namespace vdtu::dtu {
 namespace {
@@ -57,11 +55,13 @@ pid_t spawn(const PeProgram& program, int control_fd) {
     if (std::strncmp(*e, "VDTU_CONTROL_FD=", 16) != 0) env_strings.emplace_back(*e);
   }
   std::vector<char*> envp;
+  envp.reserve(env_strings.size() + 1);
   for (auto& s : env_strings) envp.push_back(s.data());
   envp.push_back(nullptr);
   std::vector<std::string> arg_strings{program.path};
   arg_strings.insert(arg_strings.end(), program.args.begin(), program.args.end());
   std::vector<char*> argv;
+  argv.reserve(arg_strings.size() + 1);
   for (auto& s : arg_strings) argv.push_back(s.data());
   argv.push_back(nullptr);
   pid_t pid = -1;

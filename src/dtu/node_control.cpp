@@ -1,10 +1,11 @@
 // The control plane: the only code that creates, binds and removes endpoints.
 #include <fmt/core.h>
-#include <signal.h>
+#include <csignal>
 
 #include <bit>
 #include <cerrno>
 #include <cstring>
+#include <system_error>
 
 #include "fd_socket.hpp"
 #include "node_state.hpp"
@@ -349,7 +350,7 @@ void NodeState::deliver(std::vector<Update>& updates) {
     if (!send_with_fds(p.socket.get(), bytes, u.fds)) {
       if (errno == EPIPE || errno == ECONNRESET) continue;  // it exited; its pidfd retires it
       fmt::print(stderr, "vdtu node: PE {} does not take its endpoint updates ({}); killing it\n",
-                 global_id(u.pe_index), std::strerror(errno));
+                 global_id(u.pe_index), std::error_code(errno, std::generic_category()).message());
       ::kill(p.pid, SIGKILL);
       continue;
     }

@@ -590,7 +590,7 @@ class Dtu::Impl {
 // ---- the public face ----------------------------------------------------------
 
 std::unique_ptr<Dtu> Dtu::from_environment() {
-  const char* value = std::getenv(kControlFdVariable);
+  const char* value = std::getenv(kControlFdVariable);  // NOLINT(concurrency-mt-unsafe): read once at start
   if (value == nullptr)
     throw std::runtime_error("VDTU_CONTROL_FD is not set: start this program with vdtu node");
   return std::make_unique<Dtu>(UniqueFd(std::atoi(value)));

@@ -1,0 +1,126 @@
+#include "reliable_link.hpp"
+
+#include <algorithm>
+#include <cstring>
+
+namespace vdtu::bridge {
+
+ReliableLink::ReliableLink(LinkConfig config) : config_(config), peer_window_(config.window) {}
+
+std::uint16_t ReliableLink::free_receive_slots() const {
+  const auto used = early_.size() + ready_.size();
+  return static_cast<std::uint16_t>(
+      used >= config_.window ? 0 : std::min<std::size_t>(config_.window - used, 0xffff));
+}
+
+std::vector<std::byte> ReliableLink::frame(FrameType type, std::uint64_t seq,
+                                           std::span<const std::byte> payload) const {
+  FrameHeader h{};
+  h.magic = kFrameMagic;
+  h.version = kFrameVersion;
+  h.type = type;
+  h.src_node = config_.self;
+  h.dst_node = config_.peer;
+  h.window = free_receive_slots();
+  h.length = static_cast<std::uint32_t>(payload.size());
+  h.session = config_.session;
+  h.seq = seq;
+  h.ack = expected_;
+  std::vector<std::byte> out(sizeof(h) + payload.size());
+  std::memcpy(out.data(), &h, sizeof(h));
+  if (!payload.empty()) std::memcpy(out.data() + sizeof(h), payload.data(), payload.size());
+  return out;
+}
+
+Status ReliableLink::send(std::span<const std::byte> message) {
+  if (message.size() > kMaxFramePayload) return Status::kTooLarge;
+  if (in_flight_.size() >= std::min(config_.window, peer_window_)) return Status::kFull;
+  in_flight_.push_back({next_seq_, frame(FrameType::kData, next_seq_, message), {}, false});
+  ++next_seq_;
+  return Status::kOk;
+}
+
+void ReliableLink::on_datagram(std::span<const std::byte> datagram) {
+  FrameHeader h{};
+  if (datagram.size() < sizeof(h)) {
+    ++stats_.malformed;
+    return;
+  }
+  std::memcpy(&h, datagram.data(), sizeof(h));  // copy out, then validate
+  const bool addressed = h.src_node == config_.peer && h.dst_node == config_.self;
+  const bool known_type = h.type == FrameType::kData || h.type == FrameType::kAck;
+  if (h.magic != kFrameMagic || h.version != kFrameVersion || !known_type || !addressed ||
+      h.length != datagram.size() - sizeof(h) || h.length > kMaxFramePayload ||
+      (h.type == FrameType::kAck && h.length != 0)) {
+    ++stats_.malformed;
+    return;
+  }
+  if (peer_session_ == 0) peer_session_ = h.session;
+  if (h.session != peer_session_) {
+    ++stats_.stale;
+    return;
+  }
+  // The peer's cumulative ack retires our frames below it. An ack beyond what
+  // we ever sent is a lie: ignore the frame.
+  if (h.ack > next_seq_) {
+    ++stats_.malformed;
+    return;
+  }
+  while (!in_flight_.empty() && in_flight_.front().seq < h.ack) in_flight_.pop_front();
+  peer_window_ = std::max<std::uint32_t>(h.window, 1);  // one probe may always go, or we could deadlock
+  if (h.type != FrameType::kData) return;
+  ack_due_ = true;  // every data frame is acknowledged, duplicates too (the ack may have been lost)
+  if (h.seq < expected_ || early_.count(h.seq) != 0) {
+    ++stats_.duplicates;
+    return;
+  }
+  if (h.seq >= expected_ + config_.window || free_receive_slots() == 0) {
+    ++stats_.beyond_window;
+    return;
+  }
+  auto payload = datagram.subspan(sizeof(h));
+  if (h.seq != expected_) ++stats_.out_of_order;
+  early_.emplace(h.seq, std::vector<std::byte>(payload.begin(), payload.end()));
+  for (auto it = early_.find(expected_); it != early_.end(); it = early_.find(expected_)) {
+    ready_.push_back(std::move(it->second));
+    early_.erase(it);
+    ++expected_;
+  }
+}
+
+void ReliableLink::poll(Clock::time_point now, const Transmit& transmit) {
+  for (auto& out : in_flight_) {
+    if (out.sent && now - out.last_sent < config_.retransmit_after) continue;
+    // Refresh ack and window in the stored header, so a resend tells the news.
+    FrameHeader h{};
+    std::memcpy(&h, out.datagram.data(), sizeof(h));
+    h.ack = expected_;
+    h.window = free_receive_slots();
+    std::memcpy(out.datagram.data(), &h, sizeof(h));
+    if (out.sent) {
+      ++stats_.retransmissions;
+    } else {
+      ++stats_.sent;
+    }
+    out.sent = true;
+    out.last_sent = now;
+    transmit(out.datagram);
+    ack_due_ = false;  // the data frame carried the ack
+  }
+  if (ack_due_) {
+    transmit(frame(FrameType::kAck, 0, {}));
+    ack_due_ = false;
+  }
+}
+
+bool ReliableLink::receive(std::vector<std::byte>& message) {
+  if (ready_.empty()) return false;
+  const bool was_closed = free_receive_slots() == 0;
+  message = std::move(ready_.front());
+  ready_.pop_front();
+  ++stats_.delivered;
+  if (was_closed) ack_due_ = true;  // tell the peer the window reopened
+  return true;
+}
+
+}  // namespace vdtu::bridge

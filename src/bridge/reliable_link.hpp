@@ -1,0 +1,84 @@
+#pragma once
+// One direction-pair between two nodes: reliable, in order, exactly once,
+// with back-pressure. Pure protocol logic: datagrams in, datagrams out; the
+// caller owns the socket and the clock, so tests can lose, duplicate and
+// reorder at will.
+
+#include <chrono>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <map>
+#include <span>
+#include <vector>
+
+#include "frame.hpp"
+#include "vdtu/status.hpp"
+
+namespace vdtu::bridge {
+
+struct LinkConfig {
+  std::uint16_t self = 0;
+  std::uint16_t peer = 0;
+  std::uint64_t session = 0;   // random per incarnation
+  std::uint32_t window = 256;  // messages in flight / buffered per direction
+  std::chrono::microseconds retransmit_after{3000};
+};
+
+struct LinkStats {
+  std::uint64_t sent = 0;
+  std::uint64_t delivered = 0;
+  std::uint64_t retransmissions = 0;
+  std::uint64_t duplicates = 0;     // data we had already: acked again, discarded
+  std::uint64_t out_of_order = 0;   // buffered until the gap closed
+  std::uint64_t beyond_window = 0;  // discarded unacked: the sender will resend
+  std::uint64_t malformed = 0;      // bad magic, version, type, length, addressing
+  std::uint64_t stale = 0;          // from another incarnation of the peer
+};
+
+class ReliableLink {
+ public:
+  using Clock = std::chrono::steady_clock;
+  using Transmit = std::function<void(std::span<const std::byte>)>;
+
+  explicit ReliableLink(LinkConfig config);
+
+  // Queues one message. kFull when the peer's window (or ours) is exhausted:
+  // the caller keeps the message and tries again; nothing is dropped.
+  Status send(std::span<const std::byte> message);
+  // Feeds one received datagram; invalid ones are counted and ignored.
+  void on_datagram(std::span<const std::byte> datagram);
+  // Emits what is due now: new data, retransmissions, an acknowledgement.
+  void poll(Clock::time_point now, const Transmit& transmit);
+  // Next message in order, if any; its slot in the window frees.
+  bool receive(std::vector<std::byte>& message);
+
+  [[nodiscard]] const LinkStats& stats() const { return stats_; }
+  [[nodiscard]] std::size_t unacknowledged() const { return in_flight_.size(); }
+  [[nodiscard]] bool idle() const { return in_flight_.empty() && !ack_due_; }
+
+ private:
+  struct Outgoing {
+    std::uint64_t seq = 0;
+    std::vector<std::byte> datagram;  // header and payload, ready to resend
+    Clock::time_point last_sent{};
+    bool sent = false;
+  };
+  [[nodiscard]] std::uint16_t free_receive_slots() const;
+  std::vector<std::byte> frame(FrameType type, std::uint64_t seq, std::span<const std::byte> payload) const;
+
+  LinkConfig config_;
+  LinkStats stats_;
+  // sending
+  std::uint64_t next_seq_ = 0;
+  std::deque<Outgoing> in_flight_;  // seq order; the front is the oldest unacknowledged
+  std::uint32_t peer_window_;
+  // receiving
+  std::uint64_t expected_ = 0;                             // next sequence number to deliver in order
+  std::map<std::uint64_t, std::vector<std::byte>> early_;  // out of order, within the window
+  std::deque<std::vector<std::byte>> ready_;               // in order, not yet taken
+  std::uint64_t peer_session_ = 0;
+  bool ack_due_ = false;
+};
+
+}  // namespace vdtu::bridge

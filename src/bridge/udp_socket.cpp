@@ -1,0 +1,64 @@
+#include "udp_socket.hpp"
+
+#include <arpa/inet.h>
+#include <poll.h>
+#include <sys/socket.h>
+
+#include <cerrno>
+#include <stdexcept>
+#include <system_error>
+
+namespace vdtu::bridge {
+
+sockaddr_in make_address(const std::string& host, std::uint16_t port) {
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(port);
+  if (::inet_pton(AF_INET, host.c_str(), &a.sin_addr) != 1) {
+    throw std::invalid_argument("not an IPv4 address: " + host);
+  }
+  return a;
+}
+
+UdpSocket UdpSocket::bind(const std::string& host, std::uint16_t port) {
+  UniqueFd fd(::socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+  if (!fd) throw std::system_error(errno, std::generic_category(), "socket");
+  const int big = 4 << 20;  // room for bursts while the receiver polls
+  ::setsockopt(fd.get(), SOL_SOCKET, SO_RCVBUF, &big, sizeof(big));
+  ::setsockopt(fd.get(), SOL_SOCKET, SO_SNDBUF, &big, sizeof(big));
+  const auto address = make_address(host, port);
+  if (::bind(fd.get(), reinterpret_cast<const sockaddr*>(&address), sizeof(address)) != 0) {
+    throw std::system_error(errno, std::generic_category(), "bind " + host + ":" + std::to_string(port));
+  }
+  return UdpSocket(std::move(fd));
+}
+
+std::uint16_t UdpSocket::port() const {
+  sockaddr_in a{};
+  socklen_t len = sizeof(a);
+  ::getsockname(fd_.get(), reinterpret_cast<sockaddr*>(&a), &len);
+  return ntohs(a.sin_port);
+}
+
+bool UdpSocket::send_to(const sockaddr_in& to, std::span<const std::byte> datagram) const {
+  const auto n = ::sendto(fd_.get(), datagram.data(), datagram.size(), MSG_DONTWAIT,
+                          reinterpret_cast<const sockaddr*>(&to), sizeof(to));
+  return n == static_cast<ssize_t>(datagram.size());
+}
+
+std::optional<std::size_t> UdpSocket::receive(std::span<std::byte> buffer, sockaddr_in* from) const {
+  sockaddr_in source{};
+  socklen_t len = sizeof(source);
+  const auto n = ::recvfrom(fd_.get(), buffer.data(), buffer.size(), MSG_DONTWAIT | MSG_TRUNC,
+                            reinterpret_cast<sockaddr*>(&source), &len);
+  if (n < 0) return std::nullopt;
+  if (from != nullptr) *from = source;
+  return static_cast<std::size_t>(n);
+}
+
+bool UdpSocket::wait_readable(std::chrono::milliseconds timeout) const {
+  pollfd p{fd_.get(), POLLIN, 0};
+  return ::poll(&p, 1, static_cast<int>(timeout.count())) > 0;
+}
+
+}  // namespace vdtu::bridge

@@ -24,12 +24,12 @@ class UdpSocket {
   [[nodiscard]] int fd() const { return fd_.get(); }
   [[nodiscard]] std::uint16_t port() const;
   // Best effort, like UDP itself: false if the kernel refused the datagram.
-  bool send_to(const sockaddr_in& to, std::span<const std::byte> datagram) const;
+  [[nodiscard]] bool send_to(const sockaddr_in& to, std::span<const std::byte> datagram) const;
   // One datagram if one is waiting; its size (truncated ones are reported
   // with their full size, larger than the buffer, so callers can reject them).
   std::optional<std::size_t> receive(std::span<std::byte> buffer, sockaddr_in* from = nullptr) const;
   // Waits until a datagram may be read, at most `timeout`.
-  bool wait_readable(std::chrono::milliseconds timeout) const;
+  [[nodiscard]] bool wait_readable(std::chrono::milliseconds timeout) const;
 
  private:
   explicit UdpSocket(UniqueFd fd) : fd_(std::move(fd)) {}

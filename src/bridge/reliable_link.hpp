@@ -65,7 +65,8 @@ class ReliableLink {
     bool sent = false;
   };
   [[nodiscard]] std::uint16_t free_receive_slots() const;
-  [[nodiscard]] std::vector<std::byte> frame(FrameType type, std::uint64_t seq, std::span<const std::byte> payload) const;
+  [[nodiscard]] std::vector<std::byte> frame(FrameType type, std::uint64_t seq,
+                                             std::span<const std::byte> payload) const;
 
   LinkConfig config_;
   LinkStats stats_;

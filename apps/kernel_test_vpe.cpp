@@ -252,6 +252,7 @@ int server(Syscalls& sys, const Args& a) {
   const int requests = std::stoi(a.at(0));
   Selector next_free = 200;
   std::map<std::uint64_t, Selector> delegated;
+  std::vector<std::uint64_t> closed;
   Server srv(sys, "storage", kServiceEp, 20, 21,
              {.open =
                   [](std::uint64_t arg, std::uint64_t& ident) {
@@ -274,7 +275,7 @@ int server(Syscalls& sys, const Args& a) {
                     next_free += static_cast<Selector>(count);
                     return Error::kNone;
                   },
-              .close = {}});
+              .close = [&](std::uint64_t ident) { closed.push_back(ident); }});
   CHECK_STATUS(srv.error(), Error::kNone);
   CHECK_STATUS(sys.create_srv(22, 20, "storage"), Error::kExists);
   CHECK_STATUS(sys.create_sess_at(23, 21, 77), Error::kNone);
@@ -288,7 +289,12 @@ int server(Syscalls& sys, const Args& a) {
   std::array<std::byte, 9> back{};
   CHECK_STATUS(got.read(0, back), Status::kOk);
   CHECK(as_text(back) == "delegated");
-  CHECK_STATUS(srv.serve_one(30s), Status::kOk);
+  // The client's last request, then its session closes when it exits, then
+  // the kernel tells the last server standing to shut down.
+  Status st = Status::kOk;
+  while (st == Status::kOk) st = srv.serve_one(30s);
+  CHECK_STATUS(st, Status::kTerminated);
+  CHECK(closed == std::vector<std::uint64_t>{1005});
   return 0;
 }
 

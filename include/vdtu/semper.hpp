@@ -75,7 +75,8 @@ class Server {
   Server(Syscalls& sys, std::string_view name, EpId ep, Selector gate_sel, Selector service_sel,
          Handlers handlers);
   [[nodiscard]] Error error() const { return error_; }
-  // Answers one request; kTimeout if none came.
+  // Answers one request; kTimeout if none came, kTerminated after the
+  // kernel's SHUTDOWN (sent when only servers are left).
   Status serve_one(std::chrono::nanoseconds timeout);
 
  private:

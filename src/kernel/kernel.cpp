@@ -241,6 +241,31 @@ void Kernel::tear_down(Capability& cap) {
     endpoints_.invalidate(config_.kernel_pe, s.kernel_ep);
     kernel_eps_used_[s.kernel_ep] = false;
   }
+  // A client's session ends: the server hears CLOSE (nobody waits for the answer).
+  if (auto* sess = as<SessionObject>(cap);
+      sess != nullptr && sess->service && sess->service->alive && cap.owner != sess->service->server) {
+    outbox_.push_back({next_call_++, sess->service->kernel_ep, {kif::ServiceOp::kClose, sess->ident, 0, 0}});
+  }
+}
+
+std::size_t Kernel::alive_clients() const {
+  std::size_t clients = 0;
+  for (const auto& entry : vpes_) {
+    const auto& v = entry.second;
+    if (!v.alive) continue;
+    const bool serves = std::any_of(services_.begin(), services_.end(), [&](const auto& s) {
+      return s.second->alive && s.second->server == v.id;
+    });
+    clients += serves ? 0 : 1;
+  }
+  return clients;
+}
+
+void Kernel::shut_down_services() {
+  for (const auto& [name, service] : services_) {
+    if (service->alive)
+      outbox_.push_back({next_call_++, service->kernel_ep, {kif::ServiceOp::kShutdown, 0, 0, 0}});
+  }
 }
 
 // ---- syscalls ------------------------------------------------------------------

@@ -65,6 +65,10 @@ class Kernel {
   std::vector<DeferredReply> vpe_exited(VpeId vpe, int code = 0);
   [[nodiscard]] std::size_t alive_vpes() const;
   [[nodiscard]] bool has_pending_calls() const { return !pending_.empty(); }
+  // VPEs alive that serve no live service.
+  [[nodiscard]] std::size_t alive_clients() const;
+  // Puts a SHUTDOWN for every live service into the outbox.
+  void shut_down_services();
 
   [[nodiscard]] bool has_vpe(VpeId vpe) const;
   [[nodiscard]] std::size_t capability_count() const { return index_.size(); }

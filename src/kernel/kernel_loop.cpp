@@ -139,12 +139,19 @@ class Loop {
       for (const auto& done : kernel_.vpe_exited(e.pe, e.code)) finish(done);
       std::erase_if(waiting_, [&](const auto& w) { return w.second.header.label == e.pe; });
     }
+    // Only servers left: tell them to shut down, so they can end.
+    if (!shut_down_ && kernel_.alive_vpes() > 0 && kernel_.alive_clients() == 0) {
+      kernel_.shut_down_services();
+      shut_down_ = true;
+    }
+    send_service_calls();  // CLOSEs of sessions that ended with their VPEs, SHUTDOWNs
   }
 
   Dtu& dtu_;
   DtuEndpointControl control_;
   Kernel kernel_;
   std::map<std::uint64_t, ReceivedMessage> waiting_;  // deferred syscalls by call id
+  bool shut_down_ = false;
 };
 
 }  // namespace

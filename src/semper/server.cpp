@@ -46,6 +46,9 @@ Status Server::serve_one(std::chrono::nanoseconds timeout) {
       case kif::ServiceOp::kClose:
         if (handlers_.close) handlers_.close(r.ident);
         break;
+      case kif::ServiceOp::kShutdown:
+        sys_.dtu().reply(m, std::as_bytes(std::span(&answer, 1)));
+        return Status::kTerminated;
       default: answer.error = Error::kInvalidArgs; break;
     }
   }

@@ -139,6 +139,28 @@ TEST_F(KernelLogic, ServiceCallsWaitForTheServerAndSurviveNothingStale) {
   EXPECT_EQ(err(1, Syscall::kCreateSess, {31, 0}, "srv"), Error::kNoSuchService);
 }
 
+TEST_F(KernelLogic, EndingASessionClosesItAndLastServersShutDown) {
+  ASSERT_EQ(err(2, Syscall::kCreateGate, {0, 20, 3, 7, 4}), Error::kNone);
+  ASSERT_EQ(err(2, Syscall::kCreateSrv, {21, 20}, "srv"), Error::kNone);
+  call(1, Syscall::kCreateSess, {30, 0}, "srv");
+  kif::ServiceReply answer{};
+  answer.ident = 9;
+  ASSERT_TRUE(kernel.service_reply(last_deferred, answer).has_value());
+  kernel.take_outbox();
+  EXPECT_EQ(kernel.alive_clients(), 1U) << "VPE 2 serves, VPE 1 is a client";
+  ASSERT_EQ(err(1, Syscall::kRevoke, {30, 1, 1}), Error::kNone);
+  auto out = kernel.take_outbox();
+  ASSERT_EQ(out.size(), 1U);
+  EXPECT_EQ(out[0].request.op, kif::ServiceOp::kClose);
+  EXPECT_EQ(out[0].request.ident, 9U);
+  kernel.vpe_exited(1);
+  EXPECT_EQ(kernel.alive_clients(), 0U);
+  kernel.shut_down_services();
+  out = kernel.take_outbox();
+  ASSERT_EQ(out.size(), 1U);
+  EXPECT_EQ(out[0].request.op, kif::ServiceOp::kShutdown);
+}
+
 TEST_F(KernelLogic, AnswersForACallerThatDiedAreDropped) {
   ASSERT_EQ(err(2, Syscall::kCreateGate, {0, 20, 3, 7, 4}), Error::kNone);
   ASSERT_EQ(err(2, Syscall::kCreateSrv, {21, 20}, "srv"), Error::kNone);

@@ -418,7 +418,7 @@ class Dtu::Impl {
       const auto st = static_cast<Status>(m.payload[0]);
       if (st == Status::kOk && op == MemoryOp::kRead) {
         if (m.payload.size() != n + 1U) return Status::kBroken;
-        std::memcpy(into.data() + done, m.payload.data() + 1, n);
+        if (n > 0) std::memcpy(into.data() + done, m.payload.data() + 1, n);
       }
       memory_rx_->ack();
       if (st != Status::kOk) return st;

@@ -42,7 +42,7 @@ class KernelLogic : public ::testing::Test {
     r.opcode = op;
     std::copy(args.begin(), args.end(), r.args);
     r.name_length = name.size();
-    std::memcpy(r.name, name.data(), name.size());
+    std::copy(name.begin(), name.end(), r.name);
     std::uint64_t deferred = 0;
     auto reply = kernel.syscall(vpe, std::as_bytes(std::span(&r, 1)), deferred);
     last_deferred = deferred;

@@ -323,6 +323,48 @@ int forger(const Args&) {
   }
 }
 
+// Sends the node every kind of broken control request, then a well-formed
+// one: the node must answer each, keep serving, and close fds it was sent.
+int control_garbage(const Args&) {
+  const char* fd = std::getenv(Dtu::kControlFdVariable);  // NOLINT(concurrency-mt-unsafe): before any thread
+  CHECK(fd != nullptr);
+  UniqueFd socket(std::atoi(fd));
+  std::array<std::byte, 512> buffer{};
+  std::vector<UniqueFd> fds;
+  std::size_t n = 0;
+  CHECK(dtu::recv_with_fds(socket.get(), buffer, n, fds, true) == dtu::RecvResult::kMessage);  // hello
+  auto answer = [&]() -> Status {
+    for (;;) {
+      dtu::NodeMessage m{};
+      CHECK(dtu::recv_with_fds(socket.get(), buffer, n, fds, true) == dtu::RecvResult::kMessage);
+      std::memcpy(&m, buffer.data(), sizeof(m));
+      if (m.kind == dtu::NodeMessageKind::kReply) return m.status;
+    }
+  };
+  const std::array<std::byte, 3> too_short{};
+  CHECK(dtu::send_with_fds(socket.get(), too_short, {}));
+  CHECK_STATUS(answer(), Status::kInvalidArgument);
+  std::vector<std::byte> too_long(sizeof(dtu::ControlRequest) + 100, std::byte{0x41});
+  CHECK(dtu::send_with_fds(socket.get(), too_long, {}));
+  CHECK_STATUS(answer(), Status::kInvalidArgument);
+  dtu::ControlRequest bad_magic{};
+  bad_magic.magic = 0x12345678;
+  bad_magic.op = dtu::ControlOp::kWake;
+  CHECK(dtu::send_with_fds(socket.get(), std::as_bytes(std::span(&bad_magic, 1)), {}));
+  CHECK_STATUS(answer(), Status::kInvalidArgument);
+  dtu::ControlRequest unknown{};
+  unknown.op = static_cast<dtu::ControlOp>(200);
+  CHECK(dtu::send_with_fds(socket.get(), std::as_bytes(std::span(&unknown, 1)), {}));
+  CHECK_STATUS(answer(), Status::kInvalidArgument);
+  // fds a PE has no business sending: the node closes them and answers.
+  dtu::ControlRequest wake{};
+  wake.op = dtu::ControlOp::kWake;
+  const std::array<int, 2> stray{0, 1};
+  CHECK(dtu::send_with_fds(socket.get(), std::as_bytes(std::span(&wake, 1)), stray));
+  CHECK_STATUS(answer(), Status::kPermissionDenied);  // well-formed, but we are not privileged
+  return 0;
+}
+
 int forgery_victim(Dtu& dtu, const Args& a) {
   const PeId forger_pe = pe_arg(a, 0);
   CHECK_STATUS(dtu.wait_for_endpoint(0, EndpointKind::kReceive), Status::kOk);
@@ -404,6 +446,7 @@ int main(int argc, char** argv) {
   const Args args(argv + 2, argv + argc);
   try {
     if (role == "forger") return forger(args);
+    if (role == "control-garbage") return control_garbage(args);
     const std::map<std::string, std::function<int(Dtu&, const Args&)>> roles{
         {"configure-messaging", configure_messaging},
         {"sender", sender},

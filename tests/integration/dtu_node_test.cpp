@@ -49,6 +49,14 @@ TEST_F(NodeTest, UnprivilegedPeIsRefusedEveryControlOperation) {
   EXPECT_EQ(node.stats().channels_created, 0U);
 }
 
+TEST_F(NodeTest, BrokenControlRequestsAreAnsweredAndCounted) {
+  launch(role("control-garbage"));
+  launch(role("unprivileged"));  // the node keeps serving everyone
+  expect_all_pass();
+  EXPECT_GE(node.stats().malformed_requests, 4U);
+  EXPECT_EQ(node.stats().channels_created, 0U);
+}
+
 TEST_F(NodeTest, ConfigurationRulesAndChannelExhaustion) {
   // PEs 0, 1 are the subjects; 2..35 only own send endpoints; 36 configures.
   constexpr int kIdle = 34;

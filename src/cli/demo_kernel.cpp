@@ -56,7 +56,7 @@ std::vector<DemoCheck> kernel_checks() {
        [] {
          return scenario({{"server", "4"}, {"client"}});
        }},
-      {"kernel: CREATEVPE, delegate to the child, VPECTRL start and wait for its exit code",
+      {"kernel: CREATEVPE (the node logs the refused missing program), delegate, VPECTRL start and wait",
        [] { return scenario({{"parent"}}); }},
       {"kernel: a VPE killed while holding delegated capabilities loses them, and its peer its copies",
        [] {

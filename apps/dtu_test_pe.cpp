@@ -177,6 +177,23 @@ int configuration_rules(Dtu& dtu, const Args& a) {
   return 0;
 }
 
+// Never reads its control socket: the node must kill it once the socket is
+// full rather than block or drop updates.
+int deaf(const Args&) {
+  for (;;) ::pause();
+}
+
+// Configures `target` until the node refuses because the target is gone.
+int flood_config(Dtu& dtu, const Args& a) {
+  const PeId target = pe_arg(a, 0);
+  for (int i = 0; i < 1'000'000; ++i) {
+    const Status st = dtu.config_receive(target, static_cast<EpId>(i % 8), {12, 9});
+    if (st == Status::kInvalidArgument) return 0;  // no such PE any more
+    CHECK_STATUS(st, Status::kOk);
+  }
+  return 3;  // never killed
+}
+
 int idle(Dtu& dtu, const Args&) {
   while (dtu.wait(std::chrono::seconds(1)) != Status::kPeerGone) {
     if (getppid() == 1) return 0;
@@ -447,6 +464,7 @@ int main(int argc, char** argv) {
   try {
     if (role == "forger") return forger(args);
     if (role == "control-garbage") return control_garbage(args);
+    if (role == "deaf") return deaf(args);
     const std::map<std::string, std::function<int(Dtu&, const Args&)>> roles{
         {"configure-messaging", configure_messaging},
         {"sender", sender},
@@ -454,6 +472,7 @@ int main(int argc, char** argv) {
         {"unprivileged", unprivileged},
         {"configuration-rules", configuration_rules},
         {"idle", idle},
+        {"flood-config", flood_config},
         {"configure-crosstalk", configure_crosstalk},
         {"crosstalk-sender", crosstalk_sender},
         {"crosstalk-receiver", crosstalk_receiver},

@@ -345,12 +345,13 @@ void NodeState::retire_pe(std::uint32_t index, std::vector<Update>& updates) {
 void NodeState::deliver(std::vector<Update>& updates) {
   for (auto& u : updates) {
     auto& p = pes[u.pe_index];
-    if (!p.alive) continue;
+    if (!p.alive || p.condemned) continue;
     const auto bytes = std::as_bytes(std::span(&u.message, 1));
     if (!send_with_fds(p.socket.get(), bytes, u.fds)) {
       if (errno == EPIPE || errno == ECONNRESET) continue;  // it exited; its pidfd retires it
       fmt::print(stderr, "vdtu node: PE {} does not take its endpoint updates ({}); killing it\n",
                  global_id(u.pe_index), std::error_code(errno, std::generic_category()).message());
+      p.condemned = true;
       ::kill(p.pid, SIGKILL);
       continue;
     }

@@ -45,6 +45,7 @@ struct NodeEndpoint {
 
 struct PeRecord {
   bool alive = false;
+  bool condemned = false;  // killed for not taking its updates; the pidfd will retire it
   pid_t pid = -1;
   UniqueFd socket;
   UniqueFd pidfd;

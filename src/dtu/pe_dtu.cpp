@@ -334,7 +334,15 @@ class Dtu::Impl {
     for (std::uint32_t e = 0; e < eps_.size() && e < 64; ++e) {
       if (std::holds_alternative<ReceiveEndpoint>(eps_[e])) receive_mask |= std::uint64_t{1} << e;
     }
-    auto ready = [&] { return doorbell_.anything_pending(seen_epoch_, receive_mask); };
+    // Updates are applied here, not just noticed: a PE that only waits would
+    // otherwise see the same moved epoch forever and never sleep.
+    auto ready = [&] {
+      if (doorbell_.config_epoch() != seen_epoch_) {
+        refresh();
+        return true;
+      }
+      return doorbell_.anything_pending(seen_epoch_, receive_mask);
+    };
     detail::Spinner spinner;
     while (std::chrono::steady_clock::now() - start < kSpin) {
       if (ready()) return Status::kOk;

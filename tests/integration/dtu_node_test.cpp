@@ -57,6 +57,14 @@ TEST_F(NodeTest, BrokenControlRequestsAreAnsweredAndCounted) {
   EXPECT_EQ(node.stats().channels_created, 0U);
 }
 
+TEST_F(NodeTest, APeThatNeverReadsItsUpdatesIsKilledNotWaitedFor) {
+  const PeId deaf = launch(role("deaf"));
+  launch(role("flood-config", {"0"}, true));
+  ASSERT_TRUE(node.wait_all_exited(60s));
+  EXPECT_EQ(node.exit_code(deaf), 128 + SIGKILL);
+  EXPECT_EQ(node.exit_code(1), 0) << "the kernel was refused only once the PE was gone";
+}
+
 TEST_F(NodeTest, ConfigurationRulesAndChannelExhaustion) {
   // PEs 0, 1 are the subjects; 2..35 only own send endpoints; 36 configures.
   constexpr int kIdle = 34;

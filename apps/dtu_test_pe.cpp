@@ -308,24 +308,44 @@ int configure_forgery(Dtu& dtu, const Args& a) {
   return 0;
 }
 
+// The control socket without the DTU library, as a hostile PE sees it.
+class RawControl {
+ public:
+  RawControl() {
+    const char* fd =
+        std::getenv(Dtu::kControlFdVariable);  // NOLINT(concurrency-mt-unsafe): before any thread
+    CHECK(fd != nullptr);
+    socket_.reset(std::atoi(fd));
+    hello_ = next();
+  }
+  // The next message from the node; its fds land in fds().
+  dtu::NodeMessage next() {
+    std::size_t n = 0;
+    CHECK(dtu::recv_with_fds(socket_.get(), buffer_, n, fds_, true) == dtu::RecvResult::kMessage);
+    dtu::NodeMessage m{};
+    std::memcpy(&m, buffer_.data(), sizeof(m));
+    return m;
+  }
+  [[nodiscard]] int socket() const { return socket_.get(); }
+  [[nodiscard]] const dtu::NodeMessage& hello() const { return hello_; }
+  std::vector<UniqueFd>& fds() { return fds_; }
+
+ private:
+  UniqueFd socket_;
+  std::array<std::byte, 512> buffer_{};
+  std::vector<UniqueFd> fds_;
+  dtu::NodeMessage hello_{};
+};
+
 // Speaks the control protocol by hand and writes raw slots, as a hostile PE can.
 int forger(const Args&) {
-  const char* fd = std::getenv(Dtu::kControlFdVariable);  // NOLINT(concurrency-mt-unsafe): before any thread
-  CHECK(fd != nullptr);
-  UniqueFd socket(std::atoi(fd));
-  std::array<std::byte, 512> buffer{};
-  std::vector<UniqueFd> fds;
-  std::size_t n = 0;
-  dtu::NodeMessage hello{};
-  CHECK(dtu::recv_with_fds(socket.get(), buffer, n, fds, true) == dtu::RecvResult::kMessage);
-  std::memcpy(&hello, buffer.data(), sizeof(hello));
+  RawControl control;
   for (;;) {
-    dtu::NodeMessage m{};
-    CHECK(dtu::recv_with_fds(socket.get(), buffer, n, fds, true) == dtu::RecvResult::kMessage);
-    std::memcpy(&m, buffer.data(), sizeof(m));
+    const dtu::NodeMessage m = control.next();
     if (m.kind != dtu::NodeMessageKind::kSendEndpoint) continue;
+    auto& fds = control.fds();
     auto ch = SharedChannel::attach(std::move(fds[0]), std::move(fds[1]), {m.slot_count, m.slot_size});
-    auto bell = dtu::Doorbell::attach(std::move(fds[2]), hello.endpoints);
+    auto bell = dtu::Doorbell::attach(std::move(fds[2]), control.hello().endpoints);
     Producer raw(ch);
     MessageHeader forged{};
     forged.flags = kFlagReply | kFlagGrantCredits;
@@ -343,41 +363,34 @@ int forger(const Args&) {
 // Sends the node every kind of broken control request, then a well-formed
 // one: the node must answer each, keep serving, and close fds it was sent.
 int control_garbage(const Args&) {
-  const char* fd = std::getenv(Dtu::kControlFdVariable);  // NOLINT(concurrency-mt-unsafe): before any thread
-  CHECK(fd != nullptr);
-  UniqueFd socket(std::atoi(fd));
-  std::array<std::byte, 512> buffer{};
-  std::vector<UniqueFd> fds;
-  std::size_t n = 0;
-  CHECK(dtu::recv_with_fds(socket.get(), buffer, n, fds, true) == dtu::RecvResult::kMessage);  // hello
+  RawControl control;
+  const int socket = control.socket();
   auto answer = [&]() -> Status {
     for (;;) {
-      dtu::NodeMessage m{};
-      CHECK(dtu::recv_with_fds(socket.get(), buffer, n, fds, true) == dtu::RecvResult::kMessage);
-      std::memcpy(&m, buffer.data(), sizeof(m));
+      const auto m = control.next();
       if (m.kind == dtu::NodeMessageKind::kReply) return m.status;
     }
   };
   const std::array<std::byte, 3> too_short{};
-  CHECK(dtu::send_with_fds(socket.get(), too_short, {}));
+  CHECK(dtu::send_with_fds(socket, too_short, {}));
   CHECK_STATUS(answer(), Status::kInvalidArgument);
   std::vector<std::byte> too_long(sizeof(dtu::ControlRequest) + 100, std::byte{0x41});
-  CHECK(dtu::send_with_fds(socket.get(), too_long, {}));
+  CHECK(dtu::send_with_fds(socket, too_long, {}));
   CHECK_STATUS(answer(), Status::kInvalidArgument);
   dtu::ControlRequest bad_magic{};
   bad_magic.magic = 0x12345678;
   bad_magic.op = dtu::ControlOp::kWake;
-  CHECK(dtu::send_with_fds(socket.get(), std::as_bytes(std::span(&bad_magic, 1)), {}));
+  CHECK(dtu::send_with_fds(socket, std::as_bytes(std::span(&bad_magic, 1)), {}));
   CHECK_STATUS(answer(), Status::kInvalidArgument);
   dtu::ControlRequest unknown{};
   unknown.op = static_cast<dtu::ControlOp>(200);
-  CHECK(dtu::send_with_fds(socket.get(), std::as_bytes(std::span(&unknown, 1)), {}));
+  CHECK(dtu::send_with_fds(socket, std::as_bytes(std::span(&unknown, 1)), {}));
   CHECK_STATUS(answer(), Status::kInvalidArgument);
   // fds a PE has no business sending: the node closes them and answers.
   dtu::ControlRequest wake{};
   wake.op = dtu::ControlOp::kWake;
   const std::array<int, 2> stray{0, 1};
-  CHECK(dtu::send_with_fds(socket.get(), std::as_bytes(std::span(&wake, 1)), stray));
+  CHECK(dtu::send_with_fds(socket, std::as_bytes(std::span(&wake, 1)), stray));
   CHECK_STATUS(answer(), Status::kPermissionDenied);  // well-formed, but we are not privileged
   return 0;
 }

@@ -54,8 +54,6 @@ class ReliableLink {
   bool receive(std::vector<std::byte>& message);
 
   [[nodiscard]] const LinkStats& stats() const { return stats_; }
-  [[nodiscard]] std::size_t unacknowledged() const { return in_flight_.size(); }
-  [[nodiscard]] bool idle() const { return in_flight_.empty() && !ack_due_; }
 
  private:
   struct Outgoing {

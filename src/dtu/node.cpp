@@ -311,6 +311,4 @@ NodeStats Node::stats() const {
   return st;
 }
 
-const NodeConfig& Node::config() const { return state_->config; }
-
 }  // namespace vdtu::dtu

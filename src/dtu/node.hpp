@@ -60,7 +60,6 @@ class Node {
   [[nodiscard]] std::optional<int> exit_code(PeId pe) const;
   [[nodiscard]] pid_t pid_of(PeId pe) const;
   [[nodiscard]] NodeStats stats() const;
-  [[nodiscard]] const NodeConfig& config() const;
 
  private:
   std::unique_ptr<NodeState> state_;

@@ -112,11 +112,6 @@ Error Kernel::grant_vpe(VpeId holder, VpeId target, Selector selector) {
   return Error::kNone;
 }
 
-bool Kernel::has_vpe(VpeId vpe) const {
-  auto it = vpes_.find(vpe);
-  return it != vpes_.end() && it->second.alive;
-}
-
 const Capability* Kernel::find(VpeId vpe, Selector selector) const {
   auto v = vpes_.find(vpe);
   if (v == vpes_.end()) return nullptr;

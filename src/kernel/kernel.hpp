@@ -70,7 +70,6 @@ class Kernel {
   // Puts a SHUTDOWN for every live service into the outbox.
   void shut_down_services();
 
-  [[nodiscard]] bool has_vpe(VpeId vpe) const;
   [[nodiscard]] std::size_t capability_count() const { return index_.size(); }
   [[nodiscard]] const Capability* find(VpeId vpe, kif::Selector selector) const;
   [[nodiscard]] const Capability* find(CapId id) const;

@@ -36,16 +36,28 @@ constexpr std::uint64_t kProbeLabel = 0x7777;  // "I have seen my credits run ou
 
 // ---- messaging: a kernel binds A -> B with credits and a reply endpoint ----
 
-int configure_messaging(Dtu& dtu, const Args& a) {
+// The receiver's and the sender's halves apart, so that two nodes' kernels
+// can each configure their own PEs.
+int configure_receiver(Dtu& dtu, const Args& a) {
+  CHECK(dtu.privileged());
+  CHECK_STATUS(dtu.config_receive(pe_arg(a, 0), 0, {12, 9}), Status::kOk);
+  return 0;
+}
+
+int configure_sender(Dtu& dtu, const Args& a) {
   const PeId sender = pe_arg(a, 0);
   const PeId receiver = pe_arg(a, 1);
   CHECK(dtu.privileged());
-  CHECK_STATUS(dtu.config_receive(receiver, 0, {12, 9}), Status::kOk);
   CHECK_STATUS(dtu.config_receive(sender, 1, {11, 9}), Status::kOk);
   CHECK_STATUS(dtu.config_send(sender, 2, {receiver, 0, kLabel, 2, 256, 1}), Status::kOk);
   CHECK_STATUS(dtu.config_send(sender, 3, {receiver, 0, kProbeLabel, kCreditsUnlimited, 64, kNoReplyEp}),
                Status::kOk);
   return 0;
+}
+
+int configure_messaging(Dtu& dtu, const Args& a) {
+  if (const int rc = configure_receiver(dtu, {a.at(1)}); rc != 0) return rc;
+  return configure_sender(dtu, a);
 }
 
 int sender(Dtu& dtu, const Args& a) {
@@ -411,9 +423,13 @@ int forgery_victim(Dtu& dtu, const Args& a) {
 
 // ---- crashes: an echo server, clients, kill -9 --------------------------------
 
-int configure_echo(Dtu& dtu, const Args& a) {
+int configure_echo_server(Dtu& dtu, const Args& a) {
+  CHECK_STATUS(dtu.config_receive(pe_arg(a, 0), 0, {14, 8}), Status::kOk);
+  return 0;
+}
+
+int configure_echo_clients(Dtu& dtu, const Args& a) {
   const PeId server = pe_arg(a, 0);
-  CHECK_STATUS(dtu.config_receive(server, 0, {14, 8}), Status::kOk);
   for (std::size_t i = 1; i < a.size(); ++i) {
     const PeId client = pe_arg(a, i);
     CHECK_STATUS(dtu.config_receive(client, 1, {10, 8}), Status::kOk);
@@ -422,11 +438,18 @@ int configure_echo(Dtu& dtu, const Args& a) {
   return 0;
 }
 
-int echo_server(Dtu& dtu, const Args&) {
+int configure_echo(Dtu& dtu, const Args& a) {
+  if (const int rc = configure_echo_server(dtu, a); rc != 0) return rc;
+  return configure_echo_clients(dtu, a);
+}
+
+// Echoes until no request came for `idle` seconds (default 60).
+int echo_server(Dtu& dtu, const Args& a) {
+  const auto idle = std::chrono::duration<double>(a.empty() ? 60.0 : std::stod(a[0]));
   CHECK_STATUS(dtu.wait_for_endpoint(0, EndpointKind::kReceive), Status::kOk);
   for (;;) {
     ReceivedMessage m;
-    const auto st = dtu.receive(0, m, 60s);
+    const auto st = dtu.receive(0, m, std::chrono::duration_cast<std::chrono::nanoseconds>(idle));
     if (st != Status::kOk) return st == Status::kTimeout ? 0 : 5;
     const auto r = dtu.reply(m, m.payload);
     if (r != Status::kOk) dtu.ack(m);  // the client died between request and reply
@@ -480,6 +503,10 @@ int main(int argc, char** argv) {
     if (role == "deaf") return deaf(args);
     const std::map<std::string, std::function<int(Dtu&, const Args&)>> roles{
         {"configure-messaging", configure_messaging},
+        {"configure-receiver", configure_receiver},
+        {"configure-sender", configure_sender},
+        {"configure-echo-server", configure_echo_server},
+        {"configure-echo-clients", configure_echo_clients},
         {"sender", sender},
         {"receiver", receiver},
         {"unprivileged", unprivileged},

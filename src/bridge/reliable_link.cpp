@@ -34,7 +34,7 @@ std::vector<std::byte> ReliableLink::frame(FrameType type, std::uint64_t seq,
 
 Status ReliableLink::send(std::span<const std::byte> message) {
   if (message.size() > kMaxFramePayload) return Status::kTooLarge;
-  if (in_flight_.size() >= std::min(config_.window, peer_window_)) return Status::kFull;
+  if (!can_send()) return Status::kFull;
   in_flight_.push_back({next_seq_, frame(FrameType::kData, next_seq_, message), {}, false});
   ++next_seq_;
   return Status::kOk;

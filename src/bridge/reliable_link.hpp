@@ -4,6 +4,7 @@
 // caller owns the socket and the clock, so tests can lose, duplicate and
 // reorder at will.
 
+#include <algorithm>
 #include <chrono>
 #include <cstdint>
 #include <deque>
@@ -53,6 +54,10 @@ class ReliableLink {
   // Next message in order, if any; its slot in the window frees.
   bool receive(std::vector<std::byte>& message);
 
+  // True when send() would accept a message now.
+  [[nodiscard]] bool can_send() const { return in_flight_.size() < std::min(config_.window, peer_window_); }
+  // Messages sent and not yet acknowledged.
+  [[nodiscard]] std::size_t in_flight() const { return in_flight_.size(); }
   [[nodiscard]] const LinkStats& stats() const { return stats_; }
 
  private:

@@ -22,6 +22,7 @@
 
 #include "channel/spin_then_sleep.hpp"
 #include "fd_socket.hpp"
+#include "node_bridge.hpp"
 #include "node_state.hpp"
 
 namespace vdtu::dtu {
@@ -194,8 +195,10 @@ Node::Node(NodeConfig config) : state_(std::make_unique<NodeState>(config)) {
   if (!s.stop_event || !loop->epoll) throw_errno("epoll/eventfd");
   epoll_add(loop->epoll.get(), s.stop_event.get(), kStopTag);
   s.control_epoll = loop->epoll.get();
+  if (!config.peers.empty()) s.bridge = std::make_unique<NodeBridge>(s);
   s.control_thread = std::thread([loop] { loop->run(); });
   s.memory_thread = std::thread([&s] { s.serve_memory(); });
+  if (s.bridge) s.bridge->start();
 }
 
 Node::~Node() {
@@ -207,6 +210,7 @@ Node::~Node() {
     }
   }
   wait_all_exited(std::chrono::seconds(10));  // the control thread reaps them
+  if (s.bridge) s.bridge->stop();
   s.stopping.store(true);
   const std::uint64_t one = 1;
   [[maybe_unused]] auto n = ::write(s.stop_event.get(), &one, sizeof(one));
@@ -302,6 +306,7 @@ pid_t Node::pid_of(PeId pe) const {
 NodeStats Node::stats() const {
   std::lock_guard lock(state_->mutex);
   auto st = state_->stats;
+  if (state_->bridge) state_->bridge->add_stats(st);
   st.channels_alive = 0;
   for (const auto& p : state_->pes) {
     for (const auto& e : p.endpoints) {
@@ -310,5 +315,7 @@ NodeStats Node::stats() const {
   }
   return st;
 }
+
+std::uint16_t Node::bridge_port() const { return state_->bridge ? state_->bridge->port() : 0; }
 
 }  // namespace vdtu::dtu

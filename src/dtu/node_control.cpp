@@ -8,6 +8,7 @@
 #include <system_error>
 
 #include "fd_socket.hpp"
+#include "node_bridge.hpp"
 #include "node_state.hpp"
 
 namespace vdtu::dtu {
@@ -17,8 +18,8 @@ constexpr std::uint8_t kMinSlotOrder = 5;          // 32 bytes: a header and a l
 constexpr std::uint8_t kMaxSlotOrder = 16;         // 64 KiB
 constexpr std::uint8_t kMaxBufferSlotsOrder = 12;  // 4096 slots
 
-// Slots of a per-sender channel: enough for every credit, at most the
-// receive buffer, a power of two of at least two.
+}  // namespace
+
 std::uint32_t channel_slots(std::uint32_t credits, std::uint32_t receive_slots) {
   const std::uint32_t wanted =
       credits == kCreditsUnlimited ? receive_slots : std::min(credits, receive_slots);
@@ -31,7 +32,28 @@ std::shared_ptr<SharedChannel> make_channel(std::uint32_t slots, std::uint32_t s
   return ch;
 }
 
-}  // namespace
+Update NodeState::inbound_update(const InboundChannelInfo& info, const SharedChannel& channel,
+                                 const SharedChannel* reply, int reply_doorbell_fd) {
+  Update u{info.target, {}, {channel.memfd(), channel.eventfd()}};
+  auto& m = u.message;
+  m.kind = NodeMessageKind::kInboundChannel;
+  m.ep = info.ep;
+  m.channel = info.index;
+  m.slot_count = info.slots;
+  m.slot_size = info.slot_size;
+  m.sender_pe = info.sender_pe;
+  m.sender_ep = info.sender_ep;
+  m.sender_vpe = info.sender_vpe;
+  m.label = info.label;
+  if (reply != nullptr) {
+    m.sender_reply_ep = info.sender_reply_ep;
+    m.reply_channel = info.reply_index;
+    m.reply_slot_count = info.slots;
+    m.reply_slot_size = info.reply_slot_size;
+    u.fds.insert(u.fds.end(), {reply->memfd(), reply->eventfd(), reply_doorbell_fd});
+  }
+  return u;
+}
 
 NodeState::NodeState(NodeConfig c) : config(c) {}
 
@@ -146,6 +168,9 @@ std::optional<std::uint16_t> NodeState::allocate_inbound(NodeEndpoint& ep) {
 }
 
 Status NodeState::config_send(std::uint32_t pe, EpId ep, const SendConfig& c, std::vector<Update>& updates) {
+  if (!is_local(c.target_pe)) {
+    return bridge ? bridge->connect_send(pe, ep, c, updates) : Status::kInvalidArgument;
+  }
   const auto target = index_of(c.target_pe);
   if (!target || c.target_ep >= config.endpoints_per_pe) return Status::kInvalidArgument;
   const bool wants_reply = c.reply_ep != kNoReplyEp;
@@ -194,49 +219,39 @@ Status NodeState::config_send(std::uint32_t pe, EpId ep, const SendConfig& c, st
   e.request = request;
   e.reply = reply;
   e.index_at_target = *index;
+  e.reply_index = reply_index.value_or(0);
+  if (reply) reply_recv.inbound[*reply_index] = reply;
 
-  Update to_sender{pe, {}, {request->memfd(), request->eventfd(), pes[*target].doorbell.fd()}};
-  to_sender.message.kind = NodeMessageKind::kSendEndpoint;
-  to_sender.message.ep = ep;
-  to_sender.message.channel = *index;
-  to_sender.message.slot_count = slots;
-  to_sender.message.slot_size = recv.slot_size;
-  to_sender.message.send = c;
-  const std::size_t sender_update = updates.size();
-  updates.push_back(std::move(to_sender));
-
-  Update to_receiver{*target, {}, {request->memfd(), request->eventfd()}};
-  auto& m = to_receiver.message;
-  m.kind = NodeMessageKind::kInboundChannel;
-  m.ep = c.target_ep;
-  m.channel = *index;
-  m.slot_count = slots;
-  m.slot_size = recv.slot_size;
-  m.sender_pe = global_id(pe);
-  m.sender_ep = ep;
-  m.sender_vpe = pes[pe].vpe;
-  m.label = c.label;
-  if (wants_reply) {
-    e.reply_index = *reply_index;
-    reply_recv.inbound[*reply_index] = reply;
-    m.sender_reply_ep = c.reply_ep;
-    m.reply_channel = *reply_index;
-    m.reply_slot_count = slots;
-    m.reply_slot_size = reply_recv.slot_size;
-    to_receiver.fds.insert(to_receiver.fds.end(), {reply->memfd(), reply->eventfd(), pes[pe].doorbell.fd()});
-    // The sender learns of its endpoint and its reply channel in one update,
-    // so it can never send before it knows where the replies come back.
-    auto& sm = updates[sender_update].message;
-    sm.reply_channel = *reply_index;
-    sm.reply_slot_count = slots;
-    sm.reply_slot_size = reply_recv.slot_size;
-    sm.sender_pe = c.target_pe;  // who the replies come from
-    sm.sender_ep = c.target_ep;
-    sm.sender_vpe = pes[*target].vpe;
-    updates[sender_update].fds.insert(updates[sender_update].fds.end(), {reply->memfd(), reply->eventfd()});
-  }
-  updates.push_back(std::move(to_receiver));
+  const InboundChannelInfo info{
+      *target, c.target_ep, *index,  slots,      recv.slot_size, global_id(pe),
+      ep,      pes[pe].vpe, c.label, c.reply_ep, e.reply_index,  reply_recv.slot_size};
+  updates.push_back(sender_update(pe, ep, e, pes[*target].doorbell.fd(), pes[*target].vpe));
+  updates.push_back(inbound_update(info, *request, reply.get(), pes[pe].doorbell.fd()));
   return Status::kOk;
+}
+
+// The sender learns of its endpoint and its reply channel in one update, so it
+// can never send before it knows where the replies come back.
+Update NodeState::sender_update(std::uint32_t pe, EpId ep, const NodeEndpoint& e, int target_doorbell_fd,
+                                VpeId target_vpe) {
+  Update u{pe, {}, {e.request->memfd(), e.request->eventfd(), target_doorbell_fd}};
+  auto& m = u.message;
+  m.kind = NodeMessageKind::kSendEndpoint;
+  m.ep = ep;
+  m.channel = e.index_at_target;
+  m.slot_count = e.request->geometry().slot_count;
+  m.slot_size = e.request->geometry().slot_size;
+  m.send = e.send;
+  if (e.reply) {
+    m.reply_channel = e.reply_index;
+    m.reply_slot_count = e.reply->geometry().slot_count;
+    m.reply_slot_size = e.reply->geometry().slot_size;
+    m.sender_pe = e.send.target_pe;  // who the replies come from
+    m.sender_ep = e.send.target_ep;
+    m.sender_vpe = target_vpe;
+    u.fds.insert(u.fds.end(), {e.reply->memfd(), e.reply->eventfd()});
+  }
+  return u;
 }
 
 Status NodeState::config_memory(std::uint32_t pe, EpId ep, const MemoryConfig& c,
@@ -276,8 +291,11 @@ void NodeState::invalidate(std::uint32_t pe, EpId ep, Status reason, std::vector
   const auto kind = e.kind;
   if (kind == EndpointKind::kInvalid) return;
   if (kind == EndpointKind::kSend) {
-    if (auto t = index_of(e.send.target_pe))
+    if (e.remote_binding != 0) {
+      bridge->disconnect_send(e.remote_binding);
+    } else if (auto t = index_of(e.send.target_pe)) {
       release_inbound(*t, e.send.target_ep, e.index_at_target, updates);
+    }
     if (e.request) e.request->terminate();
     if (e.reply) {
       e.reply->terminate();
@@ -299,6 +317,7 @@ void NodeState::invalidate(std::uint32_t pe, EpId ep, Status reason, std::vector
     for (auto& ch : e.inbound) {
       if (ch) ch->terminate();
     }
+    if (bridge) bridge->receiver_gone(pe, ep, reason);
   }
   e = NodeEndpoint{};
   if (!pes[pe].alive) return;

@@ -34,6 +34,7 @@ struct NodeEndpoint {
   std::shared_ptr<SharedChannel> reply;
   std::uint16_t index_at_target = 0;
   std::uint16_t reply_index = 0;
+  std::uint32_t remote_binding = 0;  // != 0: the target is on another node (node_bridge.hpp)
   // kReceive
   std::uint32_t slot_count = 0;
   std::uint32_t slot_size = 0;
@@ -69,6 +70,29 @@ struct Update {
   std::vector<int> fds;
 };
 
+class NodeBridge;
+
+// Slots of a per-sender channel: enough for every credit, at most the
+// receive buffer, a power of two of at least two.
+std::uint32_t channel_slots(std::uint32_t credits, std::uint32_t receive_slots);
+std::shared_ptr<SharedChannel> make_channel(std::uint32_t slots, std::uint32_t slot_size);
+
+// What the receiver of a new inbound channel learns about it.
+struct InboundChannelInfo {
+  std::uint32_t target = 0;  // PE index
+  EpId ep = 0;
+  std::uint16_t index = 0;
+  std::uint32_t slots = 0;
+  std::uint32_t slot_size = 0;
+  PeId sender_pe = 0;
+  EpId sender_ep = 0;
+  VpeId sender_vpe = 0;
+  std::uint64_t label = 0;
+  EpId sender_reply_ep = kNoReplyEp;
+  std::uint16_t reply_index = 0;
+  std::uint32_t reply_slot_size = 0;
+};
+
 class NodeState {
  public:
   explicit NodeState(NodeConfig config);
@@ -85,7 +109,8 @@ class NodeState {
   std::atomic<bool> stopping{false};
   std::thread control_thread;
   std::thread memory_thread;
-  NodeStats stats;  // under mutex
+  NodeStats stats;                     // under mutex
+  std::unique_ptr<NodeBridge> bridge;  // with peers only
 
   [[nodiscard]] std::optional<std::uint32_t> index_of(PeId pe) const;
   [[nodiscard]] PeId global_id(std::uint32_t index) const {
@@ -109,15 +134,25 @@ class NodeState {
   // Memory service (memory_service.cpp): serves requests until stopping.
   void serve_memory();
 
+  // Shared with the bridge (caller holds the mutex).
+  void invalidate(std::uint32_t pe, EpId ep, Status reason, std::vector<Update>& updates);
+  std::optional<std::uint16_t> allocate_inbound(NodeEndpoint& ep);
+  // The update that hands `channel` (and `reply`, if any) to the receiver.
+  static Update sender_update(std::uint32_t pe, EpId ep, const NodeEndpoint& e, int target_doorbell_fd,
+                              VpeId target_vpe);
+  [[nodiscard]] bool is_local(PeId pe) const {
+    return static_cast<std::uint16_t>(pe - config.first_pe) < config.pe_count;
+  }
+  static Update inbound_update(const InboundChannelInfo& info, const SharedChannel& channel,
+                               const SharedChannel* reply, int reply_doorbell_fd);
+
  private:
   Status launch_command(const ControlRequest& r, PeId& launched);
   Status config_send(std::uint32_t pe, EpId ep, const SendConfig& c, std::vector<Update>& updates);
   Status config_receive(std::uint32_t pe, EpId ep, const ReceiveConfig& c, std::vector<Update>& updates);
   Status config_memory(std::uint32_t pe, EpId ep, const MemoryConfig& c, std::vector<Update>& updates);
-  void invalidate(std::uint32_t pe, EpId ep, Status reason, std::vector<Update>& updates);
   void terminate(std::uint32_t pe, EpId ep);
   void release_inbound(std::uint32_t pe, EpId ep, std::uint16_t index, std::vector<Update>& updates);
-  std::optional<std::uint16_t> allocate_inbound(NodeEndpoint& ep);
   [[nodiscard]] std::span<std::byte> memory_window(const MemoryConfig& c);
 };
 

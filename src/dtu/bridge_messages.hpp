@@ -1,0 +1,55 @@
+#pragma once
+// What one node's bridge tells another inside the reliable link's DATA frames
+// (docs/PROTOCOL.md). A binding is one remote send endpoint: the sending
+// node names it with its own 32-bit id; the receiving node keys it by
+// (peer node, id). Packed little-endian structs: both sides validate sizes.
+
+#include <cstdint>
+
+#include "vdtu/dtu_types.hpp"
+#include "vdtu/status.hpp"
+
+namespace vdtu::dtu {
+
+enum class BridgeOp : std::uint8_t {
+  kBind = 1,   // sender node -> receiver node: a send endpoint now targets your PE
+  kUnbind,     // sender node: that send endpoint is gone
+  kUnbound,    // receiver node: the binding is refused or its receiver is gone
+  kMessage,    // sender node: one DTU message (25-byte header, payload)
+  kReply,      // receiver node: one reply on the binding
+  kCredit,     // receiver node: `count` messages moved into the receiver's channel
+  kHeartbeat,  // either: still here
+};
+
+#pragma pack(push, 1)
+struct BridgeHeader {
+  BridgeOp op{};
+  std::uint32_t binding = 0;
+};
+
+struct BindBody {
+  PeId target_pe = 0;
+  EpId target_ep = 0;
+  PeId sender_pe = 0;
+  EpId sender_ep = 0;
+  VpeId sender_vpe = 0;
+  std::uint64_t label = 0;
+  std::uint32_t credits = 0;
+  std::uint32_t max_msg_size = 0;
+  EpId sender_reply_ep = kNoReplyEp;  // kNoReplyEp: not reply-enabled
+  std::uint32_t reply_slot_size = 0;  // slot size of the sender's reply endpoint
+};
+
+struct UnboundBody {
+  Status reason = Status::kOk;
+};
+
+struct CreditBody {
+  std::uint32_t count = 0;
+};
+#pragma pack(pop)
+
+static_assert(sizeof(BridgeHeader) == 5);
+static_assert(sizeof(BindBody) == 29);
+
+}  // namespace vdtu::dtu

@@ -1,0 +1,675 @@
+#include "node_bridge.hpp"
+
+#include <fmt/core.h>
+#include <poll.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include <bit>
+#include <cstring>
+#include <random>
+
+#include "channel/spin_then_sleep.hpp"
+
+namespace vdtu::dtu {
+namespace {
+
+using namespace std::chrono_literals;
+
+constexpr std::uint32_t kRemoteReceiveSlots = 64;  // channel size for unlimited credits
+constexpr auto kBindPatience = 10s;                // a target endpoint may appear late (boot order)
+constexpr auto kSpinWhenIdle = 100us;              // poll before sleeping: a wake-up costs tens of us
+constexpr auto kSilenceBeforeFirstContact = 10s;   // a peer that never answered is given longer
+
+template <class T>
+std::span<const std::byte> bytes_of(const T& value) {
+  return std::as_bytes(std::span(&value, 1));
+}
+
+template <class T>
+bool read_body(std::span<const std::byte> body, T& out) {
+  if (body.size() != sizeof(T)) return false;
+  std::memcpy(&out, body.data(), sizeof(T));
+  return true;
+}
+
+std::uint64_t random_session() {
+  std::random_device device;
+  const std::uint64_t value = (std::uint64_t{device()} << 32U) | device();
+  return value == 0 ? 1 : value;
+}
+
+}  // namespace
+
+struct NodeBridge::Peer {
+  Peer(const PeerNode& c, std::uint16_t self, std::uint64_t session)
+      : config(c),
+        address(bridge::make_address(c.host, c.port)),
+        link({self, c.id, session, 256, std::chrono::microseconds(3000)}) {}
+
+  PeerNode config;
+  sockaddr_in address;
+  bridge::ReliableLink link;
+  std::deque<std::vector<std::byte>> backlog;  // control messages the link could not take yet
+  Clock::time_point last_heard{};
+  Clock::time_point last_heartbeat{};
+  bool heard = false;
+  bool lost = false;
+};
+
+// A local send endpoint whose target is on a peer.
+struct NodeBridge::Outbound {
+  Peer* peer = nullptr;
+  std::uint32_t id = 0;
+  std::uint32_t pe = 0;  // the sender's PE index
+  EpId ep = 0;
+  std::shared_ptr<SharedChannel> request;
+  std::shared_ptr<SharedChannel> reply;
+  std::unique_ptr<Consumer> requests;
+  std::unique_ptr<Producer> replies;
+  EpId reply_ep = kNoReplyEp;
+  std::uint16_t reply_index = 0;
+  std::uint32_t window = 0;  // messages the peer can still take
+  std::deque<std::vector<std::byte>> replies_waiting;
+};
+
+// A peer's send endpoint that targets one of our receive endpoints.
+struct NodeBridge::Inbound {
+  Peer* peer = nullptr;
+  std::uint32_t id = 0;
+  BindBody bind{};
+  bool bound = false;
+  Clock::time_point give_up{};
+  Status refusal = Status::kOk;
+  std::uint32_t pe = 0;  // the receiver's PE index
+  std::uint16_t index = 0;
+  std::shared_ptr<SharedChannel> channel;
+  std::shared_ptr<SharedChannel> reply;
+  std::unique_ptr<Producer> messages;
+  std::unique_ptr<Consumer> replies;
+  std::deque<std::vector<std::byte>> waiting;  // at most the sender's window
+};
+
+NodeBridge::NodeBridge(NodeState& state)
+    : state_(state),
+      socket_(bridge::UdpSocket::bind(state.config.bridge_host, state.config.bridge_port)),
+      wake_(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)),
+      doorbell_(Doorbell::create(state.config.endpoints_per_pe)),
+      faults_(state.config.faults),
+      buffer_(bridge::kMaxFramePayload + sizeof(bridge::FrameHeader) + 1) {
+  const auto session = random_session();
+  for (const auto& p : state.config.peers)
+    peers_.push_back(std::make_unique<Peer>(p, state.config.node_id, session));
+}
+
+NodeBridge::~NodeBridge() { stop(); }
+
+void NodeBridge::start() {
+  thread_ = std::thread([this] { run(); });
+}
+
+void NodeBridge::stop() {
+  {
+    std::lock_guard lock(state_.mutex);
+    stopping_ = true;
+  }
+  poke();
+  if (thread_.joinable()) thread_.join();
+}
+
+void NodeBridge::poke() const {
+  const std::uint64_t one = 1;
+  [[maybe_unused]] auto n = ::write(wake_.get(), &one, sizeof(one));
+}
+
+NodeBridge::Peer* NodeBridge::peer_owning(PeId pe) {
+  for (auto& p : peers_) {
+    if (static_cast<std::uint16_t>(pe - p->config.first_pe) < p->config.pe_count) return p.get();
+  }
+  return nullptr;
+}
+
+NodeBridge::Peer* NodeBridge::peer_by_id(std::uint16_t id) {
+  for (auto& p : peers_) {
+    if (p->config.id == id) return p.get();
+  }
+  return nullptr;
+}
+
+// ---- control plane -----------------------------------------------------------
+
+Status NodeBridge::connect_send(std::uint32_t pe, EpId ep, const SendConfig& c,
+                                std::vector<Update>& updates) {
+  Peer* peer = peer_owning(c.target_pe);
+  if (peer == nullptr || c.target_ep >= state_.config.endpoints_per_pe) return Status::kInvalidArgument;
+  if (peer->lost) return Status::kPeerGone;
+  const bool wants_reply = c.reply_ep != kNoReplyEp;
+  if (wants_reply && c.reply_ep >= state_.config.endpoints_per_pe) return Status::kInvalidArgument;
+  if (c.credits == 0) return Status::kInvalidArgument;
+  const auto slot_size = std::max<std::uint32_t>(ChannelGeometry::kMinSlotSize,
+                                                 std::bit_ceil(c.max_msg_size + std::uint32_t{kHeaderSize}));
+  if (c.max_msg_size == 0 || slot_size > ChannelGeometry::kMaxSlotSize) return Status::kTooLarge;
+  auto& pes = state_.pes;
+  if (wants_reply) {
+    const auto& r = pes[pe].endpoints[c.reply_ep];
+    if (r.kind != EndpointKind::kReceive || r.terminated) return Status::kNotConfigured;
+  }
+  state_.invalidate(pe, ep, Status::kNotConfigured, updates);
+  auto& reply_recv = pes[pe].endpoints[wants_reply ? c.reply_ep : 0];
+  std::optional<std::uint16_t> reply_index;
+  if (wants_reply && !(reply_index = state_.allocate_inbound(reply_recv))) return Status::kNoResources;
+
+  auto out = std::make_unique<Outbound>();
+  out->peer = peer;
+  out->id = next_binding_++;
+  out->pe = pe;
+  out->ep = ep;
+  const auto slots = channel_slots(c.credits, kRemoteReceiveSlots);
+  try {
+    out->request = make_channel(slots, slot_size);
+    if (wants_reply) out->reply = make_channel(slots, reply_recv.slot_size);
+  } catch (const std::exception& e) {
+    fmt::print(stderr, "vdtu node: cannot create a channel: {}\n", e.what());
+    if (reply_index) reply_recv.used.reset(*reply_index);
+    return Status::kNoResources;
+  }
+  out->requests = std::make_unique<Consumer>(*out->request);
+  if (wants_reply) {
+    out->replies = std::make_unique<Producer>(*out->reply);
+    out->reply_ep = c.reply_ep;
+    out->reply_index = *reply_index;
+    reply_recv.inbound[*reply_index] = out->reply;
+  }
+  out->window = slots;
+  state_.stats.channels_created += wants_reply ? 2 : 1;
+
+  auto& e = pes[pe].endpoints[ep];
+  e.kind = EndpointKind::kSend;
+  e.send = c;
+  e.request = out->request;
+  e.reply = out->reply;
+  e.index_at_target = 0;
+  e.reply_index = reply_index.value_or(0);
+  e.remote_binding = out->id;
+  updates.push_back(NodeState::sender_update(pe, ep, e, doorbell_.fd(), c.target_pe));
+
+  BindBody b{};
+  b.target_pe = c.target_pe;
+  b.target_ep = c.target_ep;
+  b.sender_pe = state_.global_id(pe);
+  b.sender_ep = ep;
+  b.sender_vpe = pes[pe].vpe;
+  b.label = c.label;
+  b.credits = c.credits;
+  b.max_msg_size = c.max_msg_size;
+  b.sender_reply_ep = wants_reply ? c.reply_ep : kNoReplyEp;
+  b.reply_slot_size = wants_reply ? reply_recv.slot_size : 0;
+  emit(*peer, BridgeOp::kBind, out->id, bytes_of(b));
+  outbound_[out->id] = std::move(out);
+  poke();
+  return Status::kOk;
+}
+
+void NodeBridge::disconnect_send(std::uint32_t id) {
+  // The caller (NodeState::invalidate) ends the channels and the reply slot.
+  auto it = outbound_.find(id);
+  if (it == outbound_.end()) return;
+  if (!it->second->peer->lost) emit(*it->second->peer, BridgeOp::kUnbind, id);
+  outbound_.erase(it);
+  poke();
+}
+
+void NodeBridge::receiver_gone(std::uint32_t pe, EpId ep, Status reason) {
+  for (auto it = inbound_.begin(); it != inbound_.end();) {
+    auto& in = *it->second;
+    const bool hit = in.bound && in.pe == pe && in.bind.target_ep == ep;
+    if (!hit) {
+      ++it;
+      continue;
+    }
+    if (in.channel) in.channel->terminate();
+    if (in.reply) in.reply->terminate();
+    const UnboundBody body{reason};
+    if (!in.peer->lost) emit(*in.peer, BridgeOp::kUnbound, in.id, bytes_of(body));
+    it = inbound_.erase(it);
+  }
+  poke();
+}
+
+void NodeBridge::add_stats(NodeStats& into) const {
+  into.datagrams_sent += datagrams_sent_;
+  into.datagrams_received += datagrams_received_;
+  into.datagrams_rejected += datagrams_unknown_;
+  into.remote_messages += forwarded_;
+  into.remote_unknown_binding += unknown_binding_;
+  into.remote_bindings_refused += refused_;
+  into.peers_lost += peers_lost_;
+  into.malformed_requests += malformed_messages_;
+  for (const auto& p : peers_) {
+    const auto& s = p->link.stats();
+    into.datagrams_rejected += s.malformed + s.stale;
+    into.retransmissions += s.retransmissions;
+    into.duplicates_dropped += s.duplicates;
+  }
+  into.faults = faults_.stats();
+}
+
+// ---- the bridge thread -----------------------------------------------------------
+
+void NodeBridge::run() {
+  auto last_work = Clock::now();
+  detail::Spinner spinner;
+  std::vector<Update> updates;
+  for (;;) {
+    const auto now = Clock::now();
+    bool busy = false;
+    bool in_flight = false;
+    {
+      std::lock_guard lock(state_.mutex);
+      if (stopping_) return;
+      busy = step(now, updates);
+      state_.deliver(updates);
+      for (const auto& p : peers_) in_flight = in_flight || p->link.in_flight() > 0;
+    }
+    if (busy) {
+      last_work = now;
+      spinner = detail::Spinner{};
+      continue;
+    }
+    if (now - last_work < kSpinWhenIdle) {
+      spinner.pause();
+      continue;
+    }
+    sleep_until_activity(
+        in_flight ? 2ms
+                  : std::chrono::duration_cast<std::chrono::milliseconds>(state_.config.peer_timeout / 4));
+  }
+}
+
+void NodeBridge::sleep_until_activity(std::chrono::milliseconds timeout) {
+  std::vector<pollfd> fds{{socket_.fd(), POLLIN, 0}, {wake_.get(), POLLIN, 0}};
+  std::vector<Consumer*> armed;
+  {
+    std::lock_guard lock(state_.mutex);
+    bool ready = false;
+    const auto arm = [&](Consumer* c, const SharedChannel& ch) {
+      if (ready || c == nullptr) return;
+      if (!c->arm_event()) {
+        ready = true;
+        return;
+      }
+      armed.push_back(c);
+      fds.push_back({ch.eventfd(), POLLIN, 0});
+    };
+    for (auto& [id, out] : outbound_) {
+      if (out->window > 0) arm(out->requests.get(), *out->request);
+    }
+    for (auto& [key, in] : inbound_) {
+      if (in->replies) arm(in->replies.get(), *in->reply);
+    }
+    if (ready) {
+      for (auto* c : armed) c->disarm_event();
+      return;
+    }
+  }
+  ::poll(fds.data(), fds.size(), static_cast<int>(timeout.count()));
+  std::uint64_t drained = 0;
+  [[maybe_unused]] auto n = ::read(wake_.get(), &drained, sizeof(drained));
+  std::lock_guard lock(state_.mutex);
+  // Bindings may have gone while we slept: disarm only the ones still here.
+  for (auto& [id, out] : outbound_) out->requests->disarm_event();
+  for (auto& [key, in] : inbound_) {
+    if (in->replies) in->replies->disarm_event();
+  }
+}
+
+bool NodeBridge::step(Clock::time_point now, std::vector<Update>& updates) {
+  bool busy = receive_datagrams(now);
+  std::vector<std::byte> message;
+  for (auto& p : peers_) {
+    while (p->link.receive(message)) {
+      busy = true;
+      if (!p->lost) handle(*p, message, now, updates);
+    }
+  }
+  for (auto it = inbound_.begin(); it != inbound_.end();) {
+    auto& in = *it->second;
+    if (!in.bound) {
+      const auto result = try_bind(in, updates);
+      if (result == BindResult::kNotYet && now < in.give_up) {
+        ++it;
+        continue;
+      }
+      if (result != BindResult::kBound) {
+        ++refused_;
+        const UnboundBody body{result == BindResult::kRefused ? in.refusal : Status::kNotConfigured};
+        emit(*in.peer, BridgeOp::kUnbound, in.id, bytes_of(body));
+        it = inbound_.erase(it);
+        continue;
+      }
+    }
+    busy = pump_inbound(in) || busy;
+    ++it;
+  }
+  for (auto& [id, out] : outbound_) busy = pump_outbound(*out) || busy;
+  for (auto& p : peers_) {
+    flush(*p);
+    check_peer(*p, now, updates);
+    p->link.poll(now, [&](std::span<const std::byte> datagram) {
+      faults_.transmit(datagram, [&](std::span<const std::byte> d) {
+        datagrams_sent_ += socket_.send_to(p->address, d) ? 1 : 0;
+      });
+    });
+  }
+  return busy;
+}
+
+bool NodeBridge::receive_datagrams(Clock::time_point now) {
+  bool any = false;
+  sockaddr_in from{};
+  while (auto n = socket_.receive(buffer_, &from)) {
+    any = true;
+    ++datagrams_received_;
+    bridge::FrameHeader h{};
+    if (*n < sizeof(h) || *n >= buffer_.size()) {
+      ++datagrams_unknown_;
+      continue;
+    }
+    std::memcpy(&h, buffer_.data(), sizeof(h));
+    Peer* peer = peer_by_id(h.src_node);
+    if (peer == nullptr || peer->lost) {
+      ++datagrams_unknown_;
+      continue;
+    }
+    const auto before = peer->link.stats().malformed + peer->link.stats().stale;
+    peer->link.on_datagram(std::span(buffer_).first(*n));
+    if (peer->link.stats().malformed + peer->link.stats().stale == before) {
+      peer->last_heard = now;
+      peer->heard = true;
+    }
+  }
+  return any;
+}
+
+void NodeBridge::handle(Peer& peer, std::span<const std::byte> message, Clock::time_point now,
+                        std::vector<Update>& updates) {
+  BridgeHeader h{};
+  if (message.size() < sizeof(h)) {
+    ++malformed_messages_;
+    return;
+  }
+  std::memcpy(&h, message.data(), sizeof(h));
+  const auto body = message.subspan(sizeof(h));
+  switch (h.op) {
+    case BridgeOp::kBind: bind(peer, h, body, now); return;
+    case BridgeOp::kUnbind: {
+      auto it = inbound_.find(inbound_key(peer.config.id, h.binding));
+      if (it == inbound_.end()) return;
+      release(*it->second, updates);
+      inbound_.erase(it);
+      return;
+    }
+    case BridgeOp::kUnbound: {
+      UnboundBody b{};
+      auto it = outbound_.find(h.binding);
+      if (!read_body(body, b) || it == outbound_.end()) return;
+      const auto pe = it->second->pe;
+      const auto ep = it->second->ep;
+      if (b.reason != Status::kPeerGone) {  // a receiver that ended is no news
+        fmt::print(stderr, "vdtu node {}: node {} refused binding {} of PE {} EP {}: {}\n",
+                   state_.config.node_id, peer.config.id, h.binding, state_.global_id(pe), ep,
+                   to_string(b.reason));
+      }
+      outbound_.erase(it);  // first, so the invalidation does not echo an unbind
+      state_.pes[pe].endpoints[ep].remote_binding = 0;
+      state_.invalidate(pe, ep, b.reason, updates);
+      return;
+    }
+    case BridgeOp::kMessage: {
+      auto it = inbound_.find(inbound_key(peer.config.id, h.binding));
+      if (it == inbound_.end()) {
+        ++unknown_binding_;
+        return;
+      }
+      it->second->waiting.emplace_back(body.begin(), body.end());
+      return;
+    }
+    case BridgeOp::kReply: {
+      auto it = outbound_.find(h.binding);
+      if (it == outbound_.end() || !it->second->replies) {
+        ++unknown_binding_;
+        return;
+      }
+      it->second->replies_waiting.emplace_back(body.begin(), body.end());
+      return;
+    }
+    case BridgeOp::kCredit: {
+      CreditBody b{};
+      auto it = outbound_.find(h.binding);
+      if (!read_body(body, b) || it == outbound_.end()) return;
+      it->second->window += b.count;
+      return;
+    }
+    case BridgeOp::kHeartbeat: return;
+  }
+  ++malformed_messages_;
+}
+
+void NodeBridge::bind(Peer& peer, const BridgeHeader& h, std::span<const std::byte> body,
+                      Clock::time_point now) {
+  auto in = std::make_unique<Inbound>();
+  if (!read_body(body, in->bind) || !state_.is_local(in->bind.target_pe)) {
+    ++malformed_messages_;
+    return;
+  }
+  in->peer = &peer;
+  in->id = h.binding;
+  in->give_up = now + kBindPatience;
+  inbound_[inbound_key(peer.config.id, h.binding)] = std::move(in);
+}
+
+// Binds to the target receive endpoint, if it is there yet. A refusal that
+// waiting cannot cure is answered at once.
+NodeBridge::BindResult NodeBridge::try_bind(Inbound& in, std::vector<Update>& updates) {
+  const auto& b = in.bind;
+  const auto target = state_.index_of(b.target_pe);
+  if (!target || b.target_ep >= state_.config.endpoints_per_pe) return BindResult::kNotYet;
+  auto& recv = state_.pes[*target].endpoints[b.target_ep];
+  if (recv.kind != EndpointKind::kReceive || recv.terminated) return BindResult::kNotYet;
+  const auto refuse = [&](Status reason) {
+    in.refusal = reason;
+    return BindResult::kRefused;
+  };
+  if (b.max_msg_size == 0 || b.max_msg_size > recv.slot_size - kHeaderSize) return refuse(Status::kTooLarge);
+  const bool wants_reply = b.sender_reply_ep != kNoReplyEp;
+  if (wants_reply &&
+      (b.reply_slot_size < ChannelGeometry::kMinSlotSize ||
+       b.reply_slot_size > ChannelGeometry::kMaxSlotSize || !std::has_single_bit(b.reply_slot_size))) {
+    return refuse(Status::kInvalidArgument);
+  }
+  const auto index = state_.allocate_inbound(recv);
+  if (!index) return refuse(Status::kNoResources);
+  const auto slots = channel_slots(b.credits, recv.slot_count);
+  try {
+    in.channel = make_channel(slots, recv.slot_size);
+    if (wants_reply) in.reply = make_channel(slots, b.reply_slot_size);
+  } catch (const std::exception& e) {
+    fmt::print(stderr, "vdtu node: cannot create a channel: {}\n", e.what());
+    recv.used.reset(*index);
+    return refuse(Status::kNoResources);
+  }
+  recv.inbound[*index] = in.channel;
+  in.messages = std::make_unique<Producer>(*in.channel);
+  if (wants_reply) in.replies = std::make_unique<Consumer>(*in.reply);
+  in.pe = *target;
+  in.index = *index;
+  in.bound = true;
+  state_.stats.channels_created += wants_reply ? 2 : 1;
+  const InboundChannelInfo info{*target,        b.target_ep,       *index,      slots,
+                                recv.slot_size, b.sender_pe,       b.sender_ep, b.sender_vpe,
+                                b.label,        b.sender_reply_ep, 0,           b.reply_slot_size};
+  updates.push_back(NodeState::inbound_update(info, *in.channel, in.reply.get(), doorbell_.fd()));
+  return BindResult::kBound;
+}
+
+bool NodeBridge::pump_inbound(Inbound& in) {
+  bool busy = false;
+  std::uint32_t moved = 0;
+  while (!in.waiting.empty()) {
+    const auto& bytes = in.waiting.front();
+    MessageHeader header{};
+    if (bytes.size() < kHeaderSize) {
+      ++malformed_messages_;
+      in.waiting.pop_front();
+      ++moved;
+      continue;
+    }
+    std::memcpy(&header, bytes.data(), kHeaderSize);
+    const auto payload = std::span(bytes).subspan(kHeaderSize);
+    const auto st = in.messages->try_send(header, payload);
+    if (st == Status::kFull) break;
+    if (st == Status::kOk) {
+      state_.pes[in.pe].doorbell.ring(in.bind.target_ep, in.index);
+    } else {
+      ++unknown_binding_;  // terminated meanwhile, or too large: the receiver cannot take it
+    }
+    in.waiting.pop_front();
+    ++moved;
+  }
+  if (moved > 0) {
+    busy = true;
+    const CreditBody credit{moved};
+    emit(*in.peer, BridgeOp::kCredit, in.id, bytes_of(credit));
+  }
+  if (!in.replies) return busy;
+  while (in.peer->backlog.empty() && in.peer->link.can_send()) {
+    MessageView v;
+    if (in.replies->try_fetch(v) != Status::kOk) break;
+    std::vector<std::byte> m(sizeof(BridgeHeader) + kHeaderSize + v.payload.size());
+    const BridgeHeader h{BridgeOp::kReply, in.id};
+    std::memcpy(m.data(), &h, sizeof(h));
+    std::memcpy(m.data() + sizeof(h), &v.header, kHeaderSize);
+    if (!v.payload.empty())
+      std::memcpy(m.data() + sizeof(h) + kHeaderSize, v.payload.data(), v.payload.size());
+    in.replies->ack(1);
+    [[maybe_unused]] auto st = in.peer->link.send(m);
+    ++forwarded_;
+    busy = true;
+  }
+  return busy;
+}
+
+bool NodeBridge::pump_outbound(Outbound& out) {
+  bool busy = false;
+  while (!out.replies_waiting.empty()) {
+    const auto& bytes = out.replies_waiting.front();
+    MessageHeader header{};
+    if (bytes.size() < kHeaderSize) {
+      ++malformed_messages_;
+      out.replies_waiting.pop_front();
+      continue;
+    }
+    std::memcpy(&header, bytes.data(), kHeaderSize);
+    const auto st = out.replies->try_send(header, std::span(bytes).subspan(kHeaderSize));
+    if (st == Status::kFull) break;
+    if (st == Status::kOk) state_.pes[out.pe].doorbell.ring(out.reply_ep, out.reply_index);
+    out.replies_waiting.pop_front();
+    busy = true;
+  }
+  while (out.window > 0 && out.peer->backlog.empty() && out.peer->link.can_send() && !out.peer->lost) {
+    MessageView v;
+    if (out.requests->try_fetch(v) != Status::kOk) break;
+    std::vector<std::byte> m(sizeof(BridgeHeader) + kHeaderSize + v.payload.size());
+    const BridgeHeader h{BridgeOp::kMessage, out.id};
+    std::memcpy(m.data(), &h, sizeof(h));
+    std::memcpy(m.data() + sizeof(h), &v.header, kHeaderSize);
+    if (!v.payload.empty())
+      std::memcpy(m.data() + sizeof(h) + kHeaderSize, v.payload.data(), v.payload.size());
+    out.requests->ack(1);
+    [[maybe_unused]] auto st = out.peer->link.send(m);
+    --out.window;
+    ++forwarded_;
+    busy = true;
+  }
+  return busy;
+}
+
+// Like a local sender's invalidation: the receiver drops the channel.
+void NodeBridge::release(Inbound& in, std::vector<Update>& updates) {
+  if (!in.bound) return;
+  auto& e = state_.pes[in.pe].endpoints[in.bind.target_ep];
+  if (e.kind == EndpointKind::kReceive && e.inbound[in.index] == in.channel) {
+    e.inbound[in.index]->terminate();
+    e.inbound[in.index].reset();
+    e.used.reset(in.index);
+    if (state_.pes[in.pe].alive) {
+      Update u{in.pe, {}, {}};
+      u.message.kind = NodeMessageKind::kChannelGone;
+      u.message.ep = in.bind.target_ep;
+      u.message.channel = in.index;
+      updates.push_back(std::move(u));
+    }
+  }
+  if (in.reply) in.reply->terminate();
+}
+
+void NodeBridge::emit(Peer& peer, BridgeOp op, std::uint32_t binding, std::span<const std::byte> body) {
+  std::vector<std::byte> m(sizeof(BridgeHeader) + body.size());
+  const BridgeHeader h{op, binding};
+  std::memcpy(m.data(), &h, sizeof(h));
+  if (!body.empty()) std::memcpy(m.data() + sizeof(h), body.data(), body.size());
+  peer.backlog.push_back(std::move(m));
+  flush(peer);
+}
+
+void NodeBridge::flush(Peer& peer) {
+  while (!peer.backlog.empty() && peer.link.send(peer.backlog.front()) == Status::kOk)
+    peer.backlog.pop_front();
+}
+
+void NodeBridge::check_peer(Peer& peer, Clock::time_point now, std::vector<Update>& updates) {
+  if (peer.lost) return;
+  if (peer.last_heard == Clock::time_point{}) peer.last_heard = now;
+  const auto silence = now - peer.last_heard;
+  const auto limit = peer.heard
+                         ? state_.config.peer_timeout
+                         : std::max<Clock::duration>(state_.config.peer_timeout, kSilenceBeforeFirstContact);
+  if (silence > limit && (peer.heard || peer.link.in_flight() > 0)) {
+    lose_peer(peer, updates);
+    return;
+  }
+  if (now - peer.last_heartbeat >= state_.config.peer_timeout / 4) {
+    peer.last_heartbeat = now;
+    emit(peer, BridgeOp::kHeartbeat, 0);
+  }
+}
+
+// The peer went silent: every binding with it ends, as if its PEs had died.
+void NodeBridge::lose_peer(Peer& peer, std::vector<Update>& updates) {
+  peer.lost = true;
+  peer.backlog.clear();
+  ++peers_lost_;
+  fmt::print(stderr, "vdtu node {}: node {} is silent for too long; its bindings end\n",
+             state_.config.node_id, peer.config.id);
+  for (auto it = outbound_.begin(); it != outbound_.end();) {
+    if (it->second->peer != &peer) {
+      ++it;
+      continue;
+    }
+    const auto pe = it->second->pe;
+    const auto ep = it->second->ep;
+    it = outbound_.erase(it);
+    state_.pes[pe].endpoints[ep].remote_binding = 0;
+    state_.invalidate(pe, ep, Status::kPeerGone, updates);
+  }
+  for (auto it = inbound_.begin(); it != inbound_.end();) {
+    if (it->second->peer != &peer) {
+      ++it;
+      continue;
+    }
+    release(*it->second, updates);
+    it = inbound_.erase(it);
+  }
+}
+
+}  // namespace vdtu::dtu

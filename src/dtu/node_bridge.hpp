@@ -1,0 +1,106 @@
+#pragma once
+// The node's bridge: carries DTU messages to and from the PEs of other nodes.
+//
+// A send endpoint whose target PE lives on a peer node gets its channels as
+// usual, but the node's bridge thread is their other side: it consumes the
+// requests, sends them over a ReliableLink (UDP) to the peer's bridge, which
+// produces them into a channel of the target receive endpoint that it bound
+// on its side; replies travel back the same way. PEs see ordinary channels.
+//
+// Flow control per binding: the sending bridge forwards at most `window`
+// messages the receiving bridge has not yet moved into the receiver's
+// channel; the receiver returns credit as it does. A slow receiver therefore
+// fills its own binding's channels up to the sender, never the link or other
+// bindings, and nothing is dropped.
+
+#include <chrono>
+#include <cstdint>
+#include <deque>
+#include <map>
+#include <memory>
+#include <thread>
+#include <vector>
+
+#include "bridge/fault_injector.hpp"
+#include "bridge/reliable_link.hpp"
+#include "bridge/udp_socket.hpp"
+#include "bridge_messages.hpp"
+#include "node_state.hpp"
+
+namespace vdtu::dtu {
+
+class NodeBridge {
+ public:
+  using Clock = std::chrono::steady_clock;
+
+  // Binds the UDP socket (throws std::system_error); start() runs the thread.
+  explicit NodeBridge(NodeState& state);
+  ~NodeBridge();
+  NodeBridge(const NodeBridge&) = delete;
+  NodeBridge& operator=(const NodeBridge&) = delete;
+
+  void start();
+  void stop();
+  [[nodiscard]] std::uint16_t port() const { return socket_.port(); }
+
+  // --- control plane; the caller holds state.mutex --------------------------
+  // Binds send endpoint `ep` of PE index `pe` to a PE on a peer node.
+  Status connect_send(std::uint32_t pe, EpId ep, const SendConfig& c, std::vector<Update>& updates);
+  // The send endpoint of binding `id` was invalidated.
+  void disconnect_send(std::uint32_t id);
+  // Receive endpoint `ep` of PE index `pe` is gone: remote senders learn why.
+  void receiver_gone(std::uint32_t pe, EpId ep, Status reason);
+  void add_stats(NodeStats& into) const;
+
+ private:
+  struct Peer;
+  struct Outbound;
+  struct Inbound;
+
+  void run();
+  bool step(Clock::time_point now, std::vector<Update>& updates);
+  void sleep_until_activity(std::chrono::milliseconds timeout);
+  bool receive_datagrams(Clock::time_point now);
+  void handle(Peer& peer, std::span<const std::byte> message, Clock::time_point now,
+              std::vector<Update>& updates);
+  void bind(Peer& peer, const BridgeHeader& h, std::span<const std::byte> body, Clock::time_point now);
+  enum class BindResult : std::uint8_t { kBound, kNotYet, kRefused };
+  BindResult try_bind(Inbound& in, std::vector<Update>& updates);
+  void release(Inbound& in, std::vector<Update>& updates);
+  bool pump_inbound(Inbound& in);
+  bool pump_outbound(Outbound& out);
+  void check_peer(Peer& peer, Clock::time_point now, std::vector<Update>& updates);
+  void lose_peer(Peer& peer, std::vector<Update>& updates);
+  void emit(Peer& peer, BridgeOp op, std::uint32_t binding, std::span<const std::byte> body = {});
+  void flush(Peer& peer);
+  void poke() const;
+  Peer* peer_owning(PeId pe);
+  Peer* peer_by_id(std::uint16_t id);
+  std::uint64_t inbound_key(std::uint16_t peer, std::uint32_t id) const {
+    return (std::uint64_t{peer} << 32U) | id;
+  }
+
+  NodeState& state_;
+  bridge::UdpSocket socket_;
+  UniqueFd wake_;
+  Doorbell doorbell_;  // what senders ring; the bridge watches channels instead
+  std::vector<std::unique_ptr<Peer>> peers_;
+  std::map<std::uint32_t, std::unique_ptr<Outbound>> outbound_;
+  std::map<std::uint64_t, std::unique_ptr<Inbound>> inbound_;
+  std::uint32_t next_binding_ = 1;
+  bridge::FaultInjector faults_;
+  std::vector<std::byte> buffer_;
+  std::thread thread_;
+  bool stopping_ = false;  // under state.mutex
+  // counters (under state.mutex)
+  std::uint64_t datagrams_sent_ = 0;
+  std::uint64_t datagrams_received_ = 0;
+  std::uint64_t datagrams_unknown_ = 0;
+  std::uint64_t forwarded_ = 0;
+  std::uint64_t unknown_binding_ = 0;
+  std::uint64_t refused_ = 0;
+  std::uint64_t malformed_messages_ = 0;
+  std::uint64_t peers_lost_ = 0;
+};
+
+}  // namespace vdtu::dtu

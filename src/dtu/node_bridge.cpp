@@ -228,7 +228,11 @@ void NodeBridge::receiver_gone(std::uint32_t pe, EpId ep, Status reason) {
       continue;
     }
     if (in.channel) in.channel->terminate();
-    if (in.reply) in.reply->terminate();
+    if (in.reply) {
+      // Replies the receiver gave before it went still reach the sender.
+      in.reply->terminate();
+      forward(*in.replies, *in.peer, BridgeOp::kReply, in.id, UINT32_MAX, true);
+    }
     const UnboundBody body{reason};
     if (!in.peer->lost) emit(*in.peer, BridgeOp::kUnbound, in.id, bytes_of(body));
     it = inbound_.erase(it);
@@ -405,6 +409,7 @@ void NodeBridge::handle(Peer& peer, std::span<const std::byte> message, Clock::t
     case BridgeOp::kUnbind: {
       auto it = inbound_.find(inbound_key(peer.config.id, h.binding));
       if (it == inbound_.end()) return;
+      if (it->second->bound) pump_inbound(*it->second);  // messages sent before the end
       release(*it->second, updates);
       inbound_.erase(it);
       return;
@@ -415,6 +420,9 @@ void NodeBridge::handle(Peer& peer, std::span<const std::byte> message, Clock::t
       if (!read_body(body, b) || it == outbound_.end()) return;
       const auto pe = it->second->pe;
       const auto ep = it->second->ep;
+      if (auto& out = *it->second; out.replies) {  // replies that came before the end
+        produce(out.replies_waiting, *out.replies, out.pe, out.reply_ep, out.reply_index);
+      }
       if (b.reason != Status::kPeerGone) {  // a receiver that ended is no news
         fmt::print(stderr, "vdtu node {}: node {} refused binding {} of PE {} EP {}: {}\n",
                    state_.config.node_id, peer.config.id, h.binding, state_.global_id(pe), ep,
@@ -512,86 +520,68 @@ NodeBridge::BindResult NodeBridge::try_bind(Inbound& in, std::vector<Update>& up
   return BindResult::kBound;
 }
 
-bool NodeBridge::pump_inbound(Inbound& in) {
-  bool busy = false;
+// Moves messages that arrived from a peer into a local channel, in order, as
+// far as it has room; returns how many left the queue.
+std::uint32_t NodeBridge::produce(std::deque<std::vector<std::byte>>& queue, Producer& producer,
+                                  std::uint32_t pe, EpId ep, std::uint16_t index) {
   std::uint32_t moved = 0;
-  while (!in.waiting.empty()) {
-    const auto& bytes = in.waiting.front();
+  while (!queue.empty()) {
+    const auto& bytes = queue.front();
     MessageHeader header{};
-    if (bytes.size() < kHeaderSize) {
-      ++malformed_messages_;
-      in.waiting.pop_front();
-      ++moved;
-      continue;
-    }
-    std::memcpy(&header, bytes.data(), kHeaderSize);
-    const auto payload = std::span(bytes).subspan(kHeaderSize);
-    const auto st = in.messages->try_send(header, payload);
-    if (st == Status::kFull) break;
-    if (st == Status::kOk) {
-      state_.pes[in.pe].doorbell.ring(in.bind.target_ep, in.index);
+    if (bytes.size() >= kHeaderSize) {
+      std::memcpy(&header, bytes.data(), kHeaderSize);
+      const auto st = producer.try_send(header, std::span(bytes).subspan(kHeaderSize));
+      if (st == Status::kFull) break;
+      if (st == Status::kOk) {
+        state_.pes[pe].doorbell.ring(ep, index);
+      } else {
+        ++unknown_binding_;  // terminated meanwhile: the receiver cannot take it any more
+      }
     } else {
-      ++unknown_binding_;  // terminated meanwhile, or too large: the receiver cannot take it
+      ++malformed_messages_;
     }
-    in.waiting.pop_front();
+    queue.pop_front();
     ++moved;
   }
+  return moved;
+}
+
+// Sends up to `limit` messages of a local channel to the peer. With `drain`,
+// all of them, through the backlog (the channel is about to go).
+std::uint32_t NodeBridge::forward(Consumer& consumer, Peer& peer, BridgeOp op, std::uint32_t id,
+                                  std::uint32_t limit, bool drain) {
+  std::uint32_t sent = 0;
+  while (sent < limit && !peer.lost && (drain || (peer.backlog.empty() && peer.link.can_send()))) {
+    MessageView v;
+    if (consumer.try_fetch(v) != Status::kOk) break;
+    std::vector<std::byte> body(kHeaderSize + v.payload.size());
+    std::memcpy(body.data(), &v.header, kHeaderSize);
+    if (!v.payload.empty()) std::memcpy(body.data() + kHeaderSize, v.payload.data(), v.payload.size());
+    consumer.ack(1);
+    emit(peer, op, id, body);
+    ++sent;
+  }
+  forwarded_ += sent;
+  return sent;
+}
+
+bool NodeBridge::pump_inbound(Inbound& in) {
+  const auto moved = produce(in.waiting, *in.messages, in.pe, in.bind.target_ep, in.index);
   if (moved > 0) {
-    busy = true;
     const CreditBody credit{moved};
     emit(*in.peer, BridgeOp::kCredit, in.id, bytes_of(credit));
   }
-  if (!in.replies) return busy;
-  while (in.peer->backlog.empty() && in.peer->link.can_send()) {
-    MessageView v;
-    if (in.replies->try_fetch(v) != Status::kOk) break;
-    std::vector<std::byte> m(sizeof(BridgeHeader) + kHeaderSize + v.payload.size());
-    const BridgeHeader h{BridgeOp::kReply, in.id};
-    std::memcpy(m.data(), &h, sizeof(h));
-    std::memcpy(m.data() + sizeof(h), &v.header, kHeaderSize);
-    if (!v.payload.empty())
-      std::memcpy(m.data() + sizeof(h) + kHeaderSize, v.payload.data(), v.payload.size());
-    in.replies->ack(1);
-    [[maybe_unused]] auto st = in.peer->link.send(m);
-    ++forwarded_;
-    busy = true;
-  }
-  return busy;
+  const auto replies =
+      in.replies ? forward(*in.replies, *in.peer, BridgeOp::kReply, in.id, UINT32_MAX, false) : 0;
+  return moved + replies > 0;
 }
 
 bool NodeBridge::pump_outbound(Outbound& out) {
-  bool busy = false;
-  while (!out.replies_waiting.empty()) {
-    const auto& bytes = out.replies_waiting.front();
-    MessageHeader header{};
-    if (bytes.size() < kHeaderSize) {
-      ++malformed_messages_;
-      out.replies_waiting.pop_front();
-      continue;
-    }
-    std::memcpy(&header, bytes.data(), kHeaderSize);
-    const auto st = out.replies->try_send(header, std::span(bytes).subspan(kHeaderSize));
-    if (st == Status::kFull) break;
-    if (st == Status::kOk) state_.pes[out.pe].doorbell.ring(out.reply_ep, out.reply_index);
-    out.replies_waiting.pop_front();
-    busy = true;
-  }
-  while (out.window > 0 && out.peer->backlog.empty() && out.peer->link.can_send() && !out.peer->lost) {
-    MessageView v;
-    if (out.requests->try_fetch(v) != Status::kOk) break;
-    std::vector<std::byte> m(sizeof(BridgeHeader) + kHeaderSize + v.payload.size());
-    const BridgeHeader h{BridgeOp::kMessage, out.id};
-    std::memcpy(m.data(), &h, sizeof(h));
-    std::memcpy(m.data() + sizeof(h), &v.header, kHeaderSize);
-    if (!v.payload.empty())
-      std::memcpy(m.data() + sizeof(h) + kHeaderSize, v.payload.data(), v.payload.size());
-    out.requests->ack(1);
-    [[maybe_unused]] auto st = out.peer->link.send(m);
-    --out.window;
-    ++forwarded_;
-    busy = true;
-  }
-  return busy;
+  const auto replies =
+      out.replies ? produce(out.replies_waiting, *out.replies, out.pe, out.reply_ep, out.reply_index) : 0;
+  const auto sent = forward(*out.requests, *out.peer, BridgeOp::kMessage, out.id, out.window, false);
+  out.window -= sent;
+  return replies + sent > 0;
 }
 
 // Like a local sender's invalidation: the receiver drops the channel.

@@ -68,6 +68,10 @@ class NodeBridge {
   BindResult try_bind(Inbound& in, std::vector<Update>& updates);
   void release(Inbound& in, std::vector<Update>& updates);
   bool pump_inbound(Inbound& in);
+  std::uint32_t produce(std::deque<std::vector<std::byte>>& queue, Producer& producer, std::uint32_t pe,
+                        EpId ep, std::uint16_t index);
+  std::uint32_t forward(Consumer& consumer, Peer& peer, BridgeOp op, std::uint32_t id, std::uint32_t limit,
+                        bool drain);
   bool pump_outbound(Outbound& out);
   void check_peer(Peer& peer, Clock::time_point now, std::vector<Update>& updates);
   void lose_peer(Peer& peer, std::vector<Update>& updates);

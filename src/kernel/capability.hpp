@@ -43,6 +43,7 @@ struct MemoryObject {
   std::uint64_t size = 0;
   std::uint64_t perms = kif::kPermRW;
   bool allocated = false;  // REQMEM's root capability: revoking it frees the region
+  std::uint16_t node = 0;  // whose memory: only PEs of that node can reach it
 };
 
 // The right to send to a receive endpoint.
@@ -62,9 +63,13 @@ struct ServiceObject {
   CapId cap = 0;  // the server's service capability: sessions derive from it
 };
 
+inline constexpr std::uint16_t kLocalKernel = 0xffff;
+
 struct SessionObject {
-  std::shared_ptr<ServiceObject> service;
+  std::shared_ptr<ServiceObject> service;  // null when the service lives on another kernel ...
   std::uint64_t ident = 0;
+  std::uint16_t remote_kernel = kLocalKernel;  // ... namely this one,
+  CapId service_cap = 0;                       // which holds this service capability
 };
 
 using CapObject =
@@ -78,6 +83,7 @@ struct Capability {
   kif::Selector selector = 0;
   CapObject object;
   std::optional<EpId> activated_on;  // endpoint of the owner this capability configured
+  std::uint64_t revoking = 0;        // != 0: the revocation that took it (kept until it completes)
 
   [[nodiscard]] CapType type() const { return type_of(id); }
 };

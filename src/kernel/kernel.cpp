@@ -67,9 +67,9 @@ const std::array<std::uint8_t, static_cast<std::size_t>(Syscall::kCount)> Kernel
 Kernel::Kernel(KernelConfig config, EndpointControl& endpoints)
     : config_(config),
       endpoints_(endpoints),
-      global_memory_(config.global_memory_bytes),
+      global_memory_(config.global_memory_bytes, config.global_memory_offset),
       kernel_eps_used_(config.endpoints_per_pe, false) {
-  for (EpId ep = 0; ep < kKernelFirstServiceEp && ep < kernel_eps_used_.size(); ++ep)
+  for (EpId ep = 0; ep < first_service_ep(config_.members) && ep < kernel_eps_used_.size(); ++ep)
     kernel_eps_used_[ep] = true;
 }
 
@@ -79,7 +79,7 @@ Kernel::Vpe& Kernel::add_vpe(VpeId vpe, PeId pe) {
   v.pe = pe;
   insert(v, kif::kSelSelf, CapType::kVpe, VpeObject{vpe, pe}, 0);
   insert(v, kif::kSelMemory, CapType::kMemory,
-         MemoryObject{pe, 0, config_.pe_memory_bytes, kif::kPermRW, false}, 0);
+         MemoryObject{pe, 0, config_.pe_memory_bytes, kif::kPermRW, false, config_.node}, 0);
   return v;
 }
 
@@ -127,6 +127,7 @@ const Capability* Kernel::find(CapId id) const {
 std::optional<SyscallReply> Kernel::syscall(VpeId caller, std::span<const std::byte> message,
                                             std::uint64_t& deferred) {
   deferred = 0;
+  deferred_call_ = 0;
   auto v = vpes_.find(caller);
   if (v == vpes_.end() || !v->second.alive) return reply(Error::kInvalidArgs);
   SyscallRequest r{};
@@ -138,7 +139,7 @@ std::optional<SyscallReply> Kernel::syscall(VpeId caller, std::span<const std::b
     return reply(Error::kMalformed);
   if (r.name_length > kif::kMaxName) return reply(Error::kInvalidArgs);
   auto result = (this->*kHandlers[op])(v->second, r);
-  if (!result) deferred = next_call_ - 1;
+  if (!result) deferred = deferred_call_;
   return result;
 }
 
@@ -165,13 +166,19 @@ Error Kernel::check_free(const Vpe& vpe, std::uint64_t first, std::uint64_t coun
 }
 
 Capability& Kernel::insert(Vpe& owner, Selector selector, CapType type, CapObject object, CapId parent) {
+  return insert_with_id(owner, selector, std::move(object), parent,
+                        make_cap_id(owner.pe, owner.id, type, next_object_++));
+}
+
+// A parent on another kernel learnt of its new child there (or is told).
+Capability& Kernel::insert_with_id(Vpe& owner, Selector selector, CapObject object, CapId parent, CapId id) {
   auto cap = std::make_unique<Capability>();
-  cap->id = make_cap_id(owner.pe, owner.id, type, next_object_++);
+  cap->id = id;
   cap->parent = parent;
   cap->owner = owner.id;
   cap->selector = selector;
   cap->object = std::move(object);
-  if (parent != 0) index_.at(parent)->children.push_back(cap->id);
+  if (parent != 0 && is_local(parent)) index_.at(parent)->children.push_back(cap->id);
   auto& ref = *cap;
   index_[cap->id] = &ref;
   owner.caps[selector] = std::move(cap);
@@ -197,26 +204,6 @@ Error Kernel::clone_range(Vpe& from, std::uint64_t from_first, Vpe& to, std::uin
   return Error::kNone;
 }
 
-// Iterative, so a chain of any depth cannot overflow the stack.
-void Kernel::revoke_tree(CapId root) {
-  auto* r = index_.at(root);
-  if (r->parent != 0) {
-    if (auto p = index_.find(r->parent); p != index_.end()) std::erase(p->second->children, root);
-  }
-  std::vector<CapId> work{root};
-  while (!work.empty()) {
-    const CapId id = work.back();
-    work.pop_back();
-    auto it = index_.find(id);
-    if (it == index_.end()) continue;
-    Capability* cap = it->second;
-    work.insert(work.end(), cap->children.begin(), cap->children.end());
-    tear_down(*cap);
-    index_.erase(it);
-    vpes_.at(cap->owner).caps.erase(cap->selector);  // destroys *cap
-  }
-}
-
 void Kernel::tear_down(Capability& cap) {
   auto& owner = vpes_.at(cap.owner);
   if (cap.activated_on) {
@@ -235,11 +222,23 @@ void Kernel::tear_down(Capability& cap) {
     services_.erase(s.name);
     endpoints_.invalidate(config_.kernel_pe, s.kernel_ep);
     kernel_eps_used_[s.kernel_ep] = false;
+    KernelcallMessage gone{};
+    gone.op = Kernelcall::kServiceGone;
+    gone.name_length = static_cast<std::uint8_t>(std::min(s.name.size(), kMaxServiceName));
+    std::memcpy(gone.name, s.name.data(), gone.name_length);
+    broadcast(gone);
   }
   // A client's session ends: the server hears CLOSE (nobody waits for the answer).
   if (auto* sess = as<SessionObject>(cap);
       sess != nullptr && sess->service && sess->service->alive && cap.owner != sess->service->server) {
     outbox_.push_back({next_call_++, sess->service->kernel_ep, {kif::ServiceOp::kClose, sess->ident, 0, 0}});
+  }
+  if (auto* sess = as<SessionObject>(cap); sess != nullptr && sess->remote_kernel != kLocalKernel) {
+    KernelcallMessage close{};
+    close.op = Kernelcall::kCloseSession;
+    close.args[0] = sess->service_cap;
+    close.args[1] = sess->ident;
+    send_kernelcall(sess->remote_kernel, close);
   }
 }
 
@@ -320,6 +319,7 @@ Kernel::Result Kernel::activate(Vpe& v, const SyscallRequest& r) {
         v.pe, static_cast<EpId>(ep),
         {gate->pe, gate->ep, gate->label, gate->credits, static_cast<std::uint32_t>(r.args[3]), reply_ep});
   } else if (const auto* mem = as<MemoryObject>(cap)) {
+    if (mem->node != config_.node) return reply(Error::kNotSupported);  // no memory across nodes (yet)
     st = endpoints_.config_memory(
         v.pe, static_cast<EpId>(ep),
         {mem->target_pe, mem->offset, mem->size, static_cast<std::uint8_t>(mem->perms)});
@@ -342,7 +342,7 @@ Kernel::Result Kernel::req_mem(Vpe& v, const SyscallRequest& r) {
   const auto offset = global_memory_.allocate(r.args[1]);
   if (!offset) return reply(Error::kOutOfMemory);
   insert(v, static_cast<Selector>(r.args[0]), CapType::kMemory,
-         MemoryObject{kGlobalMemoryPe, *offset, r.args[1], r.args[2], true}, 0);
+         MemoryObject{kGlobalMemoryPe, *offset, r.args[1], r.args[2], true, config_.node}, 0);
   return reply(Error::kNone, *offset);
 }
 
@@ -357,7 +357,7 @@ Kernel::Result Kernel::derive_mem(Vpe& v, const SyscallRequest& r) {
     return reply(Error::kInvalidArgs);
   if (r.args[4] == 0 || (r.args[4] & ~m.perms) != 0) return reply(Error::kNoPerm);
   insert(v, static_cast<Selector>(r.args[1]), CapType::kMemory,
-         MemoryObject{m.target_pe, m.offset + r.args[2], r.args[3], r.args[4], false}, src->id);
+         MemoryObject{m.target_pe, m.offset + r.args[2], r.args[3], r.args[4], false, m.node}, src->id);
   return reply(Error::kNone);
 }
 
@@ -377,24 +377,32 @@ Kernel::Result Kernel::exchange(Vpe& v, const SyscallRequest& r) {
 }
 
 // args: first, count, own (1: the capabilities too, 0: only what was derived from them)
+// The answer comes when every kernel holding a part of the trees is done.
 Kernel::Result Kernel::revoke(Vpe& v, const SyscallRequest& r) {
   const auto first = r.args[0];
   const auto count = r.args[1];
   if (count == 0 || count > kMaxRange || first > UINT32_MAX - count) return reply(Error::kInvalidArgs);
   if (first < kif::kFirstFreeSelector && r.args[2] != 0) return reply(Error::kNotRevocable);
+  std::vector<std::pair<CapId, CapId>> roots;  // (root, its parent)
   bool any = false;
   for (std::uint64_t s = first; s < first + count; ++s) {
     auto it = v.caps.find(static_cast<Selector>(s));
     if (it == v.caps.end()) continue;
     any = true;
+    const auto& cap = *it->second;
     if (r.args[2] != 0) {
-      revoke_tree(it->second->id);
+      roots.emplace_back(cap.id, cap.parent);
     } else {
-      const auto children = it->second->children;
-      for (CapId child : children) revoke_tree(child);
+      for (CapId child : cap.children) roots.emplace_back(child, cap.id);  // wherever they are
     }
   }
-  return reply(any ? Error::kNone : Error::kNoSuchCap);
+  if (!any) return reply(Error::kNoSuchCap);
+  const auto op = begin_revocation();
+  for (const auto& [root, parent] : roots) revoke_subtree(op, root, true, parent);
+  if (finish_if_done(op)) return reply(Error::kNone);
+  revocations_.at(op).syscall_caller = v.id;
+  deferred_call_ = op;
+  return std::nullopt;
 }
 
 // args: exit code
@@ -438,7 +446,8 @@ Kernel::Result Kernel::vpe_ctrl(Vpe& v, const SyscallRequest& r) {
   }
   if (r.args[1] == static_cast<std::uint64_t>(kif::VpeOp::kWait)) {
     if (!t.alive) return reply(Error::kNone, static_cast<std::uint64_t>(t.exit_code));
-    waits_[next_call_++] = {v.id, target_id};
+    deferred_call_ = next_call_++;
+    waits_[deferred_call_] = {v.id, target_id};
     return std::nullopt;
   }
   return reply(Error::kInvalidArgs);
@@ -458,18 +467,26 @@ std::vector<DeferredReply> Kernel::vpe_exited(VpeId vpe, int code) {
     w = (w->second.target == vpe || w->second.caller == vpe) ? waits_.erase(w) : std::next(w);
   }
   std::vector<CapId> roots;
-  for (const auto& [sel, cap] : v.caps) roots.push_back(cap->id);
-  v.alive = false;  // its endpoints are gone with it: no invalidations
-  for (CapId id : roots) {
-    if (index_.count(id) != 0) revoke_tree(id);
+  for (const auto& [sel, cap] : v.caps) {
+    if (cap->revoking == 0) roots.push_back(cap->id);
   }
+  v.alive = false;  // its endpoints are gone with it: no invalidations
+  revoke_now(roots);
   v.activations.clear();
   for (auto p = pending_.begin(); p != pending_.end();) {
-    const bool own = p->second.caller == vpe;
-    const bool orphaned = !p->second.service->alive;
-    if (!own && orphaned) failed.push_back({p->second.caller, p->first, reply(Error::kServiceFailed)});
+    const auto& pc = p->second;
+    const bool own = !pc.remote && pc.caller == vpe;
+    const bool orphaned = !pc.service->alive;
+    if (!own && orphaned) {
+      if (pc.remote) {
+        answer_remote(pc, p->first, kif::ServiceReply{Error::kServiceFailed, 0, 0, 0});
+      } else {
+        failed.push_back({pc.caller, p->first, reply(Error::kServiceFailed)});
+      }
+    }
     p = (own || orphaned) ? pending_.erase(p) : std::next(p);
   }
+  std::erase_if(remote_calls_, [&](const auto& c) { return c.second.caller == vpe; });
   return failed;
 }
 
@@ -495,6 +512,14 @@ Kernel::Result Kernel::create_srv(Vpe& v, const SyscallRequest& r) {
   auto service = std::make_shared<ServiceObject>(ServiceObject{name, v.id, g, kep, true, 0});
   services_[name] = service;
   service->cap = insert(v, static_cast<Selector>(r.args[0]), CapType::kService, service, gate->id).id;
+  if (name.size() <= kMaxServiceName) {  // longer names stay local
+    KernelcallMessage announce{};
+    announce.op = Kernelcall::kAnnounceService;
+    announce.args[0] = service->cap;
+    announce.name_length = static_cast<std::uint8_t>(name.size());
+    std::memcpy(announce.name, name.data(), name.size());
+    broadcast(announce);
+  }
   return reply(Error::kNone);
 }
 
@@ -502,15 +527,28 @@ Kernel::Result Kernel::defer(Vpe& caller, const SyscallRequest& r, std::shared_p
                              CapId service_cap, kif::ServiceRequest request) {
   const auto id = next_call_++;
   outbox_.push_back({id, service->kernel_ep, request});
-  pending_[id] = PendingCall{caller.id, r, std::move(service), service_cap};
+  pending_[id] = PendingCall{caller.id, r, std::move(service), service_cap, std::nullopt};
+  deferred_call_ = id;
   return std::nullopt;
 }
 
 // args: dst_sel, arg; name
 Kernel::Result Kernel::create_sess(Vpe& v, const SyscallRequest& r) {
   if (auto e = check_free(v, r.args[0], 1); e != Error::kNone) return reply(e);
-  auto s = services_.find(std::string_view(r.name, r.name_length));
-  if (s == services_.end() || !s->second->alive) return reply(Error::kNoSuchService);
+  const std::string_view name(r.name, r.name_length);
+  auto s = services_.find(name);
+  if (s == services_.end() || !s->second->alive) {
+    auto remote = remote_services_.find(name);
+    if (remote == remote_services_.end()) return reply(Error::kNoSuchService);
+    KernelcallMessage m{};
+    m.op = Kernelcall::kOpenSession;
+    m.args[0] = r.args[1];
+    m.name_length = static_cast<std::uint8_t>(name.size());
+    std::memcpy(m.name, name.data(), name.size());
+    m.ids[0] = make_cap_id(v.pe, v.id, CapType::kSession, next_object_++);
+    m.count = 1;
+    return call_remote(v, r, remote->second.kernel, m, {m.ids[0]});
+  }
   return defer(v, r, s->second, s->second->cap, {kif::ServiceOp::kOpen, 0, 0, r.args[1]});
 }
 
@@ -531,8 +569,9 @@ Kernel::Result Kernel::obtain_or_delegate(Vpe& v, const SyscallRequest& r) {
   auto* sess = lookup(v, r.args[0], CapType::kSession, e);
   if (sess == nullptr) return reply(e);
   const auto& so = std::get<SessionObject>(sess->object);
-  if (!so.service || !so.service->alive) return reply(Error::kServiceFailed);
   const bool obtain = r.opcode == Syscall::kObtain;
+  if (so.remote_kernel != kLocalKernel) return obtain_or_delegate_remote(v, r, so);
+  if (!so.service || !so.service->alive) return reply(Error::kServiceFailed);
   if (obtain) {
     if (e = check_free(v, r.args[1], r.args[2]); e != Error::kNone) return reply(e);
   } else if (r.args[2] == 0 || r.args[2] > kMaxRange) {
@@ -549,6 +588,10 @@ std::optional<DeferredReply> Kernel::service_reply(std::uint64_t call, const kif
   if (p == pending_.end()) return std::nullopt;  // late, duplicate or forged: ignored
   const PendingCall pc = p->second;
   pending_.erase(p);
+  if (pc.remote) {
+    answer_remote(pc, call, answer);
+    return std::nullopt;
+  }
   auto v = vpes_.find(pc.caller);
   if (v == vpes_.end() || !v->second.alive) return std::nullopt;
   auto& caller = v->second;

@@ -13,8 +13,13 @@
 #include <unordered_map>
 #include <vector>
 
+#include <deque>
+#include <set>
+
 #include "capability.hpp"
 #include "endpoint_control.hpp"
+#include "kernelcalls.hpp"
+#include "membership.hpp"
 #include "memory_allocator.hpp"
 
 namespace vdtu::kernel {
@@ -24,12 +29,24 @@ struct KernelConfig {
   std::uint32_t endpoints_per_pe = 16;
   std::uint64_t global_memory_bytes = std::uint64_t{64} << 20;
   std::uint64_t pe_memory_bytes = std::uint64_t{1} << 20;
+  // Several kernels: who this one is and who the others are (empty: alone).
+  KernelId self = 0;
+  std::uint16_t node = 0;
+  Membership members;
+  std::uint64_t global_memory_offset = 0;  // this kernel's share of the node's global memory
 };
 
 // The kernel's own endpoints.
 inline constexpr EpId kKernelSyscallEp = 0;       // receives every VPE's syscalls
 inline constexpr EpId kKernelServiceReplyEp = 1;  // receives servers' answers
-inline constexpr EpId kKernelFirstServiceEp = 2;  // one send endpoint per service
+inline constexpr EpId kKernelFirstServiceEp = 2;  // one send endpoint per service (alone)
+inline constexpr EpId kKernelcallEp = 2;          // with peers: receives kernelcalls ...
+inline constexpr EpId kKernelFirstPeerEp = 3;     // ... and sends to member i on EP 3 + i
+// The first endpoint free for services.
+inline EpId first_service_ep(const Membership& members) {
+  return members.empty() ? kKernelFirstServiceEp
+                         : static_cast<EpId>(kKernelFirstPeerEp + members.members().size());
+}
 
 struct ServiceCall {
   std::uint64_t id = 0;
@@ -41,6 +58,11 @@ struct DeferredReply {
   VpeId caller = 0;
   std::uint64_t call = 0;
   kif::SyscallReply reply;
+};
+
+struct OutgoingKernelcall {
+  KernelId to = 0;
+  KernelcallMessage message;
 };
 
 class Kernel {
@@ -70,6 +92,25 @@ class Kernel {
   // Puts a SHUTDOWN for every live service into the outbox.
   void shut_down_services();
 
+  // --- several kernels (kernel_remote.cpp) ---------------------------------
+  // Queues a kConnect to every peer.
+  void connect_peers();
+  // A kernelcall from kernel `from` (the node's label: trusted).
+  void kernelcall(KernelId from, std::span<const std::byte> message);
+  std::vector<OutgoingKernelcall> take_kernelcalls();
+  // Deferred syscalls that finished (revocations, calls to other kernels).
+  std::vector<DeferredReply> take_finished();
+  // Kernel `k` is gone: what waited for it fails or ends, and what was
+  // derived from its capabilities is revoked.
+  void kernel_gone(KernelId k);
+  // No VPE left that is a client, and every peer said the same (or is gone).
+  [[nodiscard]] bool cluster_has_no_clients() const;
+  // Broadcasts kNoClients once, when this kernel has none left.
+  void announce_no_clients();
+  // Revocations or calls to other kernels still under way.
+  [[nodiscard]] bool has_remote_work() const { return !revocations_.empty() || !remote_calls_.empty(); }
+  [[nodiscard]] std::uint64_t malformed_kernelcalls() const { return malformed_kernelcalls_; }
+
   [[nodiscard]] std::size_t capability_count() const { return index_.size(); }
   [[nodiscard]] const Capability* find(VpeId vpe, kif::Selector selector) const;
   [[nodiscard]] const Capability* find(CapId id) const;
@@ -84,12 +125,40 @@ class Kernel {
     std::map<kif::Selector, std::unique_ptr<Capability>> caps;
     std::map<EpId, CapId> activations;  // endpoint -> capability that configured it
   };
+  // A kernel that asked us to run a service call for one of its VPEs.
+  struct RemoteRequester {
+    KernelId kernel = 0;
+    KernelcallMessage request;
+  };
   struct PendingCall {
     VpeId caller = 0;
     kif::SyscallRequest request;
     std::shared_ptr<ServiceObject> service;
     CapId service_cap = 0;
+    std::optional<RemoteRequester> remote;  // set: the caller is on that kernel
   };
+  // A syscall of ours that waits for another kernel.
+  struct RemoteCall {
+    VpeId caller = 0;
+    kif::SyscallRequest request;
+    KernelId kernel = 0;
+    std::vector<CapId> ids;  // the capabilities it sent or will create
+  };
+  // One revocation: its capabilities stay (marked) until every part is done,
+  // so a second revocation reaching them joins instead of finishing early.
+  struct Revocation {
+    std::vector<CapId> caps;
+    std::vector<CapId> detach;                    // roots whose remote parent must forget them
+    std::vector<std::pair<CapId, CapId>> unlink;  // (local parent, remote child) to drop at the end
+    std::multiset<KernelId> waiting_on;           // kRevokeDone still due from these
+    std::uint32_t joined = 0;                     // other revocations we wait for
+    std::optional<VpeId> syscall_caller;
+    std::vector<std::pair<KernelId, std::uint64_t>> remote_waiters;
+    std::vector<std::uint64_t> local_waiters;
+  };
+  using KernelcallHandler = void (Kernel::*)(KernelId, const KernelcallMessage&);
+  static const std::array<KernelcallHandler, static_cast<std::size_t>(Kernelcall::kCount)>
+      kKernelcallHandlers;
   using Result = std::optional<kif::SyscallReply>;  // nothing: deferred
   using Handler = Result (Kernel::*)(Vpe&, const kif::SyscallRequest&);
 
@@ -111,6 +180,7 @@ class Kernel {
   Result create_sess(Vpe&, const kif::SyscallRequest&);
   Result create_sess_at(Vpe&, const kif::SyscallRequest&);
   Result obtain_or_delegate(Vpe&, const kif::SyscallRequest&);
+  Result obtain_or_delegate_remote(Vpe&, const kif::SyscallRequest&, const SessionObject& session);
   Result create_vpe(Vpe&, const kif::SyscallRequest&);
   Result vpe_ctrl(Vpe&, const kif::SyscallRequest&);
 
@@ -122,8 +192,38 @@ class Kernel {
   Capability& insert(Vpe& owner, kif::Selector selector, CapType type, CapObject object, CapId parent);
   kif::Error clone_range(Vpe& from, std::uint64_t from_first, Vpe& to, std::uint64_t to_first,
                          std::uint64_t count);
-  void revoke_tree(CapId root);
+  Capability& insert_with_id(Vpe& owner, kif::Selector selector, CapObject object, CapId parent, CapId id);
+  // Revocation (kernel_remote.cpp): begin, add the roots, then finish_if_done.
+  std::uint64_t begin_revocation();
+  // `parent`: for a remote root, the local capability it hangs off (or 0).
+  void revoke_subtree(std::uint64_t op, CapId root, bool detach_from_parent, CapId parent);
+  bool finish_if_done(std::uint64_t op);  // true if it finished
+  void erase_cap(CapId id);
+  void revoke_now(const std::vector<CapId>& roots);  // nobody waits for the end
   void tear_down(Capability& cap);
+  [[nodiscard]] bool is_local(CapId id) const;
+  [[nodiscard]] std::optional<KernelId> owner_of(CapId id) const;
+  void send_kernelcall(KernelId to, KernelcallMessage m);
+  void broadcast(const KernelcallMessage& m);
+  Result call_remote(Vpe& caller, const kif::SyscallRequest& r, KernelId kernel, KernelcallMessage m,
+                     std::vector<CapId> ids);
+  void answer_remote(const PendingCall& pc, std::uint64_t call, const kif::ServiceReply& answer);
+  std::optional<RemoteCall> take_remote_call(KernelId from, std::uint64_t call);
+  void finish(VpeId caller, std::uint64_t call, kif::SyscallReply reply);
+
+  void kc_connect(KernelId, const KernelcallMessage&);
+  void kc_announce_service(KernelId, const KernelcallMessage&);
+  void kc_service_gone(KernelId, const KernelcallMessage&);
+  void kc_open_session(KernelId, const KernelcallMessage&);
+  void kc_open_session_reply(KernelId, const KernelcallMessage&);
+  void kc_obtain_or_delegate(KernelId, const KernelcallMessage&);
+  void kc_obtain_reply(KernelId, const KernelcallMessage&);
+  void kc_delegate_reply(KernelId, const KernelcallMessage&);
+  void kc_revoke(KernelId, const KernelcallMessage&);
+  void kc_revoke_done(KernelId, const KernelcallMessage&);
+  void kc_remove_child(KernelId, const KernelcallMessage&);
+  void kc_close_session(KernelId, const KernelcallMessage&);
+  void kc_no_clients(KernelId, const KernelcallMessage&);
   Result defer(Vpe& caller, const kif::SyscallRequest& r, std::shared_ptr<ServiceObject> service,
                CapId service_cap, kif::ServiceRequest request);
 
@@ -143,6 +243,21 @@ class Kernel {
   std::vector<ServiceCall> outbox_;
   std::uint32_t next_object_ = 1;
   std::uint64_t next_call_ = 1;
+  std::uint64_t deferred_call_ = 0;  // set by a handler that defers its syscall
+  // several kernels
+  struct RemoteService {
+    KernelId kernel = 0;
+    CapId cap = 0;
+  };
+  std::map<std::string, RemoteService, std::less<>> remote_services_;
+  std::map<std::uint64_t, RemoteCall> remote_calls_;
+  std::map<std::uint64_t, Revocation> revocations_;
+  std::vector<OutgoingKernelcall> kernel_outbox_;
+  std::vector<DeferredReply> finished_;
+  std::set<KernelId> peers_without_clients_;
+  std::set<KernelId> gone_;
+  bool announced_no_clients_ = false;
+  std::uint64_t malformed_kernelcalls_ = 0;
 };
 
 }  // namespace vdtu::kernel

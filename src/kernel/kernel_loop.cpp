@@ -2,8 +2,11 @@
 
 #include <fmt/core.h>
 
+#include <algorithm>
 #include <cstring>
+#include <deque>
 #include <map>
+#include <thread>
 
 namespace vdtu::kernel {
 namespace {
@@ -37,12 +40,36 @@ std::span<const std::byte> bytes_of(const T& value) {
   return std::as_bytes(std::span(&value, 1));
 }
 
+constexpr ReceiveConfig kKernelcallBuffer{16, 10};  // 64 slots of 1 KiB
+constexpr auto kConnectPatience = 10s;              // peers on this node may boot later
+
+KernelConfig config_for(const Dtu& dtu, const KernelBoot& boot) {
+  KernelConfig c;
+  c.kernel_pe = dtu.pe();
+  c.endpoints_per_pe = dtu.endpoint_count();
+  c.global_memory_bytes = boot.global_memory_bytes;
+  c.pe_memory_bytes = boot.pe_memory_bytes;
+  c.global_memory_offset = boot.global_memory_offset;
+  c.self = boot.self;
+  c.node = boot.node;
+  c.members = Membership(boot.members);
+  return c;
+}
+
 class Loop {
  public:
   Loop(Dtu& dtu, const KernelBoot& boot)
-      : dtu_(dtu),
-        control_(dtu),
-        kernel_({dtu.pe(), dtu.endpoint_count(), boot.global_memory_bytes, boot.pe_memory_bytes}, control_) {}
+      : dtu_(dtu), control_(dtu), kernel_(config_for(dtu, boot), control_), self_(boot.self) {
+    for (std::size_t i = 0; i < boot.members.size(); ++i) {
+      if (boot.members[i].kernel != boot.self) {
+        Peer p;
+        p.kernel = boot.members[i].kernel;
+        p.pe = boot.members[i].kernel_pe;
+        p.ep = static_cast<EpId>(kKernelFirstPeerEp + i);
+        peers_.push_back(std::move(p));
+      }
+    }
+  }
 
   bool boot(const KernelBoot& boot) {
     const PeId self = dtu_.pe();
@@ -50,6 +77,7 @@ class Loop {
         dtu_.config_receive(self, kKernelServiceReplyEp, kServiceReplyBuffer) != Status::kOk) {
       return false;
     }
+    if (!peers_.empty() && !connect_peers()) return false;
     for (PeId pe : boot.vpes) {
       if (kernel_.boot_vpe(pe, pe) != Status::kOk) {
         fmt::print(stderr, "kernel: cannot set up the syscall endpoints of PE {}\n", pe);
@@ -66,16 +94,79 @@ class Loop {
   }
 
   int run() {
-    while (kernel_.alive_vpes() > 0) {
-      dtu_.wait(100ms);
+    while (!finished()) {
+      dtu_.wait(queued() ? 1ms : 100ms);
+      check_peers();
       handle_exits();
       serve_syscalls();
       serve_service_replies();
+      serve_kernelcalls();
+      if (!peers_.empty()) kernel_.announce_no_clients();
+      if (!shut_down_ && kernel_.alive_vpes() > 0 && (exits_seen_ || !peers_.empty()) &&
+          kernel_.cluster_has_no_clients()) {
+        kernel_.shut_down_services();  // only servers left anywhere: they may end
+        shut_down_ = true;
+      }
+      flush();
     }
     return 0;
   }
 
  private:
+  struct Peer {
+    KernelId kernel = 0;
+    PeId pe = 0;
+    EpId ep = 0;
+    bool gone = false;
+    std::deque<KernelcallMessage> queue;  // what the channel could not take yet (never dropped)
+  };
+
+  // A send endpoint to every other kernel's kernelcall endpoint, labelled
+  // with our id. A peer on this node may not have its endpoint yet: retry.
+  bool connect_peers() {
+    if (dtu_.config_receive(dtu_.pe(), kKernelcallEp, kKernelcallBuffer) != Status::kOk) return false;
+    const auto deadline = std::chrono::steady_clock::now() + kConnectPatience;
+    for (auto& p : peers_) {
+      const SendConfig gate{
+          p.pe, kKernelcallEp, kernel_self(), kCreditsUnlimited, sizeof(KernelcallMessage), kNoReplyEp};
+      Status st = Status::kNotConfigured;
+      while ((st = dtu_.config_send(dtu_.pe(), p.ep, gate)) == Status::kNotConfigured &&
+             std::chrono::steady_clock::now() < deadline) {
+        std::this_thread::sleep_for(2ms);
+      }
+      if (st != Status::kOk) {
+        fmt::print(stderr, "kernel {}: cannot reach kernel {} on PE {}: {}\n", kernel_self(), p.kernel, p.pe,
+                   to_string(st));
+        return false;
+      }
+    }
+    kernel_.connect_peers();
+    return true;
+  }
+
+  [[nodiscard]] KernelId kernel_self() const { return self_; }
+
+  [[nodiscard]] bool queued() const {
+    return std::any_of(peers_.begin(), peers_.end(), [](const Peer& p) { return !p.queue.empty(); });
+  }
+
+  [[nodiscard]] bool finished() const {
+    if (kernel_.alive_vpes() > 0) return false;
+    if (peers_.empty()) return true;
+    return kernel_.cluster_has_no_clients() && !kernel_.has_remote_work() && !queued();
+  }
+
+  // A peer whose endpoint the node removed is gone (its PE or node ended).
+  void check_peers() {
+    for (auto& p : peers_) {
+      if (p.gone || dtu_.endpoint_kind(p.ep) == EndpointKind::kSend) continue;
+      p.gone = true;
+      p.queue.clear();
+      fmt::print(stderr, "kernel {}: kernel {} is gone\n", kernel_self(), p.kernel);
+      kernel_.kernel_gone(p.kernel);
+    }
+  }
+
   void answer(const ReceivedMessage& m, const kif::SyscallReply& r) {
     if (dtu_.reply(m, bytes_of(r)) != Status::kOk) dtu_.ack(m);  // the caller died meanwhile
   }
@@ -94,8 +185,37 @@ class Loop {
       } else {
         waiting_[deferred] = m;
       }
-      send_service_calls();
+      flush();
     }
+  }
+
+  void serve_kernelcalls() {
+    if (peers_.empty()) return;
+    ReceivedMessage m;
+    while (dtu_.fetch(kKernelcallEp, m) == Status::kOk) {
+      kernel_.kernelcall(static_cast<KernelId>(m.header.label), m.payload);  // label: the node's, trusted
+      dtu_.ack(m);
+      flush();
+    }
+  }
+
+  // Everything the kernel produced: service calls, kernelcalls, answers.
+  void flush() {
+    send_service_calls();
+    for (auto& out : kernel_.take_kernelcalls()) {
+      for (auto& p : peers_) {
+        if (p.kernel == out.to && !p.gone) p.queue.push_back(out.message);
+      }
+    }
+    for (auto& p : peers_) {
+      while (!p.queue.empty()) {
+        const auto st = dtu_.send(p.ep, bytes_of(p.queue.front()));
+        if (st == Status::kFull || st == Status::kNoCredits) break;  // later; the peer is draining
+        if (st != Status::kOk) break;                                // check_peers decides
+        p.queue.pop_front();
+      }
+    }
+    for (const auto& d : kernel_.take_finished()) finish(d);
   }
 
   void send_service_calls() {
@@ -132,6 +252,7 @@ class Loop {
   void handle_exits() {
     const auto exits = dtu_.take_exits();
     if (exits.empty()) return;
+    exits_seen_ = true;
     // A server that answered and then exited published the answer first:
     // take it before declaring the service dead.
     serve_service_replies();
@@ -139,19 +260,18 @@ class Loop {
       for (const auto& done : kernel_.vpe_exited(e.pe, e.code)) finish(done);
       std::erase_if(waiting_, [&](const auto& w) { return w.second.header.label == e.pe; });
     }
-    // Only servers left: tell them to shut down, so they can end.
-    if (!shut_down_ && kernel_.alive_vpes() > 0 && kernel_.alive_clients() == 0) {
-      kernel_.shut_down_services();
-      shut_down_ = true;
-    }
-    send_service_calls();  // CLOSEs of sessions that ended with their VPEs, SHUTDOWNs
+    kernel_.announce_no_clients();
+    flush();  // CLOSEs of sessions that ended with their VPEs, revocations
   }
 
   Dtu& dtu_;
   DtuEndpointControl control_;
   Kernel kernel_;
+  KernelId self_ = 0;
+  std::vector<Peer> peers_;
   std::map<std::uint64_t, ReceivedMessage> waiting_;  // deferred syscalls by call id
   bool shut_down_ = false;
+  bool exits_seen_ = false;
 };
 
 }  // namespace

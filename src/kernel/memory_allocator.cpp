@@ -2,8 +2,8 @@
 
 namespace vdtu::kernel {
 
-MemoryAllocator::MemoryAllocator(std::uint64_t size) {
-  if (size > 0) free_[0] = size;
+MemoryAllocator::MemoryAllocator(std::uint64_t size, std::uint64_t base) {
+  if (size > 0) free_[base] = size;
 }
 
 std::optional<std::uint64_t> MemoryAllocator::allocate(std::uint64_t size) {

@@ -10,7 +10,8 @@ namespace vdtu::kernel {
 
 class MemoryAllocator {
  public:
-  explicit MemoryAllocator(std::uint64_t size);
+  // Hands out [base, base + size): several kernels share a node's memory.
+  explicit MemoryAllocator(std::uint64_t size, std::uint64_t base = 0);
   std::optional<std::uint64_t> allocate(std::uint64_t size);
   void release(std::uint64_t offset, std::uint64_t size);
   [[nodiscard]] std::uint64_t free_bytes() const;

@@ -53,7 +53,11 @@ void check_tree(const vdtu::kernel::Kernel& kernel, vdtu::VpeId vpes) {
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   AcceptingEndpoints endpoints;
-  vdtu::kernel::Kernel kernel({100, 16, 1 << 20, 1 << 16}, endpoints);
+  vdtu::kernel::KernelConfig config;
+  config.kernel_pe = 100;
+  config.global_memory_bytes = 1 << 20;
+  config.pe_memory_bytes = 1 << 16;
+  vdtu::kernel::Kernel kernel(config, endpoints);
   constexpr vdtu::VpeId kVpes = 3;
   for (vdtu::VpeId v = 0; v < kVpes; ++v) kernel.boot_vpe(v, v);
   kernel.grant_vpe(0, 1, 10);

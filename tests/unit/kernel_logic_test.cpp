@@ -31,6 +31,15 @@ class RecordingEndpoints final : public EndpointControl {
   std::vector<std::pair<PeId, EpId>> invalidated;
 };
 
+KernelConfig small_config(PeId kernel_pe = 100) {
+  KernelConfig c;
+  c.kernel_pe = kernel_pe;
+  c.endpoints_per_pe = 16;
+  c.global_memory_bytes = 1 << 20;
+  c.pe_memory_bytes = 1 << 16;
+  return c;
+}
+
 class KernelLogic : public ::testing::Test {
  protected:
   KernelLogic() {
@@ -53,7 +62,7 @@ class KernelLogic : public ::testing::Test {
   }
 
   RecordingEndpoints endpoints;
-  Kernel kernel{KernelConfig{100, 16, 1 << 20, 1 << 16}, endpoints};
+  Kernel kernel{small_config(), endpoints};
   std::uint64_t last_deferred = 0;
 };
 

@@ -1,0 +1,59 @@
+#pragma once
+// Kernel-to-kernel messages: DTU messages on each kernel's kernelcall
+// endpoint, labelled by the node with the sending kernel's id. One fixed
+// layout for every call; `op` selects the handler (a table, like syscalls).
+
+#include <cstdint>
+
+#include "capability.hpp"
+#include "vdtu/kif.hpp"
+
+namespace vdtu::kernel {
+
+using KernelId = std::uint16_t;
+
+enum class Kernelcall : std::uint64_t {
+  kConnect = 0,       // first message to every peer
+  kAnnounceService,   // name, args[0] = service capability
+  kServiceGone,       // name
+  kOpenSession,       // name, args[0] = client's argument, ids[0] = the new session cap
+  kOpenSessionReply,  // error, args[0] = ident
+  kObtain,            // args: service cap, ident, count, arg; ids: the caps to create
+  kObtainReply,       // error, caps: what to create (id, parent, object)
+  kDelegate,          // args: service cap, ident, count, arg; caps: the client's caps
+  kDelegateReply,     // error, ids: the server's new caps (children of the caps sent)
+  kRevoke,            // ids[0]: revoke this capability and its subtree
+  kRevokeDone,        // the revocation `call` finished on the sender's side
+  kRemoveChild,       // ids[0] lost its child ids[1]
+  kCloseSession,      // args[0] = service cap, args[1] = ident
+  kNoClients,         // the sender's kernel has no clients left
+  kCount,
+};
+
+inline constexpr std::size_t kMaxRemoteCaps = 8;  // per cross-kernel OBTAIN or DELEGATE
+inline constexpr std::size_t kMaxServiceName = 48;
+
+#pragma pack(push, 1)
+// A capability as it travels: its id, its parent, and its object.
+struct CapDescription {
+  CapId id = 0;
+  CapId parent = 0;
+  std::uint64_t words[4] = {};  // the object, by type (see kernel_remote.cpp)
+};
+
+struct KernelcallMessage {
+  Kernelcall op{};
+  std::uint64_t call = 0;  // the requester's operation: replies name it
+  kif::Error error = kif::Error::kNone;
+  std::uint64_t args[4] = {};
+  std::uint32_t count = 0;  // entries of ids or caps
+  std::uint8_t name_length = 0;
+  char name[kMaxServiceName] = {};
+  CapId ids[kMaxRemoteCaps] = {};
+  CapDescription caps[kMaxRemoteCaps] = {};
+};
+#pragma pack(pop)
+
+static_assert(sizeof(KernelcallMessage) <= 1024 - 25, "must fit a 1 KiB slot with the DTU header");
+
+}  // namespace vdtu::kernel

@@ -356,6 +356,92 @@ int child(Syscalls& sys, const Args&) {
   return 42;
 }
 
+// ---- across kernels (and nodes): the "echo" service hands out send gates ----
+constexpr EpId kPingEp = 6;       // the server receives pings here
+constexpr EpId kHelloSendEp = 7;  // the server greets a client through its delegated gate
+constexpr std::uint64_t kHelloLabel = 77;
+
+int gate_server(Syscalls& sys, const Args& a) {
+  const std::string name = a.empty() ? "echo" : a[0];
+  CHECK_STATUS(sys.attach_rb(kPingEp, 12, 8), Error::kNone);
+  Selector next_free = 200;
+  std::vector<Selector> greet;  // delegated gates to greet through, once the kernel made them
+  Server srv(sys, name, kServiceEp, 20, 21,
+             {.open =
+                  [](std::uint64_t arg, std::uint64_t& ident) {
+                    ident = 500 + arg;
+                    return Error::kNone;
+                  },
+              .obtain =
+                  [&](std::uint64_t ident, std::uint64_t count, std::uint64_t, Selector& first) {
+                    first = next_free;
+                    for (std::uint64_t i = 0; i < count; ++i) {
+                      if (auto e = sys.create_gate(kif::kSelSelf, next_free++, kPingEp, ident, 2);
+                          e != Error::kNone)
+                        return e;
+                    }
+                    return Error::kNone;
+                  },
+              .delegate =
+                  [&](std::uint64_t, std::uint64_t count, std::uint64_t, Selector& first) {
+                    first = next_free;
+                    greet.push_back(next_free);
+                    next_free += static_cast<Selector>(count);
+                    return Error::kNone;
+                  },
+              .close = [](std::uint64_t) {}});
+  CHECK_STATUS(srv.error(), Error::kNone);
+  for (;;) {
+    const auto st = srv.serve_one(1ms);
+    if (st == Status::kTerminated) return 0;
+    CHECK(st == Status::kOk || st == Status::kTimeout);
+    ReceivedMessage m;
+    while (sys.dtu().fetch(kPingEp, m) == Status::kOk) {
+      const std::string answer = "pong:" + as_text(m.payload);
+      CHECK_STATUS(sys.dtu().reply(m, text(answer.c_str())), Status::kOk);
+    }
+    for (auto it = greet.begin(); it != greet.end();) {
+      if (sys.activate(*it, kHelloSendEp, kNoReplyEp, 64) != Error::kNone) {
+        ++it;  // the kernel has not created it yet
+        continue;
+      }
+      CHECK_STATUS(sys.dtu().send(kHelloSendEp, text("hello"), 0, SendMode::kWait), Status::kOk);
+      it = greet.erase(it);
+    }
+  }
+}
+
+// Session, OBTAIN (a gate to the server: PING/PONG), DELEGATE (a gate to us:
+// the server says hello), REVOKE (the obtained gate stops working).
+int gate_client(Syscalls& sys, const Args& a) {
+  const std::string name = a.empty() ? "echo" : a[0];
+  constexpr EpId kReplyEp = 3, kPingSendEp = 4, kHelloEp = 5;
+  CHECK_STATUS(eventually([&] { return sys.create_sess(10, name, 5); }, Error::kNoSuchService), Error::kNone);
+  CHECK_STATUS(sys.obtain(10, 40, 1), Error::kNone);
+  CHECK_STATUS(sys.attach_rb(kReplyEp, 10, 8), Error::kNone);
+  CHECK_STATUS(sys.activate(40, kPingSendEp, kReplyEp, 64), Error::kNone);
+  for (int i = 0; i < 3; ++i) {
+    const std::string ping = fmt::format("ping{}", i);
+    CHECK_STATUS(sys.dtu().send(kPingSendEp, text(ping.c_str()), static_cast<std::uint64_t>(i)), Status::kOk);
+    ReceivedMessage r;
+    CHECK_STATUS(sys.dtu().receive(kReplyEp, r), Status::kOk);
+    CHECK(as_text(r.payload) == "pong:" + ping);
+    CHECK(r.header.label == static_cast<std::uint64_t>(i));
+    sys.dtu().ack(r);
+  }
+  CHECK_STATUS(sys.attach_rb(kHelloEp, 10, 8), Error::kNone);
+  CHECK_STATUS(sys.create_gate(kif::kSelSelf, 50, kHelloEp, kHelloLabel, 1), Error::kNone);
+  CHECK_STATUS(sys.delegate(10, 50, 1), Error::kNone);
+  ReceivedMessage hello;
+  CHECK_STATUS(sys.dtu().receive(kHelloEp, hello), Status::kOk);
+  CHECK(as_text(hello.payload) == "hello" && hello.header.label == kHelloLabel);
+  sys.dtu().ack(hello);
+  CHECK_STATUS(sys.revoke(40), Error::kNone);
+  CHECK_STATUS(sys.activate(40, kPingSendEp, kReplyEp, 64), Error::kNoSuchCap);
+  CHECK(sys.dtu().send(kPingSendEp, text("late"), 9) != Status::kOk);
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -366,10 +452,11 @@ int main(int argc, char** argv) {
   const std::string role = argv[1];
   const Args args(argv + 2, argv + argc);
   const std::map<std::string, std::function<int(Syscalls&, const Args&)>> roles{
-      {"basics", basics},         {"memory", memory},         {"wide-tree", wide_tree},
-      {"exchange-a", exchange_a}, {"exchange-b", exchange_b}, {"victim-holder", victim_holder},
-      {"doomed", doomed},         {"server", server},         {"client", client},
-      {"parent", parent},         {"child", child},
+      {"basics", basics},           {"memory", memory},         {"wide-tree", wide_tree},
+      {"exchange-a", exchange_a},   {"exchange-b", exchange_b}, {"victim-holder", victim_holder},
+      {"doomed", doomed},           {"server", server},         {"client", client},
+      {"parent", parent},           {"child", child},           {"gate-server", gate_server},
+      {"gate-client", gate_client},
   };
   auto it = roles.find(role);
   if (it == roles.end()) {

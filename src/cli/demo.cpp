@@ -10,6 +10,7 @@ int run_demo(const DemoOptions& options) {
   auto checks = channel_checks(options);
   for (auto& c : dtu_checks()) checks.push_back(std::move(c));
   for (auto& c : kernel_checks()) checks.push_back(std::move(c));
+  for (auto& c : cluster_checks()) checks.push_back(std::move(c));
   int passed = 0;
   int failed = 0;
   for (const auto& check : checks) {

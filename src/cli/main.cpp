@@ -4,6 +4,7 @@
 #include <CLI/CLI.hpp>
 #include <exception>
 
+#include "cluster_command.hpp"
 #include "demo.hpp"
 #include "node_command.hpp"
 #include "suites.hpp"
@@ -27,6 +28,21 @@ int run(int argc, char** argv) {
   node_cmd->add_option("--timeout", node.timeout_seconds, "Kill the PEs after this many seconds (0: never)")
       ->check(CLI::NonNegativeNumber);
 
+  vdtu::cli::ClusterOptions cluster;
+  auto* cluster_cmd = app.add_subcommand(
+      "cluster", "Run several nodes (each a `vdtu node` process) joined over loopback UDP");
+  cluster_cmd
+      ->add_option("--config", cluster.config_path, "TOML file: [[node]] with [[node.kernel]] and their vpes")
+      ->check(CLI::ExistingFile);
+  cluster_cmd->add_option("--nodes", cluster.nodes, "Without --config: nodes of the echo workload")
+      ->check(CLI::Range(1U, 64U));
+  cluster_cmd
+      ->add_option("--kernels-per-node", cluster.kernels_per_node, "Without --config: kernels per node")
+      ->check(CLI::Range(1U, 8U));
+  cluster_cmd
+      ->add_option("--timeout", cluster.timeout_seconds, "Without --config: kill after this many seconds")
+      ->check(CLI::PositiveNumber);
+
   std::string suite;
   bool json = false;
   vdtu::bench::SuiteOptions bench_options;
@@ -48,6 +64,7 @@ int run(int argc, char** argv) {
   try {
     if (demo_cmd->parsed()) return vdtu::cli::run_demo(demo);
     if (node_cmd->parsed()) return vdtu::cli::run_node(node);
+    if (cluster_cmd->parsed()) return vdtu::cli::run_cluster_command(cluster);
     if (pe_cmd->parsed()) return vdtu::bench::run_pe_role(pe_role, pe_args);
     if (bench_cmd->parsed()) {
       vdtu::bench::Reporter reporter(json);

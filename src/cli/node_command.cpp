@@ -41,6 +41,24 @@ NodeFile parse(const std::string& path) {
     c.endpoints_per_pe = number(*node, "endpoints_per_pe", c.endpoints_per_pe);
     c.pe_memory_bytes = number(*node, "pe_memory_bytes", c.pe_memory_bytes);
     c.global_memory_bytes = number(*node, "global_memory_bytes", c.global_memory_bytes);
+    c.bridge_host = (*node)["bridge_host"].value_or(c.bridge_host);
+    c.bridge_port = number(*node, "bridge_port", c.bridge_port);
+    c.peer_timeout = std::chrono::milliseconds(number(*node, "peer_timeout_ms", c.peer_timeout.count()));
+  }
+  if (const auto* peers = root["peer"].as_array()) {
+    for (const auto& entry : *peers) {
+      const auto* peer = entry.as_table();
+      if (peer == nullptr) throw std::runtime_error(path + ": every [[peer]] must be a table");
+      dtu::PeerNode p;
+      p.id = number(*peer, "id", p.id);
+      p.host = (*peer)["host"].value_or(p.host);
+      p.port = number(*peer, "port", p.port);
+      p.first_pe = number(*peer, "first_pe", p.first_pe);
+      p.pe_count = number(*peer, "pes", p.pe_count);
+      if (p.port == 0 || p.pe_count == 0)
+        throw std::runtime_error(path + ": a [[peer]] needs a port and pes");
+      file.config.peers.push_back(p);
+    }
   }
   const auto* pes = root["pe"].as_array();
   if (pes == nullptr || pes->empty()) throw std::runtime_error(path + ": no [[pe]] to start");
@@ -93,6 +111,13 @@ int run_node(const NodeOptions& options) {
       "node {}: {} control requests ({} denied), {} memory requests ({} rejected), {} channels created\n",
       file.config.node_id, stats.control_requests, stats.control_denied, stats.memory_requests,
       stats.memory_rejected, stats.channels_created);
+  if (!file.config.peers.empty()) {
+    fmt::print(
+        "node {}: bridge: {} messages forwarded, {} datagrams sent, {} received, {} rejected, "
+        "{} retransmitted, {} duplicates dropped, {} peers lost\n",
+        file.config.node_id, stats.remote_messages, stats.datagrams_sent, stats.datagrams_received,
+        stats.datagrams_rejected, stats.retransmissions, stats.duplicates_dropped, stats.peers_lost);
+  }
   return finished && failed == 0 ? 0 : 1;
 }
 

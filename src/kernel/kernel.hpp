@@ -107,6 +107,9 @@ class Kernel {
   [[nodiscard]] bool cluster_has_no_clients() const;
   // Broadcasts kNoClients once, when this kernel has none left.
   void announce_no_clients();
+  // No VPEs and no work left here, and every peer said the same (or is
+  // gone). Tells the peers once that this kernel is finished.
+  bool ready_to_end();
   // Revocations or calls to other kernels still under way.
   [[nodiscard]] bool has_remote_work() const { return !revocations_.empty() || !remote_calls_.empty(); }
   [[nodiscard]] std::uint64_t malformed_kernelcalls() const { return malformed_kernelcalls_; }
@@ -224,6 +227,7 @@ class Kernel {
   void kc_remove_child(KernelId, const KernelcallMessage&);
   void kc_close_session(KernelId, const KernelcallMessage&);
   void kc_no_clients(KernelId, const KernelcallMessage&);
+  void kc_finished(KernelId, const KernelcallMessage&);
   Result defer(Vpe& caller, const kif::SyscallRequest& r, std::shared_ptr<ServiceObject> service,
                CapId service_cap, kif::ServiceRequest request);
 
@@ -257,6 +261,8 @@ class Kernel {
   std::set<KernelId> peers_without_clients_;
   std::set<KernelId> gone_;
   bool announced_no_clients_ = false;
+  std::set<KernelId> peers_finished_;
+  bool announced_finished_ = false;
   std::uint64_t malformed_kernelcalls_ = 0;
 };
 

@@ -150,10 +150,12 @@ class Loop {
     return std::any_of(peers_.begin(), peers_.end(), [](const Peer& p) { return !p.queue.empty(); });
   }
 
-  [[nodiscard]] bool finished() const {
+  bool finished() {
     if (kernel_.alive_vpes() > 0) return false;
     if (peers_.empty()) return true;
-    return kernel_.cluster_has_no_clients() && !kernel_.has_remote_work() && !queued();
+    const bool ready = kernel_.ready_to_end();
+    flush();  // the kFinished announcement
+    return ready && !queued();
   }
 
   // A peer whose endpoint the node removed is gone (its PE or node ended).

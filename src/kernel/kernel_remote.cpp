@@ -84,6 +84,7 @@ const std::array<Kernel::KernelcallHandler, static_cast<std::size_t>(Kernelcall:
         &Kernel::kc_remove_child,        // kRemoveChild
         &Kernel::kc_close_session,       // kCloseSession
         &Kernel::kc_no_clients,          // kNoClients
+        &Kernel::kc_finished,            // kFinished
 };
 
 // ---- plumbing ----------------------------------------------------------------------
@@ -434,6 +435,23 @@ void Kernel::kc_close_session(KernelId, const KernelcallMessage& m) {
 }
 
 void Kernel::kc_no_clients(KernelId from, const KernelcallMessage&) { peers_without_clients_.insert(from); }
+
+void Kernel::kc_finished(KernelId from, const KernelcallMessage&) { peers_finished_.insert(from); }
+
+// A kernel may end only when every kernel is finished: until then a peer may
+// still revoke capabilities derived from ours, and must get its answer.
+bool Kernel::ready_to_end() {
+  if (alive_vpes() > 0 || has_remote_work()) return false;
+  if (!announced_finished_) {
+    announced_finished_ = true;
+    KernelcallMessage m{};
+    m.op = Kernelcall::kFinished;
+    broadcast(m);
+  }
+  return std::all_of(config_.members.members().begin(), config_.members.members().end(), [&](const auto& m) {
+    return m.kernel == config_.self || peers_finished_.count(m.kernel) != 0 || gone_.count(m.kernel) != 0;
+  });
+}
 
 // ---- revocation ------------------------------------------------------------------------
 

@@ -27,6 +27,7 @@ enum class Kernelcall : std::uint64_t {
   kRemoveChild,       // ids[0] lost its child ids[1]
   kCloseSession,      // args[0] = service cap, args[1] = ident
   kNoClients,         // the sender's kernel has no clients left
+  kFinished,          // the sender has no VPEs and no work left: it ends when everyone has
   kCount,
 };
 

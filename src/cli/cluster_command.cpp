@@ -18,11 +18,10 @@
 #include <filesystem>
 #include <fstream>
 #include <stdexcept>
+#include <system_error>
 
 #include "bridge/udp_socket.hpp"
 #include "sibling_program.hpp"
-
-extern char** environ;
 
 namespace vdtu::cli {
 namespace {
@@ -57,9 +56,10 @@ std::vector<Placement> place(const ClusterSpec& spec) {
     for (const auto& k : spec.nodes[n].kernels) {
       Placement p{kernel++, n, next, static_cast<unsigned>(next + k.vpes.size())};
       next = p.kernel_pe + 1;
-      if (next > (n + 1) * spec.pes_per_node)
+      if (next > (n + 1) * spec.pes_per_node) {
         throw std::runtime_error(
             fmt::format("node {}: more PEs than pes_per_node = {}", n, spec.pes_per_node));
+      }
       out.push_back(p);
     }
   }
@@ -79,6 +79,7 @@ std::string node_file(const ClusterSpec& spec, unsigned n, const std::vector<Pla
                      peer * spec.pes_per_node, spec.pes_per_node);
   }
   std::vector<std::string> members;
+  members.reserve(placements.size());
   for (const auto& p : placements)
     members.push_back(fmt::format("{}:{}:{}:{}-{}", p.kernel, p.node, p.kernel_pe, p.first_pe, p.kernel_pe));
   const auto kernels_here = static_cast<std::uint64_t>(spec.nodes[n].kernels.size());
@@ -114,12 +115,16 @@ pid_t spawn_node(const std::string& self, const std::string& config, double time
   }
   std::vector<std::string> words{self, "node", "--config", config, "--timeout", fmt::format("{}", timeout)};
   std::vector<char*> argv;
+  argv.reserve(words.size() + 1);
   for (auto& w : words) argv.push_back(w.data());
   argv.push_back(nullptr);
   pid_t pid = -1;
   const int rc = ::posix_spawn(&pid, self.c_str(), &actions, nullptr, argv.data(), environ);
   posix_spawn_file_actions_destroy(&actions);
-  if (rc != 0) throw std::runtime_error("cannot start a node: " + std::string(std::strerror(rc)));
+  if (rc != 0) {
+    throw std::runtime_error("cannot start a node: " +
+                             std::error_code(rc, std::generic_category()).message());
+  }
   return pid;
 }
 
@@ -226,7 +231,7 @@ int run_cluster_command(const ClusterOptions& options) {
   unsigned kernels = 0;
   for (const auto& n : spec.nodes) kernels += static_cast<unsigned>(n.kernels.size());
   fmt::print("cluster: {} nodes, {} kernels, loopback UDP\n", spec.nodes.size(), kernels);
-  std::fflush(stdout);
+  (void)std::fflush(stdout);
   const auto result = run_cluster(spec);
   for (const auto& f : result.failures) fmt::print("cluster: {}\n", f);
   fmt::print("cluster: {} of {} nodes finished cleanly\n", spec.nodes.size() - result.nodes_failed,

@@ -175,7 +175,7 @@ struct ControlLoop {
   }
 };
 
-Node::Node(NodeConfig config) : state_(std::make_unique<NodeState>(config)) {
+Node::Node(const NodeConfig& config) : state_(std::make_unique<NodeState>(config)) {
   if (config.pe_count == 0 || config.pe_count > kChannelsPerEndpoint) {
     throw std::invalid_argument("a node hosts 1 to 512 PEs");
   }

@@ -73,7 +73,7 @@ class NodeState;
 
 class Node {
  public:
-  explicit Node(NodeConfig config);
+  explicit Node(const NodeConfig& config);
   ~Node();  // kills the PEs still running and joins the node's threads
   Node(const Node&) = delete;
   Node& operator=(const Node&) = delete;

@@ -80,7 +80,7 @@ class NodeBridge {
   void poke() const;
   Peer* peer_owning(PeId pe);
   Peer* peer_by_id(std::uint16_t id);
-  std::uint64_t inbound_key(std::uint16_t peer, std::uint32_t id) const {
+  [[nodiscard]] static std::uint64_t inbound_key(std::uint16_t peer, std::uint32_t id) {
     return (std::uint64_t{peer} << 32U) | id;
   }
 

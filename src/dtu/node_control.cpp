@@ -6,6 +6,7 @@
 #include <cerrno>
 #include <cstring>
 #include <system_error>
+#include <utility>
 
 #include "fd_socket.hpp"
 #include "node_bridge.hpp"
@@ -55,7 +56,7 @@ Update NodeState::inbound_update(const InboundChannelInfo& info, const SharedCha
   return u;
 }
 
-NodeState::NodeState(NodeConfig c) : config(c) {}
+NodeState::NodeState(NodeConfig c) : config(std::move(c)) {}
 
 std::optional<std::uint32_t> NodeState::index_of(PeId pe) const {
   const std::uint32_t index = static_cast<std::uint16_t>(pe - config.first_pe);

@@ -64,7 +64,7 @@ const std::array<std::uint8_t, static_cast<std::size_t>(Syscall::kCount)> Kernel
     0, 2, 2, 3, 5, 1, 0, 3, 1, 5, 2, 4, 4, 4, 3, 5, 3, 1, 0,
 };
 
-Kernel::Kernel(KernelConfig config, EndpointControl& endpoints)
+Kernel::Kernel(const KernelConfig& config, EndpointControl& endpoints)
     : config_(config),
       endpoints_(endpoints),
       global_memory_(config.global_memory_bytes, config.global_memory_offset),

@@ -67,7 +67,7 @@ struct OutgoingKernelcall {
 
 class Kernel {
  public:
-  Kernel(KernelConfig config, EndpointControl& endpoints);
+  Kernel(const KernelConfig& config, EndpointControl& endpoints);
 
   // Boot: a VPE running on `pe`, with its VPE cap at selector 0 and its local
   // memory at selector 1, and its syscall endpoints set up (started).

@@ -403,11 +403,12 @@ void NodeBridge::handle(Peer& peer, std::span<const std::byte> message, Clock::t
     return;
   }
   std::memcpy(&h, message.data(), sizeof(h));
+  const std::uint32_t binding = h.binding;  // out of the packed header before use by reference
   const auto body = message.subspan(sizeof(h));
   switch (h.op) {
     case BridgeOp::kBind: bind(peer, h, body, now); return;
     case BridgeOp::kUnbind: {
-      auto it = inbound_.find(inbound_key(peer.config.id, h.binding));
+      auto it = inbound_.find(inbound_key(peer.config.id, binding));
       if (it == inbound_.end()) return;
       if (it->second->bound) pump_inbound(*it->second);  // messages sent before the end
       release(*it->second, updates);
@@ -416,7 +417,7 @@ void NodeBridge::handle(Peer& peer, std::span<const std::byte> message, Clock::t
     }
     case BridgeOp::kUnbound: {
       UnboundBody b{};
-      auto it = outbound_.find(h.binding);
+      auto it = outbound_.find(binding);
       if (!read_body(body, b) || it == outbound_.end()) return;
       const auto pe = it->second->pe;
       const auto ep = it->second->ep;
@@ -425,7 +426,7 @@ void NodeBridge::handle(Peer& peer, std::span<const std::byte> message, Clock::t
       }
       if (b.reason != Status::kPeerGone) {  // a receiver that ended is no news
         fmt::print(stderr, "vdtu node {}: node {} refused binding {} of PE {} EP {}: {}\n",
-                   state_.config.node_id, peer.config.id, h.binding, state_.global_id(pe), ep,
+                   state_.config.node_id, peer.config.id, binding, state_.global_id(pe), ep,
                    to_string(b.reason));
       }
       outbound_.erase(it);  // first, so the invalidation does not echo an unbind
@@ -434,7 +435,7 @@ void NodeBridge::handle(Peer& peer, std::span<const std::byte> message, Clock::t
       return;
     }
     case BridgeOp::kMessage: {
-      auto it = inbound_.find(inbound_key(peer.config.id, h.binding));
+      auto it = inbound_.find(inbound_key(peer.config.id, binding));
       if (it == inbound_.end()) {
         ++unknown_binding_;
         return;
@@ -443,7 +444,7 @@ void NodeBridge::handle(Peer& peer, std::span<const std::byte> message, Clock::t
       return;
     }
     case BridgeOp::kReply: {
-      auto it = outbound_.find(h.binding);
+      auto it = outbound_.find(binding);
       if (it == outbound_.end() || !it->second->replies) {
         ++unknown_binding_;
         return;
@@ -453,7 +454,7 @@ void NodeBridge::handle(Peer& peer, std::span<const std::byte> message, Clock::t
     }
     case BridgeOp::kCredit: {
       CreditBody b{};
-      auto it = outbound_.find(h.binding);
+      auto it = outbound_.find(binding);
       if (!read_body(body, b) || it == outbound_.end()) return;
       it->second->window += b.count;
       return;

@@ -224,7 +224,7 @@ void Kernel::tear_down(Capability& cap) {
     kernel_eps_used_[s.kernel_ep] = false;
     KernelcallMessage gone{};
     gone.op = Kernelcall::kServiceGone;
-    gone.name_length = static_cast<std::uint8_t>(std::min(s.name.size(), kMaxServiceName));
+    gone.name_length = static_cast<std::uint32_t>(std::min(s.name.size(), kMaxServiceName));
     std::memcpy(gone.name, s.name.data(), gone.name_length);
     broadcast(gone);
   }
@@ -516,7 +516,7 @@ Kernel::Result Kernel::create_srv(Vpe& v, const SyscallRequest& r) {
     KernelcallMessage announce{};
     announce.op = Kernelcall::kAnnounceService;
     announce.args[0] = service->cap;
-    announce.name_length = static_cast<std::uint8_t>(name.size());
+    announce.name_length = static_cast<std::uint32_t>(name.size());
     std::memcpy(announce.name, name.data(), name.size());
     broadcast(announce);
   }
@@ -543,7 +543,7 @@ Kernel::Result Kernel::create_sess(Vpe& v, const SyscallRequest& r) {
     KernelcallMessage m{};
     m.op = Kernelcall::kOpenSession;
     m.args[0] = r.args[1];
-    m.name_length = static_cast<std::uint8_t>(name.size());
+    m.name_length = static_cast<std::uint32_t>(name.size());
     std::memcpy(m.name, name.data(), name.size());
     m.ids[0] = make_cap_id(v.pe, v.id, CapType::kSession, next_object_++);
     m.count = 1;

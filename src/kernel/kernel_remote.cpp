@@ -314,7 +314,7 @@ void Kernel::answer_remote(const PendingCall& pc, std::uint64_t, const kif::Serv
       }
       out.count = req.count;
       for (std::uint32_t i = 0; i < req.count; ++i) {
-        const auto& parent = req.caps[i].id;
+        const CapId parent = req.caps[i].id;
         out.ids[i] = insert(srv, static_cast<Selector>(answer.first + i), type_of(parent),
                             std::move(objects[i]), parent)
                          .id;

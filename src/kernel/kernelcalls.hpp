@@ -34,7 +34,6 @@ enum class Kernelcall : std::uint64_t {
 inline constexpr std::size_t kMaxRemoteCaps = 8;  // per cross-kernel OBTAIN or DELEGATE
 inline constexpr std::size_t kMaxServiceName = 48;
 
-#pragma pack(push, 1)
 // A capability as it travels: its id, its parent, and its object.
 struct CapDescription {
   CapId id = 0;
@@ -48,13 +47,14 @@ struct KernelcallMessage {
   kif::Error error = kif::Error::kNone;
   std::uint64_t args[4] = {};
   std::uint32_t count = 0;  // entries of ids or caps
-  std::uint8_t name_length = 0;
+  std::uint32_t name_length = 0;
   char name[kMaxServiceName] = {};
   CapId ids[kMaxRemoteCaps] = {};
   CapDescription caps[kMaxRemoteCaps] = {};
 };
-#pragma pack(pop)
 
-static_assert(sizeof(KernelcallMessage) <= 1024 - 25, "must fit a 1 KiB slot with the DTU header");
+// Natural alignment without padding (checked), so fields can be used in place.
+static_assert(sizeof(CapDescription) == 48);
+static_assert(sizeof(KernelcallMessage) == 560, "no padding: the layout is the wire format");
 
 }  // namespace vdtu::kernel

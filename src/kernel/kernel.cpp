@@ -1,5 +1,6 @@
 #include "kernel.hpp"
 
+#include "syscall_reply.hpp"
 #include "vdtu/message_header.hpp"
 
 #include <algorithm>
@@ -15,14 +16,6 @@ using kif::SyscallReply;
 using kif::SyscallRequest;
 
 namespace {
-
-SyscallReply reply(Error e, std::uint64_t v0 = 0, std::uint64_t v1 = 0) {
-  SyscallReply r;
-  r.error = e;
-  r.values[0] = v0;
-  r.values[1] = v1;
-  return r;
-}
 
 Error from_status(Status st) { return st == Status::kOk ? Error::kNone : Error::kEndpointFailed; }
 
@@ -222,10 +215,8 @@ void Kernel::tear_down(Capability& cap) {
     services_.erase(s.name);
     endpoints_.invalidate(config_.kernel_pe, s.kernel_ep);
     kernel_eps_used_[s.kernel_ep] = false;
-    KernelcallMessage gone{};
-    gone.op = Kernelcall::kServiceGone;
-    gone.name_length = static_cast<std::uint32_t>(std::min(s.name.size(), kMaxServiceName));
-    std::memcpy(gone.name, s.name.data(), gone.name_length);
+    auto gone = make_kernelcall(Kernelcall::kServiceGone);
+    set_name(gone, s.name);
     broadcast(gone);
   }
   // A client's session ends: the server hears CLOSE (nobody waits for the answer).
@@ -234,11 +225,7 @@ void Kernel::tear_down(Capability& cap) {
     outbox_.push_back({next_call_++, sess->service->kernel_ep, {kif::ServiceOp::kClose, sess->ident, 0, 0}});
   }
   if (auto* sess = as<SessionObject>(cap); sess != nullptr && sess->remote_kernel != kLocalKernel) {
-    KernelcallMessage close{};
-    close.op = Kernelcall::kCloseSession;
-    close.args[0] = sess->service_cap;
-    close.args[1] = sess->ident;
-    send_kernelcall(sess->remote_kernel, close);
+    send_close_session(sess->remote_kernel, sess->service_cap, sess->ident);
   }
 }
 
@@ -513,11 +500,9 @@ Kernel::Result Kernel::create_srv(Vpe& v, const SyscallRequest& r) {
   services_[name] = service;
   service->cap = insert(v, static_cast<Selector>(r.args[0]), CapType::kService, service, gate->id).id;
   if (name.size() <= kMaxServiceName) {  // longer names stay local
-    KernelcallMessage announce{};
-    announce.op = Kernelcall::kAnnounceService;
+    auto announce = make_kernelcall(Kernelcall::kAnnounceService);
     announce.args[0] = service->cap;
-    announce.name_length = static_cast<std::uint32_t>(name.size());
-    std::memcpy(announce.name, name.data(), name.size());
+    set_name(announce, name);
     broadcast(announce);
   }
   return reply(Error::kNone);
@@ -525,11 +510,17 @@ Kernel::Result Kernel::create_srv(Vpe& v, const SyscallRequest& r) {
 
 Kernel::Result Kernel::defer(Vpe& caller, const SyscallRequest& r, std::shared_ptr<ServiceObject> service,
                              CapId service_cap, kif::ServiceRequest request) {
-  const auto id = next_call_++;
-  outbox_.push_back({id, service->kernel_ep, request});
-  pending_[id] = PendingCall{caller.id, r, std::move(service), service_cap, std::nullopt};
-  deferred_call_ = id;
+  deferred_call_ =
+      queue_service_call(request, PendingCall{caller.id, r, std::move(service), service_cap, std::nullopt});
   return std::nullopt;
+}
+
+// The server hears `request`; its answer resumes `pending` (service_reply).
+std::uint64_t Kernel::queue_service_call(kif::ServiceRequest request, PendingCall pending) {
+  const auto id = next_call_++;
+  outbox_.push_back({id, pending.service->kernel_ep, request});
+  pending_[id] = std::move(pending);
+  return id;
 }
 
 // args: dst_sel, arg; name
@@ -540,11 +531,9 @@ Kernel::Result Kernel::create_sess(Vpe& v, const SyscallRequest& r) {
   if (s == services_.end() || !s->second->alive) {
     auto remote = remote_services_.find(name);
     if (remote == remote_services_.end()) return reply(Error::kNoSuchService);
-    KernelcallMessage m{};
-    m.op = Kernelcall::kOpenSession;
+    auto m = make_kernelcall(Kernelcall::kOpenSession);
     m.args[0] = r.args[1];
-    m.name_length = static_cast<std::uint32_t>(name.size());
-    std::memcpy(m.name, name.data(), name.size());
+    set_name(m, name);
     m.ids[0] = make_cap_id(v.pe, v.id, CapType::kSession, next_object_++);
     m.count = 1;
     return call_remote(v, r, remote->second.kernel, m, {m.ids[0]});

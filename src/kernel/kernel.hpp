@@ -207,6 +207,12 @@ class Kernel {
   [[nodiscard]] bool is_local(CapId id) const;
   [[nodiscard]] std::optional<KernelId> owner_of(CapId id) const;
   void send_kernelcall(KernelId to, KernelcallMessage m);
+  void send_remove_child(CapId parent, CapId child);  // to the parent's kernel
+  void send_close_session(KernelId to, CapId service_cap, std::uint64_t ident);
+  void send_error(KernelId to, Kernelcall reply_op, std::uint64_t call, kif::Error e);
+  void send_revoke(KernelId to, CapId id, std::uint64_t call);
+  [[nodiscard]] bool every_peer_in(const std::set<KernelId>& said) const;  // or gone
+  std::uint64_t queue_service_call(kif::ServiceRequest request, PendingCall pending);
   void broadcast(const KernelcallMessage& m);
   Result call_remote(Vpe& caller, const kif::SyscallRequest& r, KernelId kernel, KernelcallMessage m,
                      std::vector<CapId> ids);

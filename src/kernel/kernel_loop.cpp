@@ -127,15 +127,15 @@ class Loop {
     if (dtu_.config_receive(dtu_.pe(), kKernelcallEp, kKernelcallBuffer) != Status::kOk) return false;
     const auto deadline = std::chrono::steady_clock::now() + kConnectPatience;
     for (auto& p : peers_) {
-      const SendConfig gate{
-          p.pe, kKernelcallEp, kernel_self(), kCreditsUnlimited, sizeof(KernelcallMessage), kNoReplyEp};
+      const SendConfig gate{p.pe,      kKernelcallEp, self_, kCreditsUnlimited, sizeof(KernelcallMessage),
+                            kNoReplyEp};
       Status st = Status::kNotConfigured;
       while ((st = dtu_.config_send(dtu_.pe(), p.ep, gate)) == Status::kNotConfigured &&
              std::chrono::steady_clock::now() < deadline) {
         std::this_thread::sleep_for(2ms);
       }
       if (st != Status::kOk) {
-        fmt::print(stderr, "kernel {}: cannot reach kernel {} on PE {}: {}\n", kernel_self(), p.kernel, p.pe,
+        fmt::print(stderr, "kernel {}: cannot reach kernel {} on PE {}: {}\n", self_, p.kernel, p.pe,
                    to_string(st));
         return false;
       }
@@ -143,8 +143,6 @@ class Loop {
     kernel_.connect_peers();
     return true;
   }
-
-  [[nodiscard]] KernelId kernel_self() const { return self_; }
 
   [[nodiscard]] bool queued() const {
     return std::any_of(peers_.begin(), peers_.end(), [](const Peer& p) { return !p.queue.empty(); });
@@ -164,7 +162,7 @@ class Loop {
       if (p.gone || dtu_.endpoint_kind(p.ep) == EndpointKind::kSend) continue;
       p.gone = true;
       p.queue.clear();
-      fmt::print(stderr, "kernel {}: kernel {} is gone\n", kernel_self(), p.kernel);
+      fmt::print(stderr, "kernel {}: kernel {} is gone\n", self_, p.kernel);
       kernel_.kernel_gone(p.kernel);
     }
   }

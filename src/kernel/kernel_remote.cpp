@@ -11,6 +11,7 @@
 #include <utility>
 
 #include "kernel.hpp"
+#include "syscall_reply.hpp"
 
 namespace vdtu::kernel {
 
@@ -21,13 +22,6 @@ using kif::SyscallReply;
 using kif::SyscallRequest;
 
 namespace {
-
-SyscallReply reply(Error e, std::uint64_t v0 = 0) {
-  SyscallReply r;
-  r.error = e;
-  r.values[0] = v0;
-  return r;
-}
 
 bool transferable(CapType t) {
   return t == CapType::kVpe || t == CapType::kMemory || t == CapType::kSendGate;
@@ -101,15 +95,38 @@ void Kernel::send_kernelcall(KernelId to, KernelcallMessage m) {
   kernel_outbox_.push_back({to, m});
 }
 
+void Kernel::send_remove_child(CapId parent, CapId child) {
+  auto m = make_kernelcall(Kernelcall::kRemoveChild);
+  m.ids[0] = parent;
+  m.ids[1] = child;
+  if (auto k = owner_of(parent)) send_kernelcall(*k, m);
+}
+
+void Kernel::send_error(KernelId to, Kernelcall reply_op, std::uint64_t call, Error e) {
+  auto m = make_kernelcall(reply_op, call);
+  m.error = e;
+  send_kernelcall(to, m);
+}
+
+// Revoke `id` on kernel `to`; it answers kRevokeDone(call) unless call is 0.
+void Kernel::send_revoke(KernelId to, CapId id, std::uint64_t call) {
+  auto m = make_kernelcall(Kernelcall::kRevoke, call);
+  m.ids[0] = id;
+  send_kernelcall(to, m);
+}
+
+void Kernel::send_close_session(KernelId to, CapId service_cap, std::uint64_t ident) {
+  auto m = make_kernelcall(Kernelcall::kCloseSession);
+  m.args[0] = service_cap;
+  m.args[1] = ident;
+  send_kernelcall(to, m);
+}
+
 void Kernel::broadcast(const KernelcallMessage& m) {
   for (const auto& member : config_.members.members()) send_kernelcall(member.kernel, m);
 }
 
-void Kernel::connect_peers() {
-  KernelcallMessage m{};
-  m.op = Kernelcall::kConnect;
-  broadcast(m);
-}
+void Kernel::connect_peers() { broadcast(make_kernelcall(Kernelcall::kConnect)); }
 
 std::vector<OutgoingKernelcall> Kernel::take_kernelcalls() { return std::exchange(kernel_outbox_, {}); }
 
@@ -135,20 +152,21 @@ void Kernel::kernelcall(KernelId from, std::span<const std::byte> message) {
   (this->*kKernelcallHandlers[op])(from, m);
 }
 
-bool Kernel::cluster_has_no_clients() const {
-  if (alive_clients() != 0) return false;
-  return std::all_of(config_.members.members().begin(), config_.members.members().end(), [&](const auto& m) {
-    return m.kernel == config_.self || peers_without_clients_.count(m.kernel) != 0 ||
-           gone_.count(m.kernel) != 0;
+bool Kernel::every_peer_in(const std::set<KernelId>& said) const {
+  const auto& all = config_.members.members();
+  return std::all_of(all.begin(), all.end(), [&](const auto& m) {
+    return m.kernel == config_.self || said.count(m.kernel) != 0 || gone_.count(m.kernel) != 0;
   });
+}
+
+bool Kernel::cluster_has_no_clients() const {
+  return alive_clients() == 0 && every_peer_in(peers_without_clients_);
 }
 
 void Kernel::announce_no_clients() {
   if (announced_no_clients_ || alive_clients() != 0) return;
   announced_no_clients_ = true;
-  KernelcallMessage m{};
-  m.op = Kernelcall::kNoClients;
-  broadcast(m);
+  broadcast(make_kernelcall(Kernelcall::kNoClients));
 }
 
 // ---- syscalls that need another kernel ---------------------------------------------
@@ -179,8 +197,7 @@ Kernel::Result Kernel::obtain_or_delegate_remote(Vpe& v, const SyscallRequest& r
   const auto first = r.args[1];
   const auto count = r.args[2];
   if (count == 0 || count > kMaxRemoteCaps) return reply(Error::kInvalidArgs);
-  KernelcallMessage m{};
-  m.op = obtain ? Kernelcall::kObtain : Kernelcall::kDelegate;
+  auto m = make_kernelcall(obtain ? Kernelcall::kObtain : Kernelcall::kDelegate);
   m.args[0] = so.service_cap;
   m.args[1] = so.ident;
   m.args[2] = count;
@@ -223,16 +240,11 @@ void Kernel::kc_service_gone(KernelId from, const KernelcallMessage& m) {
 void Kernel::kc_open_session(KernelId from, const KernelcallMessage& m) {
   auto s = services_.find(std::string_view(m.name, m.name_length));
   if (s == services_.end() || !s->second->alive || m.count != 1 || owner_of(m.ids[0]) != from) {
-    KernelcallMessage answer{};
-    answer.op = Kernelcall::kOpenSessionReply;
-    answer.call = m.call;
-    answer.error = Error::kNoSuchService;
-    send_kernelcall(from, answer);
+    send_error(from, Kernelcall::kOpenSessionReply, m.call, Error::kNoSuchService);
     return;
   }
-  const auto id = next_call_++;
-  outbox_.push_back({id, s->second->kernel_ep, {kif::ServiceOp::kOpen, 0, 0, m.args[0]}});
-  pending_[id] = PendingCall{0, {}, s->second, s->second->cap, RemoteRequester{from, m}};
+  queue_service_call({kif::ServiceOp::kOpen, 0, 0, m.args[0]},
+                     PendingCall{0, {}, s->second, s->second->cap, RemoteRequester{from, m}});
 }
 
 void Kernel::kc_obtain_or_delegate(KernelId from, const KernelcallMessage& m) {
@@ -245,17 +257,13 @@ void Kernel::kc_obtain_or_delegate(KernelId from, const KernelcallMessage& m) {
     valid = owner_of(obtain ? m.ids[i] : m.caps[i].id) == from;  // a kernel speaks for its own caps only
   }
   if (!valid) {
-    KernelcallMessage answer{};
-    answer.op = obtain ? Kernelcall::kObtainReply : Kernelcall::kDelegateReply;
-    answer.call = m.call;
-    answer.error = Error::kServiceFailed;
-    send_kernelcall(from, answer);
+    send_error(from, obtain ? Kernelcall::kObtainReply : Kernelcall::kDelegateReply, m.call,
+               Error::kServiceFailed);
     return;
   }
   const auto op = obtain ? kif::ServiceOp::kObtain : kif::ServiceOp::kDelegate;
-  const auto id = next_call_++;
-  outbox_.push_back({id, (*service)->kernel_ep, {op, m.args[1], m.args[2], m.args[3]}});
-  pending_[id] = PendingCall{0, {}, *service, service_cap->id, RemoteRequester{from, m}};
+  queue_service_call({op, m.args[1], m.args[2], m.args[3]},
+                     PendingCall{0, {}, *service, service_cap->id, RemoteRequester{from, m}});
 }
 
 // Our server answered a call that another kernel's VPE made.
@@ -336,16 +344,8 @@ void Kernel::kc_open_session_reply(KernelId from, const KernelcallMessage& m) {
   const bool ok = v != vpes_.end() && v->second.alive && service_cap != 0 &&
                   check_free(v->second, rc->request.args[0], 1) == Error::kNone;
   if (!ok) {  // the caller went meanwhile: undo the other side
-    KernelcallMessage undo{};
-    undo.op = Kernelcall::kRemoveChild;
-    undo.ids[0] = service_cap;
-    undo.ids[1] = id;
-    send_kernelcall(from, undo);
-    KernelcallMessage close{};
-    close.op = Kernelcall::kCloseSession;
-    close.args[0] = service_cap;
-    close.args[1] = m.args[0];
-    send_kernelcall(from, close);
+    send_remove_child(service_cap, id);
+    send_close_session(from, service_cap, m.args[0]);
     return finish(rc->caller, m.call, reply(Error::kServiceFailed));
   }
   insert_with_id(v->second, static_cast<Selector>(rc->request.args[0]),
@@ -367,13 +367,7 @@ void Kernel::kc_obtain_reply(KernelId from, const KernelcallMessage& m) {
     if (ok) objects.push_back(std::move(*object));
   }
   if (!ok) {
-    for (std::uint32_t i = 0; i < m.count; ++i) {
-      KernelcallMessage undo{};
-      undo.op = Kernelcall::kRemoveChild;
-      undo.ids[0] = m.caps[i].parent;
-      undo.ids[1] = m.caps[i].id;
-      send_kernelcall(from, undo);
-    }
+    for (std::uint32_t i = 0; i < m.count; ++i) send_remove_child(m.caps[i].parent, m.caps[i].id);
     return finish(rc->caller, m.call, reply(Error::kServiceFailed));
   }
   for (std::uint32_t i = 0; i < m.count; ++i) {
@@ -396,10 +390,7 @@ void Kernel::kc_delegate_reply(KernelId from, const KernelcallMessage& m) {
       parent->second->children.push_back(m.ids[i]);
       continue;
     }
-    KernelcallMessage revoke{};
-    revoke.op = Kernelcall::kRevoke;
-    revoke.ids[0] = m.ids[i];
-    send_kernelcall(from, revoke);  // nobody waits for its end (call 0)
+    send_revoke(from, m.ids[i], 0);  // nobody waits for its end
   }
   finish(rc->caller, m.call, reply(Error::kNone, count));
 }
@@ -444,13 +435,9 @@ bool Kernel::ready_to_end() {
   if (alive_vpes() > 0 || has_remote_work()) return false;
   if (!announced_finished_) {
     announced_finished_ = true;
-    KernelcallMessage m{};
-    m.op = Kernelcall::kFinished;
-    broadcast(m);
+    broadcast(make_kernelcall(Kernelcall::kFinished));
   }
-  return std::all_of(config_.members.members().begin(), config_.members.members().end(), [&](const auto& m) {
-    return m.kernel == config_.self || peers_finished_.count(m.kernel) != 0 || gone_.count(m.kernel) != 0;
-  });
+  return every_peer_in(peers_finished_);
 }
 
 // ---- revocation ------------------------------------------------------------------------
@@ -471,11 +458,7 @@ void Kernel::revoke_subtree(std::uint64_t op, CapId root, bool detach_from_paren
   const auto ask_owner = [&](CapId id) {
     const auto k = owner_of(id);
     if (!k || gone_.count(*k) != 0) return;
-    KernelcallMessage m{};
-    m.op = Kernelcall::kRevoke;
-    m.call = op;
-    m.ids[0] = id;
-    send_kernelcall(*k, m);
+    send_revoke(*k, id, op);
     rev.waiting_on.insert(*k);
   };
   if (!is_local(root)) {
@@ -522,12 +505,9 @@ bool Kernel::finish_if_done(std::uint64_t op) {
   revocations_.erase(it);
   for (CapId root : done.detach) {
     auto r = index_.find(root);
-    if (r == index_.end() || r->second->parent == 0 || is_local(r->second->parent)) continue;
-    KernelcallMessage m{};
-    m.op = Kernelcall::kRemoveChild;
-    m.ids[0] = r->second->parent;
-    m.ids[1] = root;
-    if (auto k = owner_of(m.ids[0])) send_kernelcall(*k, m);
+    if (r != index_.end() && r->second->parent != 0 && !is_local(r->second->parent)) {
+      send_remove_child(r->second->parent, root);
+    }
   }
   for (CapId id : done.caps) erase_cap(id);
   for (const auto& [parent, child] : done.unlink) {
@@ -535,10 +515,7 @@ bool Kernel::finish_if_done(std::uint64_t op) {
   }
   if (done.syscall_caller) finish(*done.syscall_caller, op, reply(Error::kNone));
   for (const auto& [kernel, call] : done.remote_waiters) {
-    KernelcallMessage m{};
-    m.op = Kernelcall::kRevokeDone;
-    m.call = call;
-    send_kernelcall(kernel, m);
+    send_kernelcall(kernel, make_kernelcall(Kernelcall::kRevokeDone, call));
   }
   for (auto waiter : done.local_waiters) {
     if (auto w = revocations_.find(waiter); w != revocations_.end()) {

@@ -3,7 +3,10 @@
 // endpoint, labelled by the node with the sending kernel's id. One fixed
 // layout for every call; `op` selects the handler (a table, like syscalls).
 
+#include <algorithm>
 #include <cstdint>
+#include <cstring>
+#include <string_view>
 
 #include "capability.hpp"
 #include "vdtu/kif.hpp"
@@ -52,6 +55,19 @@ struct KernelcallMessage {
   CapId ids[kMaxRemoteCaps] = {};
   CapDescription caps[kMaxRemoteCaps] = {};
 };
+
+inline KernelcallMessage make_kernelcall(Kernelcall op, std::uint64_t call = 0) {
+  KernelcallMessage m{};
+  m.op = op;
+  m.call = call;
+  return m;
+}
+
+// Service names longer than kMaxServiceName are cut (they are never announced).
+inline void set_name(KernelcallMessage& m, std::string_view name) {
+  m.name_length = static_cast<std::uint32_t>(std::min(name.size(), kMaxServiceName));
+  std::memcpy(m.name, name.data(), m.name_length);
+}
 
 // Natural alignment without padding (checked), so fields can be used in place.
 static_assert(sizeof(CapDescription) == 48);

@@ -46,6 +46,34 @@ class Spinner {
   std::uint32_t round_ = 0;
 };
 
+// For a service loop: keeps polling for `window` after it last found work,
+// because sleeping and waking costs more than that here.
+class PollAfterWork {
+ public:
+  explicit PollAfterWork(std::chrono::nanoseconds window) : window_(window) {}
+
+  // After one round of the loop: true to go round again at once, false when
+  // the loop has been idle for the window and may sleep.
+  bool poll_again(bool worked) {
+    const auto now = std::chrono::steady_clock::now();
+    if (worked) {
+      last_work_ = now;
+      spinner_ = Spinner{};
+      return true;
+    }
+    if (now - last_work_ < window_) {
+      spinner_.pause();
+      return true;
+    }
+    return false;
+  }
+
+ private:
+  std::chrono::nanoseconds window_;
+  std::chrono::steady_clock::time_point last_work_ = std::chrono::steady_clock::now();
+  Spinner spinner_;
+};
+
 // Saturates instead of overflowing, in the caller's own unit: converting
 // milliseconds::max() to nanoseconds first would wrap around.
 template <class Rep, class Period>

@@ -26,9 +26,8 @@ Status check_access(const NodeEndpoint& e, const MemoryRequest& r, std::size_t w
 
 void NodeState::serve_memory() {
   std::array<std::uint64_t, kPendingWords> pending{};
-  auto last_work = std::chrono::steady_clock::now();
   std::vector<std::byte> response;
-  detail::Spinner spinner;
+  detail::PollAfterWork idle(kSpinAfterWork);
   while (!stopping.load(std::memory_order_acquire)) {
     service_doorbell.take_pending(0, pending);
     bool worked = false;
@@ -88,16 +87,7 @@ void NodeState::serve_memory() {
         p.memory_out->try_send(h, response);
       }
     }
-    const auto now = std::chrono::steady_clock::now();
-    if (worked) {
-      last_work = now;
-      spinner = detail::Spinner{};
-      continue;
-    }
-    if (now - last_work < kSpinAfterWork) {
-      spinner.pause();
-      continue;
-    }
+    if (idle.poll_again(worked)) continue;
     service_doorbell.sleep(
         kRescanInterval, [&] { return !service_doorbell.anything_pending(service_doorbell.config_epoch()); });
     for (auto& w : pending) w = ~std::uint64_t{0};  // rescan after every sleep

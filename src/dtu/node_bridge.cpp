@@ -146,14 +146,12 @@ Status NodeBridge::connect_send(std::uint32_t pe, EpId ep, const SendConfig& c,
   const bool wants_reply = c.reply_ep != kNoReplyEp;
   if (wants_reply && c.reply_ep >= state_.config.endpoints_per_pe) return Status::kInvalidArgument;
   if (c.credits == 0) return Status::kInvalidArgument;
+  if (c.max_msg_size == 0 || c.max_msg_size > ChannelGeometry::kMaxSlotSize - kHeaderSize)
+    return Status::kTooLarge;
   const auto slot_size = std::max<std::uint32_t>(ChannelGeometry::kMinSlotSize,
                                                  std::bit_ceil(c.max_msg_size + std::uint32_t{kHeaderSize}));
-  if (c.max_msg_size == 0 || slot_size > ChannelGeometry::kMaxSlotSize) return Status::kTooLarge;
   auto& pes = state_.pes;
-  if (wants_reply) {
-    const auto& r = pes[pe].endpoints[c.reply_ep];
-    if (r.kind != EndpointKind::kReceive || r.terminated) return Status::kNotConfigured;
-  }
+  if (!state_.reply_endpoint_ready(pe, c)) return Status::kNotConfigured;
   state_.invalidate(pe, ep, Status::kNotConfigured, updates);
   auto& reply_recv = pes[pe].endpoints[wants_reply ? c.reply_ep : 0];
   std::optional<std::uint16_t> reply_index;
@@ -261,40 +259,32 @@ void NodeBridge::add_stats(NodeStats& into) const {
 // ---- the bridge thread -----------------------------------------------------------
 
 void NodeBridge::run() {
-  auto last_work = Clock::now();
-  detail::Spinner spinner;
+  detail::PollAfterWork idle(kSpinWhenIdle);
   std::vector<Update> updates;
   for (;;) {
-    const auto now = Clock::now();
     bool busy = false;
-    bool in_flight = false;
     {
       std::lock_guard lock(state_.mutex);
       if (stopping_) return;
-      busy = step(now, updates);
+      busy = step(Clock::now(), updates);
       state_.deliver(updates);
-      for (const auto& p : peers_) in_flight = in_flight || p->link.in_flight() > 0;
     }
-    if (busy) {
-      last_work = now;
-      spinner = detail::Spinner{};
-      continue;
-    }
-    if (now - last_work < kSpinWhenIdle) {
-      spinner.pause();
-      continue;
-    }
-    sleep_until_activity(
-        in_flight ? 2ms
-                  : std::chrono::duration_cast<std::chrono::milliseconds>(state_.config.peer_timeout / 4));
+    if (!idle.poll_again(busy)) sleep_until_activity();
   }
 }
 
-void NodeBridge::sleep_until_activity(std::chrono::milliseconds timeout) {
+// Until a datagram, a channel event or a poke; at the latest when a
+// retransmission or a heartbeat is due.
+void NodeBridge::sleep_until_activity() {
   std::vector<pollfd> fds{{socket_.fd(), POLLIN, 0}, {wake_.get(), POLLIN, 0}};
   std::vector<Consumer*> armed;
+  std::chrono::milliseconds timeout =
+      std::chrono::duration_cast<std::chrono::milliseconds>(state_.config.peer_timeout / 4);
   {
     std::lock_guard lock(state_.mutex);
+    for (const auto& p : peers_) {
+      if (p->link.in_flight() > 0) timeout = 2ms;
+    }
     bool ready = false;
     const auto arm = [&](Consumer* c, const SharedChannel& ch) {
       if (ready || c == nullptr) return;
@@ -429,9 +419,7 @@ void NodeBridge::handle(Peer& peer, std::span<const std::byte> message, Clock::t
                    state_.config.node_id, peer.config.id, binding, state_.global_id(pe), ep,
                    to_string(b.reason));
       }
-      outbound_.erase(it);  // first, so the invalidation does not echo an unbind
-      state_.pes[pe].endpoints[ep].remote_binding = 0;
-      state_.invalidate(pe, ep, b.reason, updates);
+      end_outbound(it, b.reason, updates);
       return;
     }
     case BridgeOp::kMessage: {
@@ -585,6 +573,18 @@ bool NodeBridge::pump_outbound(Outbound& out) {
   return replies + sent > 0;
 }
 
+// The peer ended the binding (or is lost): the sender's endpoint goes, and
+// says why. The binding goes first, so the invalidation does not echo an UNBIND.
+NodeBridge::OutboundMap::iterator NodeBridge::end_outbound(OutboundMap::iterator it, Status reason,
+                                                           std::vector<Update>& updates) {
+  const auto pe = it->second->pe;
+  const auto ep = it->second->ep;
+  it = outbound_.erase(it);
+  state_.pes[pe].endpoints[ep].remote_binding = 0;
+  state_.invalidate(pe, ep, reason, updates);
+  return it;
+}
+
 // Like a local sender's invalidation: the receiver drops the channel.
 void NodeBridge::release(Inbound& in, std::vector<Update>& updates) {
   if (!in.bound) return;
@@ -647,11 +647,7 @@ void NodeBridge::lose_peer(Peer& peer, std::vector<Update>& updates) {
       ++it;
       continue;
     }
-    const auto pe = it->second->pe;
-    const auto ep = it->second->ep;
-    it = outbound_.erase(it);
-    state_.pes[pe].endpoints[ep].remote_binding = 0;
-    state_.invalidate(pe, ep, Status::kPeerGone, updates);
+    it = end_outbound(it, Status::kPeerGone, updates);
   }
   for (auto it = inbound_.begin(); it != inbound_.end();) {
     if (it->second->peer != &peer) {

@@ -56,10 +56,11 @@ class NodeBridge {
   struct Peer;
   struct Outbound;
   struct Inbound;
+  using OutboundMap = std::map<std::uint32_t, std::unique_ptr<Outbound>>;
 
   void run();
   bool step(Clock::time_point now, std::vector<Update>& updates);
-  void sleep_until_activity(std::chrono::milliseconds timeout);
+  void sleep_until_activity();
   bool receive_datagrams(Clock::time_point now);
   void handle(Peer& peer, std::span<const std::byte> message, Clock::time_point now,
               std::vector<Update>& updates);
@@ -67,6 +68,7 @@ class NodeBridge {
   enum class BindResult : std::uint8_t { kBound, kNotYet, kRefused };
   BindResult try_bind(Inbound& in, std::vector<Update>& updates);
   void release(Inbound& in, std::vector<Update>& updates);
+  OutboundMap::iterator end_outbound(OutboundMap::iterator it, Status reason, std::vector<Update>& updates);
   bool pump_inbound(Inbound& in);
   std::uint32_t produce(std::deque<std::vector<std::byte>>& queue, Producer& producer, std::uint32_t pe,
                         EpId ep, std::uint16_t index);
@@ -89,7 +91,7 @@ class NodeBridge {
   UniqueFd wake_;
   Doorbell doorbell_;  // what senders ring; the bridge watches channels instead
   std::vector<std::unique_ptr<Peer>> peers_;
-  std::map<std::uint32_t, std::unique_ptr<Outbound>> outbound_;
+  OutboundMap outbound_;
   std::map<std::uint64_t, std::unique_ptr<Inbound>> inbound_;
   std::uint32_t next_binding_ = 1;
   bridge::FaultInjector faults_;

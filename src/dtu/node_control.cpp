@@ -168,6 +168,12 @@ std::optional<std::uint16_t> NodeState::allocate_inbound(NodeEndpoint& ep) {
   return std::nullopt;
 }
 
+bool NodeState::reply_endpoint_ready(std::uint32_t pe, const SendConfig& c) const {
+  if (c.reply_ep == kNoReplyEp) return true;
+  const auto& r = pes[pe].endpoints[c.reply_ep];
+  return r.kind == EndpointKind::kReceive && !r.terminated;
+}
+
 Status NodeState::config_send(std::uint32_t pe, EpId ep, const SendConfig& c, std::vector<Update>& updates) {
   if (!is_local(c.target_pe)) {
     return bridge ? bridge->connect_send(pe, ep, c, updates) : Status::kInvalidArgument;
@@ -181,10 +187,7 @@ Status NodeState::config_send(std::uint32_t pe, EpId ep, const SendConfig& c, st
   auto& recv = pes[*target].endpoints[c.target_ep];
   if (recv.kind != EndpointKind::kReceive || recv.terminated) return Status::kNotConfigured;
   if (c.max_msg_size == 0 || c.max_msg_size > recv.slot_size - kHeaderSize) return Status::kTooLarge;
-  if (wants_reply) {
-    const auto& r = pes[pe].endpoints[c.reply_ep];
-    if (r.kind != EndpointKind::kReceive || r.terminated) return Status::kNotConfigured;
-  }
+  if (!reply_endpoint_ready(pe, c)) return Status::kNotConfigured;
   if (*target == pe && c.target_ep == ep) return Status::kInvalidArgument;
   invalidate(pe, ep, Status::kNotConfigured, updates);
 

@@ -140,6 +140,8 @@ class NodeState {
   // The update that hands `channel` (and `reply`, if any) to the receiver.
   static Update sender_update(std::uint32_t pe, EpId ep, const NodeEndpoint& e, int target_doorbell_fd,
                               VpeId target_vpe);
+  // The reply endpoint `c` names (if any) is a live receive endpoint of `pe`.
+  [[nodiscard]] bool reply_endpoint_ready(std::uint32_t pe, const SendConfig& c) const;
   [[nodiscard]] bool is_local(PeId pe) const {
     return static_cast<std::uint16_t>(pe - config.first_pe) < config.pe_count;
   }

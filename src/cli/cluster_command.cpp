@@ -22,6 +22,7 @@
 
 #include "bridge/udp_socket.hpp"
 #include "sibling_program.hpp"
+#include "toml_file.hpp"
 
 namespace vdtu::cli {
 namespace {
@@ -148,16 +149,11 @@ ClusterSpec echo_cluster(unsigned nodes, unsigned kernels_per_node) {
 }
 
 ClusterSpec parse_cluster(const std::string& path) {
-  toml::table root;
-  try {
-    root = toml::parse_file(path);
-  } catch (const toml::parse_error& e) {
-    throw std::runtime_error(fmt::format("{}: {} (line {})", path, e.description(), e.source().begin.line));
-  }
+  const auto root = load_toml(path);
   ClusterSpec spec;
   if (const auto* c = root["cluster"].as_table()) {
-    spec.pes_per_node = static_cast<std::uint32_t>((*c)["pes_per_node"].value_or(std::int64_t{16}));
-    spec.endpoints_per_pe = static_cast<std::uint32_t>((*c)["endpoints_per_pe"].value_or(std::int64_t{16}));
+    spec.pes_per_node = number(*c, "pes_per_node", spec.pes_per_node);
+    spec.endpoints_per_pe = number(*c, "endpoints_per_pe", spec.endpoints_per_pe);
     spec.timeout_seconds = (*c)["timeout"].value_or(spec.timeout_seconds);
   }
   const auto* nodes = root["node"].as_array();

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "dtu/node.hpp"
+#include "toml_file.hpp"
 
 namespace vdtu::cli {
 namespace {
@@ -16,22 +17,8 @@ struct NodeFile {
   std::vector<dtu::PeProgram> programs;
 };
 
-template <class T>
-T number(const toml::table& table, std::string_view key, T fallback) {
-  const auto* node = table.get(key);
-  if (node == nullptr) return fallback;
-  const auto value = node->value<std::int64_t>();
-  if (!value || *value < 0) throw std::runtime_error(fmt::format("'{}' must be a non-negative integer", key));
-  return static_cast<T>(*value);
-}
-
 NodeFile parse(const std::string& path) {
-  toml::table root;
-  try {
-    root = toml::parse_file(path);
-  } catch (const toml::parse_error& e) {
-    throw std::runtime_error(fmt::format("{}: {} (line {})", path, e.description(), e.source().begin.line));
-  }
+  const auto root = load_toml(path);
   NodeFile file;
   if (const auto* node = root["node"].as_table()) {
     auto& c = file.config;

@@ -138,6 +138,30 @@ class KernelCluster : public ::testing::Test {
     return at;
   }
 
+  // VPE a (kernel 0) requests memory at 60 and delegates it to b (kernel 1),
+  // which delegates it to c (kernel 2); with `to_d`, c delegates it on to d
+  // (kernel 0 again). Selectors of the copies in `at_*`.
+  struct Chain {
+    VpeId a = vpe_on(0, 0), b = vpe_on(1, 0), c = vpe_on(2, 0), d = vpe_on(0, 1);
+    kif::Selector at_b = 0, at_c = 0, at_d = 0;
+  };
+  Chain delegation_chain(bool to_d) {
+    Chain ch;
+    serve(1, ch.b, "one");
+    serve(2, ch.c, "two");
+    open(0, ch.a, 10, "one");
+    open(1, ch.b, 10, "two");
+    if (to_d) {
+      serve(0, ch.d, "zero");
+      open(2, ch.c, 10, "zero");
+    }
+    EXPECT_EQ(err(0, ch.a, Syscall::kReqMem, {60, 4096, kif::kPermRW}), Error::kNone);
+    ch.at_b = delegate(0, ch.a, 10, 60);
+    ch.at_c = delegate(1, ch.b, 10, ch.at_b);
+    if (to_d) ch.at_d = delegate(2, ch.c, 10, ch.at_c);
+    return ch;
+  }
+
   struct WireMessage {
     KernelId from;
     KernelId to;
@@ -203,14 +227,7 @@ TEST_F(KernelCluster, SessionObtainAndDelegateAcrossKernels) {
 
 TEST_F(KernelCluster, RevocationSpanningThreeKernelsAnswersOnlyWhenAllAreDone) {
   // a (kernel 0) -> b (kernel 1) -> c (kernel 2), by two delegations.
-  const VpeId a = vpe_on(0, 0), b = vpe_on(1, 0), c = vpe_on(2, 0);
-  serve(1, b, "one");
-  serve(2, c, "two");
-  open(0, a, 10, "one");
-  open(1, b, 10, "two");
-  ASSERT_EQ(err(0, a, Syscall::kReqMem, {60, 4096, kif::kPermRW}), Error::kNone);
-  const auto at_b = delegate(0, a, 10, 60);
-  const auto at_c = delegate(1, b, 10, at_b);
+  const auto [a, b, c, d, at_b, at_c, at_d] = delegation_chain(false);
   ASSERT_NE(kernels[2]->find(c, at_c), nullptr);
 
   ASSERT_FALSE(call(0, a, Syscall::kRevoke, {60, 1, 1}).has_value());
@@ -231,17 +248,7 @@ TEST_F(KernelCluster, RevocationSpanningThreeKernelsAnswersOnlyWhenAllAreDone) {
 
 TEST_F(KernelCluster, OverlappingRevocationsJoinAndEachAnswersOnce) {
   // a (kernel 0) -> b (kernel 1) -> c (kernel 2) -> d (kernel 0 again).
-  const VpeId a = vpe_on(0, 0), b = vpe_on(1, 0), c = vpe_on(2, 0), d = vpe_on(0, 1);
-  serve(1, b, "one");
-  serve(2, c, "two");
-  serve(0, d, "zero");
-  open(0, a, 10, "one");
-  open(1, b, 10, "two");
-  open(2, c, 10, "zero");
-  ASSERT_EQ(err(0, a, Syscall::kReqMem, {60, 4096, kif::kPermRW}), Error::kNone);
-  const auto at_b = delegate(0, a, 10, 60);
-  const auto at_c = delegate(1, b, 10, at_b);
-  const auto at_d = delegate(2, c, 10, at_c);
+  const auto [a, b, c, d, at_b, at_c, at_d] = delegation_chain(true);
   ASSERT_NE(kernels[0]->find(d, at_d), nullptr);
   // b revokes what it passed on; before that finishes, a revokes the whole
   // tree, whose revocation reaches c's capability while b's holds it.
@@ -269,14 +276,7 @@ TEST_F(KernelCluster, OverlappingRevocationsJoinAndEachAnswersOnce) {
 }
 
 TEST_F(KernelCluster, AKernelThatDisappearsEndsWhatWaitedForIt) {
-  const VpeId a = vpe_on(0, 0), b = vpe_on(1, 0), c = vpe_on(2, 0);
-  serve(1, b, "one");
-  serve(2, c, "two");
-  open(0, a, 10, "one");
-  open(1, b, 10, "two");
-  ASSERT_EQ(err(0, a, Syscall::kReqMem, {60, 4096, kif::kPermRW}), Error::kNone);
-  const auto at_b = delegate(0, a, 10, 60);
-  delegate(1, b, 10, at_b);
+  const auto [a, b, c, d, at_b, at_c, at_d] = delegation_chain(false);
   ASSERT_EQ(err(2, c, Syscall::kReqMem, {70, 4096, kif::kPermRW}), Error::kNone);
   ASSERT_FALSE(call(0, a, Syscall::kRevoke, {60, 1, 1}).has_value());
   const auto revoke = deferred;

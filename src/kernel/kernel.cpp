@@ -466,7 +466,7 @@ std::vector<DeferredReply> Kernel::vpe_exited(VpeId vpe, int code) {
     const bool orphaned = !pc.service->alive;
     if (!own && orphaned) {
       if (pc.remote) {
-        answer_remote(pc, p->first, kif::ServiceReply{Error::kServiceFailed, 0, 0, 0});
+        answer_remote(pc, kif::ServiceReply{Error::kServiceFailed, 0, 0, 0});
       } else {
         failed.push_back({pc.caller, p->first, reply(Error::kServiceFailed)});
       }
@@ -578,7 +578,7 @@ std::optional<DeferredReply> Kernel::service_reply(std::uint64_t call, const kif
   const PendingCall pc = p->second;
   pending_.erase(p);
   if (pc.remote) {
-    answer_remote(pc, call, answer);
+    answer_remote(pc, answer);
     return std::nullopt;
   }
   auto v = vpes_.find(pc.caller);

@@ -216,7 +216,7 @@ class Kernel {
   void broadcast(const KernelcallMessage& m);
   Result call_remote(Vpe& caller, const kif::SyscallRequest& r, KernelId kernel, KernelcallMessage m,
                      std::vector<CapId> ids);
-  void answer_remote(const PendingCall& pc, std::uint64_t call, const kif::ServiceReply& answer);
+  void answer_remote(const PendingCall& pc, const kif::ServiceReply& answer);
   std::optional<RemoteCall> take_remote_call(KernelId from, std::uint64_t call);
   void finish(VpeId caller, std::uint64_t call, kif::SyscallReply reply);
 

@@ -267,7 +267,7 @@ void Kernel::kc_obtain_or_delegate(KernelId from, const KernelcallMessage& m) {
 }
 
 // Our server answered a call that another kernel's VPE made.
-void Kernel::answer_remote(const PendingCall& pc, std::uint64_t, const kif::ServiceReply& answer) {
+void Kernel::answer_remote(const PendingCall& pc, const kif::ServiceReply& answer) {
   const auto& req = pc.remote->request;
   KernelcallMessage out{};
   out.call = req.call;

@@ -55,6 +55,32 @@ int configure_sender(Dtu& dtu, const Args& a) {
   return 0;
 }
 
+// Sends `count` messages on the unlimited probe endpoint and exits at once:
+// what it sent must still arrive after its endpoints are gone.
+int burst_sender(Dtu& dtu, const Args& a) {
+  const int count = std::stoi(a.at(0));
+  CHECK_STATUS(dtu.wait_for_endpoint(3, EndpointKind::kSend), Status::kOk);
+  for (int i = 0; i < count; ++i) {
+    CHECK_STATUS(dtu.send(3, std::as_bytes(std::span(&i, 1)), 0, SendMode::kWait), Status::kOk);
+  }
+  return 0;
+}
+
+int burst_receiver(Dtu& dtu, const Args& a) {
+  const int count = std::stoi(a.at(0));
+  CHECK_STATUS(dtu.wait_for_endpoint(0, EndpointKind::kReceive), Status::kOk);
+  for (int i = 0; i < count; ++i) {
+    ReceivedMessage m;
+    CHECK_STATUS(dtu.receive(0, m), Status::kOk);
+    int got = -1;
+    CHECK(m.payload.size() == sizeof(got));
+    std::memcpy(&got, m.payload.data(), sizeof(got));
+    CHECK(got == i && m.header.label == kProbeLabel);
+    CHECK_STATUS(dtu.ack(m), Status::kOk);
+  }
+  return 0;
+}
+
 int configure_messaging(Dtu& dtu, const Args& a) {
   if (const int rc = configure_receiver(dtu, {a.at(1)}); rc != 0) return rc;
   return configure_sender(dtu, a);
@@ -505,6 +531,8 @@ int main(int argc, char** argv) {
         {"configure-messaging", configure_messaging},
         {"configure-receiver", configure_receiver},
         {"configure-sender", configure_sender},
+        {"burst-sender", burst_sender},
+        {"burst-receiver", burst_receiver},
         {"configure-echo-server", configure_echo_server},
         {"configure-echo-clients", configure_echo_clients},
         {"sender", sender},

@@ -136,7 +136,7 @@ struct ControlLoop {
     state.retire_pe(index, updates);
     for (std::uint32_t k = 0; k < state.pes.size(); ++k) {  // kernels learn who is gone
       if (!state.pes[k].alive || !state.pes[k].privileged) continue;
-      Update u{k, {}, {}};
+      Update u{k, {}, {}, {}};
       u.message.kind = NodeMessageKind::kPeExited;
       u.message.pe = state.global_id(index);
       u.message.label = static_cast<std::uint64_t>(*p.exit_code);

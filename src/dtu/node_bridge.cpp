@@ -87,7 +87,8 @@ struct NodeBridge::Inbound {
   std::shared_ptr<SharedChannel> reply;
   std::unique_ptr<Producer> messages;
   std::unique_ptr<Consumer> replies;
-  std::deque<std::vector<std::byte>> waiting;  // at most the sender's window
+  std::deque<std::vector<std::byte>> waiting;  // at most the sender's window (plus its channel, when closing)
+  bool closing = false;  // the sender's endpoint is gone: deliver what waits, then release
 };
 
 NodeBridge::NodeBridge(NodeState& state)
@@ -212,7 +213,13 @@ void NodeBridge::disconnect_send(std::uint32_t id) {
   // The caller (NodeState::invalidate) ends the channels and the reply slot.
   auto it = outbound_.find(id);
   if (it == outbound_.end()) return;
-  if (!it->second->peer->lost) emit(*it->second->peer, BridgeOp::kUnbind, id);
+  auto& out = *it->second;
+  if (!out.peer->lost) {
+    // Like a local channel, what was sent before the end still arrives: the
+    // messages the bridge has not forwarded yet go ahead of the UNBIND.
+    forward(*out.requests, *out.peer, BridgeOp::kMessage, id, UINT32_MAX, true);
+    emit(*out.peer, BridgeOp::kUnbind, id);
+  }
   outbound_.erase(it);
   poke();
 }
@@ -343,6 +350,11 @@ bool NodeBridge::step(Clock::time_point now, std::vector<Update>& updates) {
       }
     }
     busy = pump_inbound(in) || busy;
+    if (in.closing && in.waiting.empty()) {
+      release(in, updates);
+      it = inbound_.erase(it);
+      continue;
+    }
     ++it;
   }
   for (auto& [id, out] : outbound_) busy = pump_outbound(*out) || busy;
@@ -400,9 +412,15 @@ void NodeBridge::handle(Peer& peer, std::span<const std::byte> message, Clock::t
     case BridgeOp::kUnbind: {
       auto it = inbound_.find(inbound_key(peer.config.id, binding));
       if (it == inbound_.end()) return;
-      if (it->second->bound) pump_inbound(*it->second);  // messages sent before the end
-      release(*it->second, updates);
-      inbound_.erase(it);
+      // Like a terminated local channel, what was sent before the end is still
+      // delivered: the binding closes once its waiting messages are in.
+      auto& in = *it->second;
+      in.closing = true;
+      if (in.bound) pump_inbound(in);
+      if (in.waiting.empty()) {
+        release(in, updates);
+        inbound_.erase(it);
+      }
       return;
     }
     case BridgeOp::kUnbound: {
@@ -505,7 +523,7 @@ NodeBridge::BindResult NodeBridge::try_bind(Inbound& in, std::vector<Update>& up
   const InboundChannelInfo info{*target,        b.target_ep,       *index,      slots,
                                 recv.slot_size, b.sender_pe,       b.sender_ep, b.sender_vpe,
                                 b.label,        b.sender_reply_ep, 0,           b.reply_slot_size};
-  updates.push_back(NodeState::inbound_update(info, *in.channel, in.reply.get(), doorbell_.fd()));
+  updates.push_back(NodeState::inbound_update(info, in.channel, in.reply, doorbell_.fd()));
   return BindResult::kBound;
 }
 
@@ -556,7 +574,7 @@ std::uint32_t NodeBridge::forward(Consumer& consumer, Peer& peer, BridgeOp op, s
 
 bool NodeBridge::pump_inbound(Inbound& in) {
   const auto moved = produce(in.waiting, *in.messages, in.pe, in.bind.target_ep, in.index);
-  if (moved > 0) {
+  if (moved > 0 && !in.closing) {  // a closing binding's sender is gone
     const CreditBody credit{moved};
     emit(*in.peer, BridgeOp::kCredit, in.id, bytes_of(credit));
   }
@@ -594,7 +612,7 @@ void NodeBridge::release(Inbound& in, std::vector<Update>& updates) {
     e.inbound[in.index].reset();
     e.used.reset(in.index);
     if (state_.pes[in.pe].alive) {
-      Update u{in.pe, {}, {}};
+      Update u{in.pe, {}, {}, {}};
       u.message.kind = NodeMessageKind::kChannelGone;
       u.message.ep = in.bind.target_ep;
       u.message.channel = in.index;

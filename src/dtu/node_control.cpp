@@ -33,9 +33,10 @@ std::shared_ptr<SharedChannel> make_channel(std::uint32_t slots, std::uint32_t s
   return ch;
 }
 
-Update NodeState::inbound_update(const InboundChannelInfo& info, const SharedChannel& channel,
-                                 const SharedChannel* reply, int reply_doorbell_fd) {
-  Update u{info.target, {}, {channel.memfd(), channel.eventfd()}};
+Update NodeState::inbound_update(const InboundChannelInfo& info,
+                                 const std::shared_ptr<SharedChannel>& channel,
+                                 const std::shared_ptr<SharedChannel>& reply, int reply_doorbell_fd) {
+  Update u{info.target, {}, {channel->memfd(), channel->eventfd()}, {channel, reply}};
   auto& m = u.message;
   m.kind = NodeMessageKind::kInboundChannel;
   m.ep = info.ep;
@@ -149,7 +150,7 @@ Status NodeState::config_receive(std::uint32_t pe, EpId ep, const ReceiveConfig&
   e.slot_size = 1U << c.slot_order;
   e.slot_count = 1U << (c.buffer_order - c.slot_order);
   e.inbound.assign(kChannelsPerEndpoint, nullptr);
-  Update u{pe, {}, {}};
+  Update u{pe, {}, {}, {}};
   u.message.kind = NodeMessageKind::kReceiveEndpoint;
   u.message.ep = ep;
   u.message.slot_count = e.slot_count;
@@ -230,7 +231,7 @@ Status NodeState::config_send(std::uint32_t pe, EpId ep, const SendConfig& c, st
       *target, c.target_ep, *index,  slots,      recv.slot_size, global_id(pe),
       ep,      pes[pe].vpe, c.label, c.reply_ep, e.reply_index,  reply_recv.slot_size};
   updates.push_back(sender_update(pe, ep, e, pes[*target].doorbell.fd(), pes[*target].vpe));
-  updates.push_back(inbound_update(info, *request, reply.get(), pes[pe].doorbell.fd()));
+  updates.push_back(inbound_update(info, request, reply, pes[pe].doorbell.fd()));
   return Status::kOk;
 }
 
@@ -238,7 +239,7 @@ Status NodeState::config_send(std::uint32_t pe, EpId ep, const SendConfig& c, st
 // can never send before it knows where the replies come back.
 Update NodeState::sender_update(std::uint32_t pe, EpId ep, const NodeEndpoint& e, int target_doorbell_fd,
                                 VpeId target_vpe) {
-  Update u{pe, {}, {e.request->memfd(), e.request->eventfd(), target_doorbell_fd}};
+  Update u{pe, {}, {e.request->memfd(), e.request->eventfd(), target_doorbell_fd}, {e.request, e.reply}};
   auto& m = u.message;
   m.kind = NodeMessageKind::kSendEndpoint;
   m.ep = ep;
@@ -267,7 +268,7 @@ Status NodeState::config_memory(std::uint32_t pe, EpId ep, const MemoryConfig& c
   auto& e = pes[pe].endpoints[ep];
   e.kind = EndpointKind::kMemory;
   e.memory = c;
-  Update u{pe, {}, {}};
+  Update u{pe, {}, {}, {}};
   u.message.kind = NodeMessageKind::kMemoryEndpoint;
   u.message.ep = ep;
   u.message.memory = c;
@@ -283,7 +284,7 @@ void NodeState::release_inbound(std::uint32_t pe, EpId ep, std::uint16_t index,
   e.inbound[index].reset();
   e.used.reset(index);
   if (!pes[pe].alive) return;
-  Update u{pe, {}, {}};
+  Update u{pe, {}, {}, {}};
   u.message.kind = NodeMessageKind::kChannelGone;
   u.message.ep = ep;
   u.message.channel = index;
@@ -325,7 +326,7 @@ void NodeState::invalidate(std::uint32_t pe, EpId ep, Status reason, std::vector
   }
   e = NodeEndpoint{};
   if (!pes[pe].alive) return;
-  Update u{pe, {}, {}};
+  Update u{pe, {}, {}, {}};
   u.message.kind = NodeMessageKind::kEndpointGone;
   u.message.ep = ep;
   u.message.status = reason;

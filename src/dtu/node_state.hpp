@@ -68,6 +68,9 @@ struct Update {
   std::uint32_t pe_index = 0;
   NodeMessage message;
   std::vector<int> fds;
+  // The channels whose fds travel: kept open until the update is delivered,
+  // even if their endpoint goes in the meantime (then a kChannelGone follows).
+  std::vector<std::shared_ptr<SharedChannel>> channels;
 };
 
 class NodeBridge;
@@ -145,8 +148,8 @@ class NodeState {
   [[nodiscard]] bool is_local(PeId pe) const {
     return static_cast<std::uint16_t>(pe - config.first_pe) < config.pe_count;
   }
-  static Update inbound_update(const InboundChannelInfo& info, const SharedChannel& channel,
-                               const SharedChannel* reply, int reply_doorbell_fd);
+  static Update inbound_update(const InboundChannelInfo& info, const std::shared_ptr<SharedChannel>& channel,
+                               const std::shared_ptr<SharedChannel>& reply, int reply_doorbell_fd);
 
  private:
   Status launch_command(const ControlRequest& r, PeId& launched);

@@ -80,6 +80,17 @@ TEST_F(ClusterTest, BindingWaitsForAReceiveEndpointConfiguredLater) {
   expect_all_pass(1);
 }
 
+TEST_F(ClusterTest, MessagesSentJustBeforeTheSenderEndsStillArrive) {
+  start();
+  launch(1, role("burst-receiver", {"50"}));  // PE 8
+  launch(1, role("configure-receiver", {"8"}, true));
+  launch(0, role("burst-sender", {"50"}));  // PE 0: sends, then exits at once
+  launch(0, role("configure-sender", {"0", "8"}, true));
+  expect_all_pass(0);
+  expect_all_pass(1);
+  EXPECT_EQ(nodes[1]->stats().remote_unknown_binding, 0U);
+}
+
 TEST_F(ClusterTest, EveryRoundTripCompletesExactlyOnceUnderLossDuplicationAndReordering) {
   start({0.2, 0.1, 0.1, 1});
   launch(1, role("echo-server", {"2"}));  // PE 8

@@ -9,6 +9,7 @@
 #include <stdexcept>
 #include <vector>
 
+#include "bridge/udp_socket.hpp"
 #include "pinned_child.hpp"
 #include "vdtu/unique_fd.hpp"
 
@@ -60,6 +61,11 @@ std::vector<double> fd_roundtrips(int parent_tx, int parent_rx, int child_rx, in
   return samples;
 }
 
+// Spins until a datagram of `bytes` arrives.
+void busy_receive(const bridge::UdpSocket& socket, std::span<std::byte> buffer) {
+  while (socket.receive(buffer) != buffer.size()) __builtin_ia32_pause();
+}
+
 }  // namespace
 
 std::vector<double> cacheline_pingpong_ns(std::size_t iterations) {
@@ -98,6 +104,29 @@ std::vector<double> unix_dgram_roundtrip_ns(std::size_t iterations, std::size_t 
   if (::socketpair(AF_UNIX, SOCK_DGRAM, 0, sv) != 0) throw std::runtime_error("socketpair failed");
   UniqueFd parent(sv[0]), child(sv[1]);
   return fd_roundtrips(parent.get(), parent.get(), child.get(), child.get(), iterations, message_bytes);
+}
+
+std::vector<double> udp_busy_poll_roundtrip_ns(std::size_t iterations, std::size_t message_bytes) {
+  constexpr std::size_t kWarmup = 1'000;
+  const auto parent = bridge::UdpSocket::bind("127.0.0.1", 0);
+  const auto child = bridge::UdpSocket::bind("127.0.0.1", 0);
+  const auto to_parent = bridge::make_address("127.0.0.1", parent.port());
+  const auto to_child = bridge::make_address("127.0.0.1", child.port());
+  PinnedChild echo([&] {
+    std::vector<std::byte> buffer(message_bytes);
+    for (std::size_t i = 0; i < iterations + kWarmup; ++i) {
+      busy_receive(child, buffer);
+      if (!child.send_to(to_parent, buffer)) return 1;
+    }
+    return 0;
+  });
+  std::vector<std::byte> buffer(message_bytes, std::byte{'x'});
+  auto samples = time_each(iterations, kWarmup, [&] {
+    if (!parent.send_to(to_child, buffer)) throw std::runtime_error("UDP send failed");
+    busy_receive(parent, buffer);
+  });
+  echo.join();
+  return samples;
 }
 
 }  // namespace vdtu::bench

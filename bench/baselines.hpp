@@ -12,6 +12,9 @@ namespace vdtu::bench {
 std::vector<double> cacheline_pingpong_ns(std::size_t iterations);
 std::vector<double> pipe_roundtrip_ns(std::size_t iterations, std::size_t message_bytes);
 std::vector<double> unix_dgram_roundtrip_ns(std::size_t iterations, std::size_t message_bytes);
+// UDP over loopback, both sides busy-polling non-blocking sockets: the floor
+// under anything the bridge carries between two nodes on this host.
+std::vector<double> udp_busy_poll_roundtrip_ns(std::size_t iterations, std::size_t message_bytes);
 
 // Times each call of `op` (after `warmup` untimed calls).
 template <class Op>

@@ -9,9 +9,9 @@
 #include <thread>
 
 #include "baselines.hpp"
+#include "common/sibling_program.hpp"
 #include "dtu/node.hpp"
 #include "sample_file.hpp"
-#include "sibling_program.hpp"
 #include "suites.hpp"
 #include "vdtu/semper.hpp"
 

@@ -30,7 +30,7 @@ int run(int argc, char** argv) {
 
   vdtu::cli::ClusterOptions cluster;
   auto* cluster_cmd = app.add_subcommand(
-      "cluster", "Run several nodes (each a `vdtu node` process) joined over loopback UDP");
+      "cluster", "Run several nodes (each a `vdtu node` process) joined by UDP: loopback, or --netns");
   cluster_cmd
       ->add_option("--config", cluster.config_path, "TOML file: [[node]] with [[node.kernel]] and their vpes")
       ->check(CLI::ExistingFile);
@@ -39,6 +39,8 @@ int run(int argc, char** argv) {
   cluster_cmd
       ->add_option("--kernels-per-node", cluster.kernels_per_node, "Without --config: kernels per node")
       ->check(CLI::Range(1U, 8U));
+  cluster_cmd->add_flag("--netns", cluster.netns,
+                        "Each node in its own network namespace, joined by veth pairs and a bridge (root)");
   cluster_cmd
       ->add_option("--timeout", cluster.timeout_seconds, "Without --config: kill after this many seconds")
       ->check(CLI::PositiveNumber);
@@ -49,7 +51,7 @@ int run(int argc, char** argv) {
   auto* bench_cmd = app.add_subcommand("bench", "Run a benchmark suite with its baselines");
   bench_cmd->add_option("suite", suite, "Suite to run")
       ->required()
-      ->check(CLI::IsMember({"channel", "dtu", "caps"}));
+      ->check(CLI::IsMember({"channel", "dtu", "caps", "spanning"}));
   bench_cmd->add_flag("--json", json, "One JSON object per line instead of a table");
   bench_cmd->add_flag("--quick", bench_options.quick, "Few iterations (smoke test; figures are rough)");
 
@@ -71,6 +73,7 @@ int run(int argc, char** argv) {
       if (suite == "channel") vdtu::bench::run_channel_suite(reporter, bench_options);
       if (suite == "dtu") vdtu::bench::run_dtu_suite(reporter, bench_options);
       if (suite == "caps") vdtu::bench::run_caps_suite(reporter, bench_options);
+      if (suite == "spanning") vdtu::bench::run_spanning_suite(reporter, bench_options);
       return 0;
     }
   } catch (const std::exception& e) {

@@ -5,7 +5,7 @@
 #include <stdexcept>
 #include <string>
 
-namespace vdtu::bench {
+namespace vdtu {
 
 inline std::string sibling_program(const std::string& relative) {
   const auto self = std::filesystem::read_symlink("/proc/self/exe");
@@ -15,4 +15,4 @@ inline std::string sibling_program(const std::string& relative) {
   return path.string();
 }
 
-}  // namespace vdtu::bench
+}  // namespace vdtu

@@ -1,0 +1,191 @@
+// `vdtu bench spanning`: capability operations whose capabilities live on two
+// kernels, in the manner of SemperOS's spanning capbench and capchain. Two
+// setups, each a real cluster of `vdtu node` processes: two kernels on one
+// node (kernel-to-kernel DTU channels), and one kernel on each of two nodes
+// (the bridges carry every kernelcall over loopback UDP). A server VPE on
+// kernel 0 offers a session; a client VPE on kernel 1 measures.
+#include <fmt/core.h>
+
+#include <chrono>
+#include <thread>
+
+#include "baselines.hpp"
+#include "cluster/cluster_launch.hpp"
+#include "common/sibling_program.hpp"
+#include "sample_file.hpp"
+#include "suites.hpp"
+#include "vdtu/semper.hpp"
+
+namespace vdtu::bench {
+namespace {
+
+using namespace std::chrono_literals;
+using semper::Error;
+using semper::Syscalls;
+
+constexpr const char* kService = "spanning";
+constexpr EpId kServiceEp = 3;
+constexpr kif::Selector kSession = 10;
+constexpr kif::Selector kObtained = 40;
+constexpr kif::Selector kRoot = 100;
+constexpr kif::Selector kServerMemory = 30;
+// OBTAIN's argument says what the server hands out.
+constexpr std::uint64_t kHandOutMemory = 0;         // its own memory capability
+constexpr std::uint64_t kHandOutLastDelegated = 1;  // what the client delegated last (chains)
+constexpr unsigned kChainDepths[] = {10, 50, 100};
+
+void require(Error e, const char* what) {
+  if (e != Error::kNone) throw std::runtime_error(fmt::format("{}: {}", what, kif::to_string(e)));
+}
+
+template <class Op>
+double time_ns(Op op) {
+  const auto t = std::chrono::steady_clock::now();
+  op();
+  return std::chrono::duration<double, std::nano>(std::chrono::steady_clock::now() - t).count();
+}
+
+void open_session(Syscalls& sys) {
+  for (int attempt = 0; attempt < 10'000; ++attempt) {
+    const auto e = sys.create_sess(kSession, kService);
+    if (e == Error::kNone) return;
+    if (e != Error::kNoSuchService) require(e, "create_sess");
+    std::this_thread::sleep_for(1ms);  // the server's kernel has not announced it yet
+  }
+  throw std::runtime_error("the spanning service never appeared");
+}
+
+// A chain of `depth` capabilities below kRoot that alternates between the
+// kernels: the client delegates its newest link, then obtains it back.
+void build_chain(Syscalls& sys, unsigned depth) {
+  kif::Selector newest = kRoot;
+  for (unsigned links = 0; links < depth; links += 2) {
+    require(sys.delegate(kSession, newest, 1), "chain delegate");
+    require(sys.obtain(kSession, ++newest, 1, kHandOutLastDelegated), "chain obtain");
+  }
+}
+
+int spanning_client(Dtu& dtu, const std::vector<std::string>& a) {
+  SampleWriter out(a.at(0));
+  const bool quick = a.at(1) == "quick";
+  const std::string& setup = a.at(2);
+  const int reps = quick ? 30 : 2'000;
+  const int chains = quick ? 3 : 50;
+  Syscalls sys(dtu);
+  open_session(sys);
+  require(sys.req_mem(kRoot, 4096, kif::kPermRW), "req_mem");
+  for (int i = 0; i < reps / 10; ++i) require(sys.noop(), "noop");
+  for (int i = 0; i < reps; ++i) out.add(setup + "_noop", time_ns([&] { require(sys.noop(), "noop"); }));
+  for (int i = 0; i < reps; ++i) {
+    out.add(setup + "_obtain",
+            time_ns([&] { require(sys.obtain(kSession, kObtained, 1, kHandOutMemory), "obtain"); }));
+    out.add(setup + "_revoke_obtained", time_ns([&] { require(sys.revoke(kObtained), "revoke obtained"); }));
+    out.add(setup + "_delegate", time_ns([&] { require(sys.delegate(kSession, kRoot, 1), "delegate"); }));
+    out.add(setup + "_revoke", time_ns([&] { require(sys.revoke(kRoot, 1, false), "revoke"); }));
+  }
+  for (unsigned depth : kChainDepths) {
+    for (int i = 0; i < chains; ++i) {
+      build_chain(sys, depth);
+      out.add(fmt::format("{}_chain_revoke_{}", setup, depth),
+              time_ns([&] { require(sys.revoke(kRoot, 1, false), "chain revoke"); }));
+    }
+  }
+  return 0;
+}
+
+// Hands out its memory or the client's latest delegation; serves until its
+// kernel shuts the service down (the client has exited).
+int spanning_server(Dtu& dtu, const std::vector<std::string>&) {
+  Syscalls sys(dtu);
+  require(sys.req_mem(kServerMemory, 4096, kif::kPermRW), "req_mem");
+  constexpr kif::Selector kFirstFree = 1000, kSelectors = 50'000;
+  kif::Selector next = 0;
+  kif::Selector last_delegated = 0;
+  semper::Server server(
+      sys, kService, kServiceEp, 20, 21,
+      {.open =
+           [](std::uint64_t, std::uint64_t& ident) {
+             ident = 1;
+             return Error::kNone;
+           },
+       .obtain =
+           [&](std::uint64_t, std::uint64_t count, std::uint64_t what, kif::Selector& first) {
+             if (count != 1) return Error::kInvalidArgs;
+             first = what == kHandOutLastDelegated ? last_delegated : kServerMemory;
+             return Error::kNone;
+           },
+       .delegate =
+           [&](std::uint64_t, std::uint64_t count, std::uint64_t, kif::Selector& first) {
+             if (count != 1) return Error::kInvalidArgs;
+             // Revocations free what the client delegated; selectors are reused.
+             first = last_delegated = kFirstFree + next;
+             next = (next + 1) % kSelectors;
+             return Error::kNone;
+           },
+       .close = [](std::uint64_t) {}});
+  require(server.error(), "service");
+  for (;;) {
+    const auto st = server.serve_one(1s);
+    if (st == Status::kTerminated) return 0;
+    if (st != Status::kOk && st != Status::kTimeout) return 1;
+  }
+}
+
+cluster::ClusterSpec spanning_cluster(bool two_nodes, const std::string& file, bool quick) {
+  const auto self = sibling_program("vdtu");
+  const std::string setup = two_nodes ? "nodes" : "kernels";
+  cluster::ClusterKernel server{{{self, "pe-bench", "spanning-server"}}};
+  cluster::ClusterKernel client{
+      {{self, "pe-bench", "spanning-client", file, quick ? "quick" : "full", setup}}};
+  cluster::ClusterSpec spec;
+  if (two_nodes) {
+    spec.nodes = {{{server}}, {{client}}};
+  } else {
+    spec.nodes = {{{server, client}}};
+  }
+  spec.quiet = true;
+  spec.timeout_seconds = 600;
+  return spec;
+}
+
+void run_setup(bool two_nodes, const std::string& file, bool quick) {
+  const auto result = cluster::run_cluster(spanning_cluster(two_nodes, file, quick));
+  if (result.nodes_failed == 0) return;
+  std::string why;
+  for (const auto& f : result.failures) why += "\n" + f;
+  throw std::runtime_error("spanning benchmark cluster failed:" + why);
+}
+
+}  // namespace
+
+int run_spanning_role(const std::string& role, Dtu& dtu, const std::vector<std::string>& args) {
+  if (role == "spanning-client") return spanning_client(dtu, args);
+  if (role == "spanning-server") return spanning_server(dtu, args);
+  return -1;
+}
+
+void run_spanning_suite(Reporter& reporter, const SuiteOptions& options) {
+  const std::string suite = "spanning";
+  const std::size_t iterations = options.quick ? 2'000 : 20'000;
+  reporter.add(latency_result(suite, "baseline_cacheline_pingpong_rtt", cacheline_pingpong_ns(iterations)));
+  reporter.add(
+      latency_result(suite, "baseline_udp_busy_poll_rtt", udp_busy_poll_roundtrip_ns(iterations, 64)));
+  SampleDirectory dir;
+  const auto kernels_file = dir.file("kernels");
+  const auto nodes_file = dir.file("nodes");
+  run_setup(false, kernels_file, options.quick);
+  run_setup(true, nodes_file, options.quick);
+  auto samples = read_samples(kernels_file);
+  samples.merge(read_samples(nodes_file));
+  reporter.note("kernels_*: two kernels on one node; nodes_*: one kernel on each of two nodes (UDP bridge)");
+  reporter.note("times are request to reply as the client VPE sees them; noop = its own kernel");
+  for (const char* setup : {"kernels", "nodes"}) {
+    std::vector<std::string> names;
+    for (const char* op : {"noop", "obtain", "delegate", "revoke", "revoke_obtained"})
+      names.push_back(fmt::format("{}_{}", setup, op));
+    for (unsigned depth : kChainDepths) names.push_back(fmt::format("{}_chain_revoke_{}", setup, depth));
+    for (const auto& name : names) reporter.add(latency_result(suite, name, samples[name]));
+  }
+}
+
+}  // namespace vdtu::bench

@@ -1,0 +1,243 @@
+#include "cluster_launch.hpp"
+
+#include <fcntl.h>
+#include <fmt/core.h>
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <csignal>
+#include <filesystem>
+#include <fstream>
+#include <memory>
+#include <stdexcept>
+#include <system_error>
+
+#include "bridge/udp_socket.hpp"
+#include "common/sibling_program.hpp"
+#include "network_namespaces.hpp"
+
+namespace vdtu::cluster {
+namespace {
+
+// In namespaces every node has its own address and port space.
+constexpr std::uint16_t kNamespacePort = 7700;
+
+struct Placement {
+  unsigned kernel = 0;
+  unsigned node = 0;
+  unsigned first_pe = 0;
+  unsigned kernel_pe = 0;  // the last PE of its range
+};
+
+// Where each node's bridge listens.
+struct Addresses {
+  std::vector<std::string> hosts;
+  std::vector<std::uint16_t> ports;
+};
+
+std::string quoted(const std::string& s) {
+  std::string out = "\"";
+  for (char c : s) {
+    if (c == '"' || c == '\\') out += '\\';
+    out += c;
+  }
+  return out + "\"";
+}
+
+std::string toml_array(const std::vector<std::string>& words) {
+  std::string out = "[";
+  for (std::size_t i = 0; i < words.size(); ++i) out += (i > 0 ? ", " : "") + quoted(words[i]);
+  return out + "]";
+}
+std::vector<Placement> place(const ClusterSpec& spec) {
+  std::vector<Placement> out;
+  unsigned kernel = 0;
+  for (unsigned n = 0; n < spec.nodes.size(); ++n) {
+    unsigned next = n * spec.pes_per_node;
+    for (const auto& k : spec.nodes[n].kernels) {
+      Placement p{kernel++, n, next, static_cast<unsigned>(next + k.vpes.size())};
+      next = p.kernel_pe + 1;
+      if (next > (n + 1) * spec.pes_per_node) {
+        throw std::runtime_error(
+            fmt::format("node {}: more PEs than pes_per_node = {}", n, spec.pes_per_node));
+      }
+      out.push_back(p);
+    }
+  }
+  return out;
+}
+
+std::string node_file(const ClusterSpec& spec, unsigned n, const std::vector<Placement>& placements,
+                      const Addresses& at, const std::string& kernel_program) {
+  constexpr std::uint64_t kGlobalMemory = std::uint64_t{64} << 20;
+  std::string f = fmt::format(
+      "[node]\nid = {}\nfirst_pe = {}\npes = {}\nendpoints_per_pe = {}\nglobal_memory_bytes = {}\n"
+      "bridge_host = {}\nbridge_port = {}\n",
+      n, n * spec.pes_per_node, spec.pes_per_node, spec.endpoints_per_pe, kGlobalMemory, quoted(at.hosts[n]),
+      at.ports[n]);
+  for (unsigned peer = 0; peer < spec.nodes.size(); ++peer) {
+    if (peer == n) continue;
+    f += fmt::format("\n[[peer]]\nid = {}\nhost = {}\nport = {}\nfirst_pe = {}\npes = {}\n", peer,
+                     quoted(at.hosts[peer]), at.ports[peer], peer * spec.pes_per_node, spec.pes_per_node);
+  }
+  std::vector<std::string> members;
+  members.reserve(placements.size());
+  for (const auto& p : placements)
+    members.push_back(fmt::format("{}:{}:{}:{}-{}", p.kernel, p.node, p.kernel_pe, p.first_pe, p.kernel_pe));
+  const auto kernels_here = static_cast<std::uint64_t>(spec.nodes[n].kernels.size());
+  unsigned index = 0;
+  for (const auto& p : placements) {
+    if (p.node != n) continue;
+    const auto& k = spec.nodes[n].kernels[index];
+    std::vector<std::string> vpe_pes;
+    for (const auto& vpe : k.vpes) {
+      f += fmt::format("\n[[pe]]\nprogram = {}\nargs = {}\n", quoted(vpe.at(0)),
+                       toml_array({vpe.begin() + 1, vpe.end()}));
+      vpe_pes.push_back(std::to_string(p.first_pe + vpe_pes.size()));
+    }
+    std::vector<std::string> args{"--kernel", std::to_string(p.kernel), "--node", std::to_string(n)};
+    if (!vpe_pes.empty()) args.insert(args.end(), {"--vpes", fmt::format("{}", fmt::join(vpe_pes, ","))});
+    const auto share = kGlobalMemory / kernels_here;
+    args.insert(args.end(),
+                {"--global-memory", std::to_string(share), "--memory-offset", std::to_string(share * index)});
+    for (const auto& m : members) args.insert(args.end(), {"--member", m});
+    f += fmt::format("\n[[pe]]\nprogram = {}\nargs = {}\nprivileged = true\n", quoted(kernel_program),
+                     toml_array(args));
+    ++index;
+  }
+  return f;
+}
+
+// `prefix` runs the node elsewhere (inside a network namespace).
+pid_t spawn_node(std::vector<std::string> words, const std::string& log) {
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  if (!log.empty()) {
+    posix_spawn_file_actions_addopen(&actions, 1, log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    posix_spawn_file_actions_adddup2(&actions, 1, 2);
+  }
+  std::vector<char*> argv;
+  argv.reserve(words.size() + 1);
+  for (auto& w : words) argv.push_back(w.data());
+  argv.push_back(nullptr);
+  pid_t pid = -1;
+  const int rc = ::posix_spawnp(&pid, argv[0], &actions, nullptr, argv.data(), environ);
+  posix_spawn_file_actions_destroy(&actions);
+  if (rc != 0) {
+    throw std::runtime_error("cannot start a node: " +
+                             std::error_code(rc, std::generic_category()).message());
+  }
+  return pid;
+}
+
+Addresses loopback_addresses(std::size_t nodes) {
+  Addresses at;
+  for (std::size_t n = 0; n < nodes; ++n) {
+    at.hosts.emplace_back("127.0.0.1");
+    at.ports.push_back(bridge::UdpSocket::bind("127.0.0.1", 0).port());
+  }
+  return at;
+}
+
+Addresses namespace_addresses(const NetworkNamespaces& namespaces, std::size_t nodes) {
+  Addresses at;
+  for (std::size_t n = 0; n < nodes; ++n) {
+    at.hosts.push_back(namespaces.address(static_cast<unsigned>(n)));
+    at.ports.push_back(kNamespacePort);
+  }
+  return at;
+}
+
+// The nodes' configuration files and logs, removed with what is in them.
+class ScratchDirectory {
+ public:
+  ScratchDirectory() {
+    std::string name = (std::filesystem::temp_directory_path() / "vdtu-cluster-XXXXXX").string();
+    if (::mkdtemp(name.data()) == nullptr) throw std::runtime_error("cannot create a temporary directory");
+    path_ = name;
+  }
+  ScratchDirectory(const ScratchDirectory&) = delete;
+  ScratchDirectory& operator=(const ScratchDirectory&) = delete;
+  ~ScratchDirectory() {
+    std::error_code ignored;
+    std::filesystem::remove_all(path_, ignored);
+  }
+  [[nodiscard]] std::filesystem::path operator/(const std::string& file) const { return path_ / file; }
+
+ private:
+  std::filesystem::path path_;
+};
+
+// Node processes started so far; if starting the rest fails, they are killed.
+class NodeProcesses {
+ public:
+  NodeProcesses() = default;
+  NodeProcesses(const NodeProcesses&) = delete;
+  NodeProcesses& operator=(const NodeProcesses&) = delete;
+  ~NodeProcesses() {
+    for (pid_t pid : running_) {
+      if (pid <= 0) continue;  // already waited for
+      ::kill(pid, SIGKILL);
+      ::waitpid(pid, nullptr, 0);
+    }
+  }
+  void add(pid_t pid) { running_.push_back(pid); }
+  [[nodiscard]] std::size_t size() const { return running_.size(); }
+  // Waits for node n; returns its wait status.
+  int wait(std::size_t n) {
+    int status = 0;
+    while (::waitpid(running_[n], &status, 0) < 0 && errno == EINTR) {
+    }
+    running_[n] = -1;
+    return status;
+  }
+
+ private:
+  std::vector<pid_t> running_;
+};
+
+}  // namespace
+
+ClusterResult run_cluster(const ClusterSpec& spec) {
+  const auto placements = place(spec);
+  std::unique_ptr<NetworkNamespaces> namespaces;
+  if (spec.netns) {
+    namespaces = std::make_unique<NetworkNamespaces>(std::to_string(::getpid()),
+                                                     static_cast<unsigned>(spec.nodes.size()));
+  }
+  const auto at = namespaces ? namespace_addresses(*namespaces, spec.nodes.size())
+                             : loopback_addresses(spec.nodes.size());
+  const std::string self = std::filesystem::read_symlink("/proc/self/exe").string();
+  const std::string kernel =
+      spec.kernel_program.empty() ? sibling_program("apps/semper_kernel") : spec.kernel_program;
+  const ScratchDirectory dir;
+  NodeProcesses nodes;
+  for (unsigned n = 0; n < spec.nodes.size(); ++n) {
+    const auto config = dir / fmt::format("node-{}.toml", n);
+    std::ofstream(config) << node_file(spec, n, placements, at, kernel);
+    const auto log = spec.quiet ? (dir / fmt::format("node-{}.log", n)).string() : std::string{};
+    auto words = namespaces ? namespaces->exec_prefix(n) : std::vector<std::string>{};
+    words.insert(words.end(), {self, "node", "--config", config.string(), "--timeout",
+                               fmt::format("{}", spec.timeout_seconds)});
+    nodes.add(spawn_node(std::move(words), log));
+  }
+  ClusterResult result;
+  for (unsigned n = 0; n < nodes.size(); ++n) {
+    const int status = nodes.wait(n);
+    if (WIFEXITED(status) && WEXITSTATUS(status) == 0) continue;
+    ++result.nodes_failed;
+    std::string what = fmt::format("node {} failed", n);
+    if (spec.quiet) {
+      std::ifstream log(dir / fmt::format("node-{}.log", n));
+      for (std::string line; std::getline(log, line);) what += "\n    " + line;
+    }
+    result.failures.push_back(what);
+  }
+  return result;
+}
+
+}  // namespace vdtu::cluster

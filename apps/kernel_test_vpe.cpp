@@ -7,6 +7,7 @@
 
 #include <array>
 #include <chrono>
+#include <csignal>
 #include <cstring>
 #include <functional>
 #include <map>
@@ -442,6 +443,79 @@ int gate_client(Syscalls& sys, const Args& a) {
   return 0;
 }
 
+// ---- a node killed during a spanning revocation ----
+constexpr EpId kAlarmEp = 6;
+constexpr std::uint64_t kObtainAlarmGate = 1;  // OBTAIN's argument: a gate to the holder's alarm
+constexpr Selector kChainRoot = 100;
+constexpr unsigned kChainDepth = 200;  // alternating between the two kernels
+
+// Keeps what it is delegated, hands out its latest delegation (the chain) or
+// a gate to its alarm; on the alarm it kills its own node (and so itself).
+int doomed_holder(Syscalls& sys, const Args& a) {
+  CHECK_STATUS(sys.attach_rb(kAlarmEp, 10, 7), Error::kNone);
+  Selector next_free = 200;
+  Selector last = 0;
+  Server srv(sys, a.at(0), kServiceEp, 20, 21,
+             {.open =
+                  [](std::uint64_t, std::uint64_t& ident) {
+                    ident = 1;
+                    return Error::kNone;
+                  },
+              .obtain =
+                  [&](std::uint64_t, std::uint64_t, std::uint64_t what, Selector& first) {
+                    if (what != kObtainAlarmGate) {
+                      first = last;
+                      return Error::kNone;
+                    }
+                    first = next_free++;
+                    return sys.create_gate(kif::kSelSelf, first, kAlarmEp, 0, 1);
+                  },
+              .delegate =
+                  [&](std::uint64_t, std::uint64_t, std::uint64_t, Selector& first) {
+                    first = last = next_free++;
+                    return Error::kNone;
+                  },
+              .close = [](std::uint64_t) {}});
+  CHECK_STATUS(srv.error(), Error::kNone);
+  for (;;) {
+    const auto st = srv.serve_one(1ms);
+    CHECK(st == Status::kOk || st == Status::kTimeout);
+    ReceivedMessage m;
+    if (sys.dtu().fetch(kAlarmEp, m) != Status::kOk) continue;
+    if (a.size() > 1 && a[1] == "exit") return 0;  // an exit instead: the kernels revoke what we held
+    std::this_thread::sleep_for(2ms);              // the revocation is under way by now
+    ::kill(::getppid(), SIGKILL);                  // the node; its kernel and this PE die with it
+    for (;;) ::pause();
+  }
+}
+
+// Builds a chain across the two kernels, raises the holder's alarm and
+// revokes the chain while the holder's node dies. Defined results: the
+// revoke completes, the session to the dead kernel's service is gone, the
+// own kernel works on.
+int spanning_revoker(Syscalls& sys, const Args& a) {
+  constexpr Selector kSession = 10, kAlarmGate = 11;
+  constexpr EpId kAlarmSendEp = 4;
+  CHECK_STATUS(eventually([&] { return sys.create_sess(kSession, a.at(0)); }, Error::kNoSuchService),
+               Error::kNone);
+  CHECK_STATUS(sys.obtain(kSession, kAlarmGate, 1, kObtainAlarmGate), Error::kNone);
+  CHECK_STATUS(sys.activate(kAlarmGate, kAlarmSendEp, kNoReplyEp, 64), Error::kNone);
+  CHECK_STATUS(sys.req_mem(kChainRoot, 4096, kif::kPermRW), Error::kNone);
+  for (Selector s = kChainRoot; s < kChainRoot + kChainDepth / 2; ++s) {
+    CHECK_STATUS(sys.delegate(kSession, s, 1), Error::kNone);
+    CHECK_STATUS(sys.obtain(kSession, s + 1, 1), Error::kNone);
+  }
+  CHECK_STATUS(sys.dtu().send(kAlarmSendEp, text("now")), Status::kOk);
+  if (a.size() > 1 && a[1] == "exit") return 0;  // both ends exit: the kernels revoke the chain from both
+  CHECK_STATUS(sys.revoke(kChainRoot, 1, false), Error::kNone);
+  CHECK_STATUS(sys.activate(kChainRoot + 1, 5), Error::kNoSuchCap);  // the chain is gone
+  CHECK_STATUS(sys.obtain(kSession, 300, 1), Error::kNoSuchCap);     // so is the session
+  CHECK_STATUS(sys.create_sess(12, a.at(0)), Error::kNoSuchService);
+  CHECK_STATUS(sys.req_mem(301, 4096, kif::kPermRW), Error::kNone);  // our kernel carries on
+  CHECK_STATUS(sys.revoke(kChainRoot), Error::kNone);
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -452,11 +526,21 @@ int main(int argc, char** argv) {
   const std::string role = argv[1];
   const Args args(argv + 2, argv + argc);
   const std::map<std::string, std::function<int(Syscalls&, const Args&)>> roles{
-      {"basics", basics},           {"memory", memory},         {"wide-tree", wide_tree},
-      {"exchange-a", exchange_a},   {"exchange-b", exchange_b}, {"victim-holder", victim_holder},
-      {"doomed", doomed},           {"server", server},         {"client", client},
-      {"parent", parent},           {"child", child},           {"gate-server", gate_server},
+      {"basics", basics},
+      {"memory", memory},
+      {"wide-tree", wide_tree},
+      {"exchange-a", exchange_a},
+      {"exchange-b", exchange_b},
+      {"victim-holder", victim_holder},
+      {"doomed", doomed},
+      {"server", server},
+      {"client", client},
+      {"parent", parent},
+      {"child", child},
+      {"gate-server", gate_server},
       {"gate-client", gate_client},
+      {"doomed-holder", doomed_holder},
+      {"spanning-revoker", spanning_revoker},
   };
   auto it = roles.find(role);
   if (it == roles.end()) {

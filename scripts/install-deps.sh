@@ -6,6 +6,7 @@ packages=(
   cmake ninja-build g++ clang clang-format clang-tidy libclang-rt-14-dev  # toolchains, sanitizers, libFuzzer
   libgtest-dev                                                            # tests
   libcli11-dev libfmt-dev libtomlplusplus-dev                            # command line, output, config files
+  libsodium-dev pkg-config                                                # bridge datagram encryption
   iproute2                                                                # network namespaces for cluster tests
 )
 

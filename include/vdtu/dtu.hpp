@@ -51,6 +51,8 @@ class Dtu {
  public:
   // The environment variable that names the control socket's fd.
   static constexpr const char* kControlFdVariable = "VDTU_CONTROL_FD";
+  // The node's process id: a PE dies with its node (it has no DTU without it).
+  static constexpr const char* kNodePidVariable = "VDTU_NODE_PID";
 
   // Connects through the fd named in the environment; waits for the node's hello.
   static std::unique_ptr<Dtu> from_environment();

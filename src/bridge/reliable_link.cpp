@@ -5,7 +5,8 @@
 
 namespace vdtu::bridge {
 
-ReliableLink::ReliableLink(LinkConfig config) : config_(config), peer_window_(config.window) {}
+ReliableLink::ReliableLink(LinkConfig config)
+    : config_(config), peer_window_(config.window), retransmit_after_(config.retransmit_after) {}
 
 std::uint16_t ReliableLink::free_receive_slots() const {
   const auto used = early_.size() + ready_.size();
@@ -66,6 +67,7 @@ void ReliableLink::on_datagram(std::span<const std::byte> datagram) {
     ++stats_.malformed;
     return;
   }
+  if (!in_flight_.empty() && in_flight_.front().seq < h.ack) retransmit_after_ = config_.retransmit_after;
   while (!in_flight_.empty() && in_flight_.front().seq < h.ack) in_flight_.pop_front();
   peer_window_ = std::max<std::uint32_t>(h.window, 1);  // one probe may always go, or we could deadlock
   if (h.type != FrameType::kData) return;
@@ -89,8 +91,9 @@ void ReliableLink::on_datagram(std::span<const std::byte> datagram) {
 }
 
 void ReliableLink::poll(Clock::time_point now, const Transmit& transmit) {
+  bool resent = false;
   for (auto& out : in_flight_) {
-    if (out.sent && now - out.last_sent < config_.retransmit_after) continue;
+    if (out.sent && now - out.last_sent < retransmit_after_) continue;
     // Refresh ack and window in the stored header, so a resend tells the news.
     FrameHeader h{};
     std::memcpy(&h, out.datagram.data(), sizeof(h));
@@ -99,6 +102,7 @@ void ReliableLink::poll(Clock::time_point now, const Transmit& transmit) {
     std::memcpy(out.datagram.data(), &h, sizeof(h));
     if (out.sent) {
       ++stats_.retransmissions;
+      resent = true;
     } else {
       ++stats_.sent;
     }
@@ -107,6 +111,7 @@ void ReliableLink::poll(Clock::time_point now, const Transmit& transmit) {
     transmit(out.datagram);
     ack_due_ = false;  // the data frame carried the ack
   }
+  if (resent) retransmit_after_ = std::min(2 * retransmit_after_, config_.max_retransmit_after);
   if (ack_due_) {
     transmit(frame(FrameType::kAck, 0, {}));
     ack_due_ = false;

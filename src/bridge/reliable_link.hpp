@@ -24,6 +24,9 @@ struct LinkConfig {
   std::uint64_t session = 0;   // random per incarnation
   std::uint32_t window = 256;  // messages in flight / buffered per direction
   std::chrono::microseconds retransmit_after{3000};
+  // Each round of retransmissions without progress doubles the wait, up to
+  // this; an acknowledgement that retires a frame resets it.
+  std::chrono::microseconds max_retransmit_after{250'000};
 };
 
 struct LinkStats {
@@ -83,6 +86,7 @@ class ReliableLink {
   std::deque<std::vector<std::byte>> ready_;               // in order, not yet taken
   std::uint64_t peer_session_ = 0;
   bool ack_due_ = false;
+  std::chrono::microseconds retransmit_after_;  // current, after backoff
 };
 
 }  // namespace vdtu::bridge

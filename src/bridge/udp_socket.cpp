@@ -4,11 +4,18 @@
 #include <poll.h>
 #include <sys/socket.h>
 
+#include <array>
 #include <cerrno>
 #include <stdexcept>
 #include <system_error>
 
 namespace vdtu::bridge {
+
+std::string format_address(const sockaddr_in& address) {
+  std::array<char, INET_ADDRSTRLEN> text{};
+  ::inet_ntop(AF_INET, &address.sin_addr, text.data(), text.size());
+  return std::string(text.data()) + ":" + std::to_string(ntohs(address.sin_port));
+}
 
 sockaddr_in make_address(const std::string& host, std::uint16_t port) {
   sockaddr_in a{};

@@ -15,6 +15,8 @@ namespace vdtu::bridge {
 
 // Throws std::invalid_argument for a host that is not a dotted IPv4 address.
 sockaddr_in make_address(const std::string& host, std::uint16_t port);
+// "a.b.c.d:port", for log lines.
+std::string format_address(const sockaddr_in& address);
 
 class UdpSocket {
  public:

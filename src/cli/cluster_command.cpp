@@ -50,6 +50,7 @@ ClusterSpec parse_cluster(const std::string& path) {
     spec.endpoints_per_pe = number(*c, "endpoints_per_pe", spec.endpoints_per_pe);
     spec.timeout_seconds = (*c)["timeout"].value_or(spec.timeout_seconds);
     spec.netns = (*c)["netns"].value_or(spec.netns);
+    spec.encrypt = (*c)["encrypt"].value_or(spec.encrypt);
   }
   const auto* nodes = root["node"].as_array();
   if (nodes == nullptr || nodes->empty()) throw std::runtime_error(path + ": no [[node]]");
@@ -84,10 +85,12 @@ int run_cluster_command(const ClusterOptions& options) {
                                           : parse_cluster(options.config_path);
   if (options.config_path.empty()) spec.timeout_seconds = options.timeout_seconds;
   spec.netns = spec.netns || options.netns;
+  spec.encrypt = spec.encrypt || options.encrypt;
   unsigned kernels = 0;
   for (const auto& n : spec.nodes) kernels += static_cast<unsigned>(n.kernels.size());
-  fmt::print("cluster: {} nodes, {} kernels, {}\n", spec.nodes.size(), kernels,
-             spec.netns ? "a network namespace per node (veth + bridge)" : "loopback UDP");
+  fmt::print("cluster: {} nodes, {} kernels, {}{}\n", spec.nodes.size(), kernels,
+             spec.netns ? "a network namespace per node (veth + bridge)" : "loopback UDP",
+             spec.encrypt ? ", datagrams sealed with a random cluster key" : "");
   (void)std::fflush(stdout);
   const auto result = run_cluster(spec);
   for (const auto& f : result.failures) fmt::print("cluster: {}\n", f);

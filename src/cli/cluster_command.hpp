@@ -19,6 +19,7 @@ struct ClusterOptions {
   unsigned kernels_per_node = 1;
   double timeout_seconds = 120;
   bool netns = false;
+  bool encrypt = false;
 };
 
 // The default workload: kernel 0 serves "echo"; a client on every other

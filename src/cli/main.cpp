@@ -41,6 +41,8 @@ int run(int argc, char** argv) {
       ->check(CLI::Range(1U, 8U));
   cluster_cmd->add_flag("--netns", cluster.netns,
                         "Each node in its own network namespace, joined by veth pairs and a bridge (root)");
+  cluster_cmd->add_flag("--encrypt", cluster.encrypt,
+                        "Seal every bridge datagram (ChaCha20-Poly1305) with a fresh random cluster key");
   cluster_cmd
       ->add_option("--timeout", cluster.timeout_seconds, "Without --config: kill after this many seconds")
       ->check(CLI::PositiveNumber);

@@ -31,6 +31,13 @@ NodeFile parse(const std::string& path) {
     c.bridge_host = (*node)["bridge_host"].value_or(c.bridge_host);
     c.bridge_port = number(*node, "bridge_port", c.bridge_port);
     c.peer_timeout = std::chrono::milliseconds(number(*node, "peer_timeout_ms", c.peer_timeout.count()));
+    if (const auto key = (*node)["cluster_key"].value<std::string>()) {
+      try {
+        c.cluster_key = bridge::parse_cluster_key(*key);
+      } catch (const std::invalid_argument& e) {
+        throw std::runtime_error(path + ": cluster_key: " + e.what());
+      }
+    }
   }
   if (const auto* peers = root["peer"].as_array()) {
     for (const auto& entry : *peers) {
@@ -104,6 +111,10 @@ int run_node(const NodeOptions& options) {
         "{} retransmitted, {} duplicates dropped, {} peers lost\n",
         file.config.node_id, stats.remote_messages, stats.datagrams_sent, stats.datagrams_received,
         stats.datagrams_rejected, stats.retransmissions, stats.duplicates_dropped, stats.peers_lost);
+    if (file.config.cluster_key) {
+      fmt::print("node {}: bridge: sealed (ChaCha20-Poly1305): {} failed authentication, {} replayed\n",
+                 file.config.node_id, stats.datagrams_forged, stats.datagrams_replayed);
+    }
   }
   return finished && failed == 0 ? 0 : 1;
 }

@@ -16,6 +16,7 @@
 #include <stdexcept>
 #include <system_error>
 
+#include "bridge/datagram_seal.hpp"
 #include "bridge/udp_socket.hpp"
 #include "common/sibling_program.hpp"
 #include "network_namespaces.hpp"
@@ -72,13 +73,14 @@ std::vector<Placement> place(const ClusterSpec& spec) {
 }
 
 std::string node_file(const ClusterSpec& spec, unsigned n, const std::vector<Placement>& placements,
-                      const Addresses& at, const std::string& kernel_program) {
+                      const Addresses& at, const std::string& kernel_program, const std::string& key) {
   constexpr std::uint64_t kGlobalMemory = std::uint64_t{64} << 20;
   std::string f = fmt::format(
       "[node]\nid = {}\nfirst_pe = {}\npes = {}\nendpoints_per_pe = {}\nglobal_memory_bytes = {}\n"
       "bridge_host = {}\nbridge_port = {}\n",
       n, n * spec.pes_per_node, spec.pes_per_node, spec.endpoints_per_pe, kGlobalMemory, quoted(at.hosts[n]),
       at.ports[n]);
+  if (!key.empty()) f += fmt::format("cluster_key = \"{}\"\n", key);
   for (unsigned peer = 0; peer < spec.nodes.size(); ++peer) {
     if (peer == n) continue;
     f += fmt::format("\n[[peer]]\nid = {}\nhost = {}\nport = {}\nfirst_pe = {}\npes = {}\n", peer,
@@ -211,14 +213,17 @@ ClusterResult run_cluster(const ClusterSpec& spec) {
   }
   const auto at = namespaces ? namespace_addresses(*namespaces, spec.nodes.size())
                              : loopback_addresses(spec.nodes.size());
-  const std::string self = std::filesystem::read_symlink("/proc/self/exe").string();
+  const std::string self = spec.vdtu_program.empty()
+                               ? std::filesystem::read_symlink("/proc/self/exe").string()
+                               : spec.vdtu_program;
   const std::string kernel =
       spec.kernel_program.empty() ? sibling_program("apps/semper_kernel") : spec.kernel_program;
-  const ScratchDirectory dir;
+  const ScratchDirectory dir;  // private (0700): the key in its files stays ours
+  const std::string key = spec.encrypt ? bridge::random_cluster_key_hex() : std::string{};
   NodeProcesses nodes;
   for (unsigned n = 0; n < spec.nodes.size(); ++n) {
     const auto config = dir / fmt::format("node-{}.toml", n);
-    std::ofstream(config) << node_file(spec, n, placements, at, kernel);
+    std::ofstream(config) << node_file(spec, n, placements, at, kernel, key);
     const auto log = spec.quiet ? (dir / fmt::format("node-{}.log", n)).string() : std::string{};
     auto words = namespaces ? namespaces->exec_prefix(n) : std::vector<std::string>{};
     words.insert(words.end(), {self, "node", "--config", config.string(), "--timeout",

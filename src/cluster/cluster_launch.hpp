@@ -25,8 +25,10 @@ struct ClusterSpec {
   std::uint32_t endpoints_per_pe = 16;
   double timeout_seconds = 120;
   std::string kernel_program;  // empty: apps/semper_kernel next to vdtu
+  std::string vdtu_program;    // runs the nodes; empty: this executable
   bool quiet = false;          // keep the nodes' output to failures
   bool netns = false;          // each node in its own network namespace (needs root)
+  bool encrypt = false;        // seal every bridge datagram with a fresh random cluster key
 };
 
 struct ClusterResult {

@@ -50,10 +50,12 @@ pid_t spawn(const PeProgram& program, int control_fd) {
   posix_spawn_file_actions_t actions;
   posix_spawn_file_actions_init(&actions);
   posix_spawn_file_actions_adddup2(&actions, control_fd, kChildControlFd);  // dup2 clears CLOEXEC
-  std::vector<std::string> env_strings{std::string(Dtu::kControlFdVariable) + "=" +
-                                       std::to_string(kChildControlFd)};
+  std::vector<std::string> env_strings{
+      std::string(Dtu::kControlFdVariable) + "=" + std::to_string(kChildControlFd),
+      std::string(Dtu::kNodePidVariable) + "=" + std::to_string(::getpid())};
   for (char** e = environ; *e != nullptr; ++e) {
-    if (std::strncmp(*e, "VDTU_CONTROL_FD=", 16) != 0) env_strings.emplace_back(*e);
+    if (std::strncmp(*e, "VDTU_CONTROL_FD=", 16) != 0 && std::strncmp(*e, "VDTU_NODE_PID=", 14) != 0)
+      env_strings.emplace_back(*e);
   }
   std::vector<char*> envp;
   envp.reserve(env_strings.size() + 1);

@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "bridge/datagram_seal.hpp"
 #include "bridge/fault_injector.hpp"
 #include "vdtu/dtu_types.hpp"
 
@@ -37,8 +38,9 @@ struct NodeConfig {
   std::string bridge_host = "127.0.0.1";
   std::uint16_t bridge_port = 0;
   std::vector<PeerNode> peers;
-  bridge::FaultRates faults;                     // injected on our outgoing datagrams
-  std::chrono::milliseconds peer_timeout{3000};  // silence after which a peer counts as gone
+  bridge::FaultRates faults;                      // injected on our outgoing datagrams
+  std::optional<bridge::ClusterKey> cluster_key;  // every datagram sealed and checked with it
+  std::chrono::milliseconds peer_timeout{3000};   // silence after which a peer counts as gone
 };
 
 struct PeProgram {
@@ -60,6 +62,8 @@ struct NodeStats {
   std::uint64_t datagrams_sent = 0;
   std::uint64_t datagrams_received = 0;
   std::uint64_t datagrams_rejected = 0;  // malformed, stale, unknown sender
+  std::uint64_t datagrams_forged = 0;    // with a cluster key: failed authentication
+  std::uint64_t datagrams_replayed = 0;  // with a cluster key: authentic, but seen before
   std::uint64_t retransmissions = 0;
   std::uint64_t duplicates_dropped = 0;
   std::uint64_t remote_messages = 0;         // DTU messages and replies forwarded to peers

@@ -79,6 +79,10 @@ class NodeBridge {
   void lose_peer(Peer& peer, std::vector<Update>& updates);
   void emit(Peer& peer, BridgeOp op, std::uint32_t binding, std::span<const std::byte> body = {});
   void flush(Peer& peer);
+  void transmit(const Peer& peer, std::span<const std::byte> datagram);
+  // The frame inside a received datagram; nullopt if it must be discarded.
+  std::optional<std::span<const std::byte>> unseal(std::span<const std::byte> datagram,
+                                                   const sockaddr_in& from);
   void poke() const;
   Peer* peer_owning(PeId pe);
   Peer* peer_by_id(std::uint16_t id);
@@ -95,13 +99,18 @@ class NodeBridge {
   std::map<std::uint64_t, std::unique_ptr<Inbound>> inbound_;
   std::uint32_t next_binding_ = 1;
   bridge::FaultInjector faults_;
+  std::optional<bridge::DatagramSealer> sealer_;
   std::vector<std::byte> buffer_;
+  std::vector<std::byte> sealed_;  // with a cluster key: a datagram in its sealed form
+  std::vector<std::byte> opened_;  // ... and one opened again
   std::thread thread_;
   bool stopping_ = false;  // under state.mutex
   // counters (under state.mutex)
   std::uint64_t datagrams_sent_ = 0;
   std::uint64_t datagrams_received_ = 0;
   std::uint64_t datagrams_unknown_ = 0;
+  std::uint64_t datagrams_forged_ = 0;
+  std::uint64_t datagrams_replayed_ = 0;
   std::uint64_t forwarded_ = 0;
   std::uint64_t unknown_binding_ = 0;
   std::uint64_t refused_ = 0;

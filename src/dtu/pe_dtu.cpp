@@ -1,5 +1,9 @@
 // The PE side of the virtual DTU.
 #include <fmt/core.h>
+#include <sys/prctl.h>
+#include <unistd.h>
+
+#include <csignal>
 
 #include <algorithm>
 #include <cstdlib>
@@ -597,10 +601,22 @@ class Dtu::Impl {
 
 // ---- the public face ----------------------------------------------------------
 
+namespace {
+// Without its node a PE has no DTU: it must not linger when the node is
+// killed. Checked after arming, in case the node died before that.
+void die_with_node() {
+  const char* node = std::getenv(Dtu::kNodePidVariable);  // NOLINT(concurrency-mt-unsafe): read once at start
+  if (node == nullptr) return;
+  ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+  if (::getppid() != static_cast<pid_t>(std::atol(node))) ::_exit(70);
+}
+}  // namespace
+
 std::unique_ptr<Dtu> Dtu::from_environment() {
   const char* value = std::getenv(kControlFdVariable);  // NOLINT(concurrency-mt-unsafe): read once at start
   if (value == nullptr)
     throw std::runtime_error("VDTU_CONTROL_FD is not set: start this program with vdtu node");
+  die_with_node();
   return std::make_unique<Dtu>(UniqueFd(std::atoi(value)));
 }
 

@@ -5,9 +5,11 @@
 #include <gtest/gtest.h>
 
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
+#include "bridge/datagram_seal.hpp"
 #include "bridge/udp_socket.hpp"
 #include "dtu/node.hpp"
 
@@ -28,7 +30,8 @@ std::uint16_t free_udp_port() { return bridge::UdpSocket::bind("127.0.0.1", 0).p
 // Node i owns global PEs 8i .. 8i+7.
 class ClusterTest : public ::testing::Test {
  protected:
-  void start(bridge::FaultRates faults = {}, std::chrono::milliseconds peer_timeout = 3000ms) {
+  void start(bridge::FaultRates faults = {}, std::chrono::milliseconds peer_timeout = 3000ms,
+             std::optional<bridge::ClusterKey> key = std::nullopt) {
     const std::uint16_t ports[2] = {free_udp_port(), free_udp_port()};
     for (std::uint16_t i = 0; i < 2; ++i) {
       NodeConfig c;
@@ -39,6 +42,7 @@ class ClusterTest : public ::testing::Test {
       c.faults = faults;
       c.faults.seed = 7 + i;
       c.peer_timeout = peer_timeout;
+      c.cluster_key = key;
       const std::uint16_t other = 1 - i;
       c.peers.push_back(
           {other, "127.0.0.1", ports[other], static_cast<PeId>(other * kPesPerNode), kPesPerNode});
@@ -106,6 +110,41 @@ TEST_F(ClusterTest, EveryRoundTripCompletesExactlyOnceUnderLossDuplicationAndReo
   EXPECT_GT(s0.faults.duplicated + s1.faults.duplicated, 0U);
   EXPECT_GT(s0.retransmissions + s1.retransmissions, 0U);
   EXPECT_GT(s0.duplicates_dropped + s1.duplicates_dropped, 0U);
+  EXPECT_EQ(s0.remote_unknown_binding + s1.remote_unknown_binding, 0U);
+}
+
+// With a cluster key: the duplicates the wire makes are replays, a stranger's
+// datagrams are forgeries, a key holder's datagram sent twice is a replay;
+// all are counted and dropped, and every round trip still completes once.
+TEST_F(ClusterTest, SealedDatagramsRejectForgeriesAndReplays) {
+  const auto key = bridge::parse_cluster_key(bridge::random_cluster_key_hex());
+  start({0.1, 0.2, 0.1, 1}, 3000ms, key);
+  launch(1, role("echo-server", {"2"}));
+  launch(0, role("echo-client", {"1"}));
+  launch(1, role("configure-echo-server", {"8"}, true));
+  launch(0, role("configure-echo-clients", {"8", "0"}, true));
+
+  const auto attacker = bridge::UdpSocket::bind("127.0.0.1", 0);
+  const auto node1 = bridge::make_address("127.0.0.1", nodes[1]->bridge_port());
+  std::vector<std::byte> datagram(64, std::byte{0x5a});
+  ASSERT_TRUE(attacker.send_to(node1, datagram));  // garbage
+  bridge::DatagramSealer stranger(bridge::parse_cluster_key(bridge::random_cluster_key_hex()), 0);
+  stranger.seal(datagram, datagram);
+  ASSERT_TRUE(attacker.send_to(node1, datagram));  // well formed, wrong key
+  bridge::DatagramSealer insider(key, 7);          // a node id nobody knows
+  insider.seal(std::vector<std::byte>(40), datagram);
+  ASSERT_TRUE(attacker.send_to(node1, datagram));  // authentic: opened, then unknown
+  ASSERT_TRUE(attacker.send_to(node1, datagram));  // the same again: a replay
+
+  expect_all_pass(0);
+  expect_all_pass(1);
+  const auto s0 = nodes[0]->stats();
+  const auto s1 = nodes[1]->stats();
+  EXPECT_EQ(s1.datagrams_forged, 2U);
+  EXPECT_GE(s1.datagrams_replayed, 1U);
+  EXPECT_GT(s0.datagrams_replayed + s1.datagrams_replayed, 1U) << "the wire's duplicates";
+  EXPECT_EQ(s0.datagrams_forged, 0U);
+  EXPECT_GT(s0.faults.duplicated + s1.faults.duplicated, 0U);
   EXPECT_EQ(s0.remote_unknown_binding + s1.remote_unknown_binding, 0U);
 }
 

@@ -211,6 +211,28 @@ TEST(ReliableLink, OverUdpOnLoopbackWithInjectedLoss) {
   EXPECT_GT(a.stats().retransmissions, 0U);
 }
 
+// A peer that went silent gets fewer and fewer resends, not one every
+// retransmit_after; once it answers again the pace is back to normal.
+TEST(ReliableLink, RetransmissionsBackOffWhileThePeerIsSilent) {
+  ReliableLink a(config(1, 2, 0xa));
+  ReliableLink b(config(2, 1, 0xb));
+  ASSERT_EQ(a.send(message_for(0)), Status::kOk);
+  auto now = Clock::now();
+  std::vector<std::vector<std::byte>> wire;
+  for (int ms = 0; ms < 1000; ++ms, now += 1ms)
+    a.poll(now, [&](auto d) { wire.emplace_back(d.begin(), d.end()); });
+  // Resent at 2, 6, 14, 30, 62, 126, 254 ms, then every 250 ms: 9 in a
+  // second instead of 500.
+  EXPECT_EQ(a.stats().retransmissions, 9U);
+  for (const auto& d : wire) b.on_datagram(d);
+  b.poll(now, [&](auto d) { a.on_datagram(d); });
+  ASSERT_EQ(a.in_flight(), 0U);
+  ASSERT_EQ(a.send(message_for(1)), Status::kOk);
+  for (int ms = 0; ms < 10; ++ms, now += 1ms) a.poll(now, [](auto) {});
+  EXPECT_EQ(a.stats().retransmissions, 9U + 2U)
+      << "after progress the wait starts at 2 ms again (resent at 2, 6)";
+}
+
 TEST(UdpSocket, RejectsNonAddresses) { EXPECT_THROW(make_address("localhost:x", 1), std::invalid_argument); }
 
 }  // namespace

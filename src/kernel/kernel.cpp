@@ -384,8 +384,7 @@ Kernel::Result Kernel::revoke(Vpe& v, const SyscallRequest& r) {
     }
   }
   if (!any) return reply(Error::kNoSuchCap);
-  const auto op = begin_revocation();
-  for (const auto& [root, parent] : roots) revoke_subtree(op, root, true, parent);
+  const auto op = revoke_each(roots);
   if (finish_if_done(op)) return reply(Error::kNone);
   revocations_.at(op).syscall_caller = v.id;
   deferred_call_ = op;

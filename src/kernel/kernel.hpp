@@ -203,6 +203,11 @@ class Kernel {
   bool finish_if_done(std::uint64_t op);  // true if it finished
   void erase_cap(CapId id);
   void revoke_now(const std::vector<CapId>& roots);  // nobody waits for the end
+  // One revocation per root, and one that waits for all of them (returned).
+  // Several roots in one revocation could wait for each other in a circle:
+  // a VPE holding both ends of a chain that passes through another kernel,
+  // whose own revocation holds the links between.
+  std::uint64_t revoke_each(const std::vector<std::pair<CapId, CapId>>& roots_and_parents);
   void tear_down(Capability& cap);
   [[nodiscard]] bool is_local(CapId id) const;
   [[nodiscard]] std::optional<KernelId> owner_of(CapId id) const;

@@ -538,10 +538,23 @@ void Kernel::erase_cap(CapId id) {
   vpes_.at(owner).caps.erase(selector);
 }
 
+std::uint64_t Kernel::revoke_each(const std::vector<std::pair<CapId, CapId>>& roots_and_parents) {
+  const auto all = begin_revocation();
+  for (const auto& [root, parent] : roots_and_parents) {
+    const auto op = begin_revocation();
+    revoke_subtree(op, root, true, parent);
+    if (finish_if_done(op)) continue;
+    revocations_.at(op).local_waiters.push_back(all);
+    ++revocations_.at(all).joined;
+  }
+  return all;
+}
+
 void Kernel::revoke_now(const std::vector<CapId>& roots) {
-  const auto op = begin_revocation();
-  for (CapId root : roots) revoke_subtree(op, root, true, 0);
-  finish_if_done(op);
+  std::vector<std::pair<CapId, CapId>> without_parents;
+  without_parents.reserve(roots.size());
+  for (CapId root : roots) without_parents.emplace_back(root, 0);
+  finish_if_done(revoke_each(without_parents));
 }
 
 void Kernel::kernel_gone(KernelId k) {

@@ -6,6 +6,8 @@
 
 #include <deque>
 #include <memory>
+#include <random>
+#include <set>
 #include <vector>
 
 #include "kernel/kernel.hpp"
@@ -78,6 +80,23 @@ class KernelCluster : public ::testing::Test {
     const auto m = wire.front();
     wire.pop_front();
     kernels[m.to]->kernelcall(m.from, std::as_bytes(std::span(&m.message, 1)));
+    return true;
+  }
+  // Delivers the oldest message of a random pair of kernels (pairs stay in
+  // order, as the bridge keeps them); false if none was waiting.
+  bool deliver_random(std::mt19937& rng) {
+    collect();
+    std::vector<std::size_t> heads;
+    std::set<std::pair<KernelId, KernelId>> seen;
+    for (std::size_t i = 0; i < wire.size(); ++i) {
+      if (seen.insert({wire[i].from, wire[i].to}).second) heads.push_back(i);
+    }
+    if (heads.empty()) return false;
+    const auto pick = heads[std::uniform_int_distribution<std::size_t>(0, heads.size() - 1)(rng)];
+    const auto m = wire[pick];
+    wire.erase(wire.begin() + static_cast<std::ptrdiff_t>(pick));
+    kernels[m.to]->kernelcall(m.from, std::as_bytes(std::span(&m.message, 1)));
+    answer_service_calls();
     return true;
   }
   void settle() {
@@ -274,6 +293,79 @@ TEST_F(KernelCluster, OverlappingRevocationsJoinAndEachAnswersOnce) {
   EXPECT_EQ(kernels[0]->find(a, 60), nullptr);
   for (auto& k : kernels) EXPECT_FALSE(k->has_remote_work());
 }
+
+// A chain that alternates between two kernels (a delegates, obtains the copy
+// back, delegates that, ...), then both of its VPEs exit at once: each
+// kernel revokes its links, and each revocation reaches links the other one
+// holds. Neither may wait for the other in a circle.
+TEST_F(KernelCluster, RevocationsFromBothEndsOfAChainAcrossKernelsBothFinish) {
+  const VpeId a = vpe_on(0, 0);
+  const VpeId b = vpe_on(1, 0);
+  serve(1, b, "one");
+  open(0, a, 10, "one");
+  ASSERT_EQ(err(0, a, Syscall::kReqMem, {60, 4096, kif::kPermRW}), Error::kNone);
+  for (kif::Selector s = 60; s < 66; ++s) {
+    obtain_first = delegate(0, a, 10, s);  // the server hands back what it was given
+    ASSERT_FALSE(call(0, a, Syscall::kObtain, {10, s + 1, 1, 0}).has_value());
+    const auto obtain = deferred;
+    settle();
+    ASSERT_EQ(result_of(0, obtain)->error, Error::kNone);
+  }
+  ASSERT_NE(kernels[0]->find(a, 66), nullptr);
+  kernels[0]->vpe_exited(a);
+  kernels[1]->vpe_exited(b);
+  settle();
+  for (auto& k : kernels) EXPECT_FALSE(k->has_remote_work()) << "a revocation still waits";
+  EXPECT_EQ(kernels[0]->find(a, 60), nullptr);
+  EXPECT_EQ(kernels[0]->find(a, 66), nullptr);
+  EXPECT_EQ(kernels[1]->find(b, obtain_first), nullptr);
+}
+
+// Many revocations at once over a chain through three kernels, the
+// kernelcalls of different kernel pairs interleaved at random (one seed per
+// instance): every revocation answers exactly once, nothing is left waiting.
+class KernelClusterInterleavings : public KernelCluster, public ::testing::WithParamInterface<int> {};
+
+TEST_P(KernelClusterInterleavings, ConcurrentRevocationsAllFinish) {
+  const VpeId a = vpe_on(0, 0);
+  const VpeId b = vpe_on(1, 0);
+  const VpeId c = vpe_on(2, 0);
+  serve(1, b, "one");
+  serve(2, c, "two");
+  open(0, a, 10, "one");
+  open(0, a, 11, "two");
+  ASSERT_EQ(err(0, a, Syscall::kReqMem, {60, 4096, kif::kPermRW}), Error::kNone);
+  constexpr kif::Selector kLinks = 12;  // a's links: 60..72, b's and c's between them
+  for (kif::Selector s = 60; s < 60 + kLinks; ++s) {
+    obtain_first = delegate(0, a, s % 2 == 0 ? 10 : 11, s);
+    ASSERT_FALSE(call(0, a, Syscall::kObtain, {s % 2 == 0 ? 10U : 11U, s + 1, 1, 0}).has_value());
+    const auto obtain = deferred;
+    settle();
+    ASSERT_EQ(result_of(0, obtain)->error, Error::kNone);
+  }
+  std::mt19937 rng(static_cast<std::mt19937::result_type>(GetParam()));
+  std::vector<std::uint64_t> revokes;
+  for (kif::Selector s : {62U, 65U, 66U, 70U}) {  // overlapping subtrees of the chain
+    ASSERT_FALSE(call(0, a, Syscall::kRevoke, {s, 1, s % 2}).has_value());
+    revokes.push_back(deferred);
+    for (int i = 0; i < 3; ++i) deliver_random(rng);
+  }
+  kernels[1]->vpe_exited(b);  // and b's copies: everything below a's first link
+  while (deliver_random(rng)) {
+  }
+  answer_service_calls();
+  for (auto id : revokes) {
+    EXPECT_EQ(
+        std::count_if(finished[0].begin(), finished[0].end(), [&](const auto& r) { return r.call == id; }), 1)
+        << "revoke " << id;
+  }
+  for (auto& k : kernels) EXPECT_FALSE(k->has_remote_work()) << "a revocation still waits";
+  EXPECT_NE(kernels[0]->find(a, 60), nullptr) << "the root stays";
+  EXPECT_TRUE(kernels[0]->find(a, 60)->children.empty());
+  for (kif::Selector s = 61; s <= 60 + kLinks; ++s) EXPECT_EQ(kernels[0]->find(a, s), nullptr) << s;
+}
+
+INSTANTIATE_TEST_SUITE_P(Seeds, KernelClusterInterleavings, ::testing::Range(1, 41));
 
 TEST_F(KernelCluster, AKernelThatDisappearsEndsWhatWaitedForIt) {
   const auto [a, b, c, d, at_b, at_c, at_d] = delegation_chain(false);

@@ -1,0 +1,52 @@
+// Whole clusters of `vdtu node` processes whose VPEs end in the middle of
+// spanning revocations. The checks of defined results run in the VPEs
+// (kernel_test_vpe spanning-revoker, doomed-holder); a node fails if any of
+// its PEs fails or hangs.
+#include <gtest/gtest.h>
+
+#include <string>
+
+#include "cluster/cluster_launch.hpp"
+
+namespace vdtu::cluster {
+namespace {
+
+// A revoker on node 0 and a holder on node 1 build a 200-link chain that
+// alternates between their kernels; `how` says what ends it.
+ClusterResult run_chain(const std::string& how) {
+  ClusterSpec spec;
+  spec.vdtu_program = VDTU_PATH;
+  spec.kernel_program = VDTU_SEMPER_KERNEL_PATH;
+  spec.quiet = true;
+  spec.timeout_seconds = 60;
+  spec.nodes = {{{ClusterKernel{{{VDTU_KERNEL_TEST_VPE_PATH, "spanning-revoker", "holder", how}}}}},
+                {{ClusterKernel{{{VDTU_KERNEL_TEST_VPE_PATH, "doomed-holder", "holder", how}}}}}};
+  return run_cluster(spec);
+}
+
+std::string all_of(const ClusterResult& result) {
+  std::string all;
+  for (const auto& f : result.failures) all += f + "\n";
+  return all;
+}
+
+// The holder kills its node 2 ms after the revoker starts revoking the
+// chain: the revoke completes (the dead kernel's part went with it), what
+// depended on the dead kernel fails with clear errors, node 0 ends cleanly.
+TEST(ClusterNodes, ANodeKilledDuringASpanningRevocationLeavesTheOtherWithDefinedResults) {
+  const auto result = run_chain("kill");
+  ASSERT_EQ(result.failures.size(), 1U)
+      << (result.failures.empty() ? "node 1 was not killed" : all_of(result));
+  EXPECT_EQ(result.failures[0].rfind("node 1 failed", 0), 0U) << result.failures[0];
+}
+
+// Both VPEs exit at once: each kernel revokes its ends of every link, each
+// revocation reaching links the other one holds. Both must finish (they
+// once waited for each other in a circle) and both nodes end cleanly.
+TEST(ClusterNodes, BothEndsOfAChainExitingAtOnceEndCleanly) {
+  const auto result = run_chain("exit");
+  EXPECT_TRUE(result.failures.empty()) << all_of(result);
+}
+
+}  // namespace
+}  // namespace vdtu::cluster

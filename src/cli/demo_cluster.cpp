@@ -1,17 +1,23 @@
 // Demo checks for several kernels and two nodes, each node a `vdtu node`
 // process, the nodes joined by their bridges over loopback UDP.
 #include <fmt/core.h>
+#include <unistd.h>
 
 #include "cluster_command.hpp"
+#include "common/sibling_program.hpp"
 #include "demo.hpp"
 
 namespace vdtu::cli {
 namespace {
 
-bool run_quietly(ClusterSpec spec) {
+ClusterResult run_quietly(ClusterSpec spec) {
   spec.quiet = true;
   spec.timeout_seconds = 60;
-  const auto result = run_cluster(spec);
+  return run_cluster(spec);
+}
+
+bool all_finish(ClusterSpec spec) {
+  const auto result = run_quietly(std::move(spec));
   for (const auto& f : result.failures) fmt::print("  {}\n", f);
   return result.nodes_failed == 0;
 }
@@ -27,17 +33,53 @@ ClusterSpec both_ways() {
   return spec;
 }
 
+ClusterSpec sealed(ClusterSpec spec) {
+  spec.encrypt = true;
+  return spec;
+}
+
+ClusterSpec in_namespaces(ClusterSpec spec) {
+  spec.netns = true;
+  return spec;
+}
+
+// A 200-link chain alternating between the kernels of two nodes; node 1
+// kills itself while node 0 revokes the chain. Node 0's VPE checks the
+// results (revoke done, session gone, own kernel working) and node 0 must
+// end cleanly; node 1 must be the one that failed.
+bool node_killed_during_revocation() {
+  const auto vpe = sibling_program("apps/kernel_test_vpe");
+  ClusterSpec spec;
+  spec.nodes = {{{ClusterKernel{{{vpe, "spanning-revoker", "holder", "kill"}}}}},
+                {{ClusterKernel{{{vpe, "doomed-holder", "holder", "kill"}}}}}};
+  const auto result = run_quietly(spec);
+  const bool only_node_1 = result.failures.size() == 1 && result.failures[0].rfind("node 1 failed", 0) == 0;
+  if (!only_node_1) {
+    for (const auto& f : result.failures) fmt::print("  {}\n", f);
+  }
+  return only_node_1;
+}
+
 }  // namespace
 
 std::vector<DemoCheck> cluster_checks() {
-  return {
+  std::vector<DemoCheck> checks{
       {"two kernels on one node: session, obtain, PING/PONG, delegate, revoke",
-       [] { return run_quietly(echo_cluster(1, 2)); }},
+       [] { return all_finish(echo_cluster(1, 2)); }},
       {"two nodes over UDP: session, obtain, PING/PONG, delegate, revoke, both ways",
-       [] { return run_quietly(both_ways()); }},
+       [] { return all_finish(both_ways()); }},
       {"two nodes with two kernels each: three clients across kernels and nodes",
-       [] { return run_quietly(echo_cluster(2, 2)); }},
+       [] { return all_finish(echo_cluster(2, 2)); }},
+      {"two nodes, every datagram sealed with ChaCha20-Poly1305 and a random cluster key",
+       [] { return all_finish(sealed(both_ways())); }},
+      {"a node killed during a revocation spanning it: the other finishes with defined results",
+       node_killed_during_revocation},
   };
+  if (::geteuid() == 0) {
+    checks.push_back({"two nodes in their own network namespaces (veth + bridge, own addresses)",
+                      [] { return all_finish(in_namespaces(both_ways())); }});
+  }
+  return checks;
 }
 
 }  // namespace vdtu::cli

@@ -1,6 +1,7 @@
 #include "udp_socket.hpp"
 
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <sys/socket.h>
 
@@ -27,12 +28,35 @@ sockaddr_in make_address(const std::string& host, std::uint16_t port) {
   return a;
 }
 
+namespace {
+void enlarge_buffers(int fd) {
+  const int big = 4 << 20;  // room for bursts while the receiver polls
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &big, sizeof(big));
+  ::setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &big, sizeof(big));
+}
+
+int socket_option(int fd, int option) {
+  int value = -1;
+  socklen_t len = sizeof(value);
+  return ::getsockopt(fd, SOL_SOCKET, option, &value, &len) == 0 ? value : -1;
+}
+}  // namespace
+
+UdpSocket UdpSocket::adopt(UniqueFd fd) {
+  if (socket_option(fd.get(), SO_DOMAIN) != AF_INET || socket_option(fd.get(), SO_TYPE) != SOCK_DGRAM) {
+    throw std::invalid_argument("fd " + std::to_string(fd.get()) + " is not an IPv4 UDP socket");
+  }
+  const int flags = ::fcntl(fd.get(), F_GETFL);
+  ::fcntl(fd.get(), F_SETFL, flags | O_NONBLOCK);
+  ::fcntl(fd.get(), F_SETFD, FD_CLOEXEC);  // not on to the PEs
+  enlarge_buffers(fd.get());
+  return UdpSocket(std::move(fd));
+}
+
 UdpSocket UdpSocket::bind(const std::string& host, std::uint16_t port) {
   UniqueFd fd(::socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
   if (!fd) throw std::system_error(errno, std::generic_category(), "socket");
-  const int big = 4 << 20;  // room for bursts while the receiver polls
-  ::setsockopt(fd.get(), SOL_SOCKET, SO_RCVBUF, &big, sizeof(big));
-  ::setsockopt(fd.get(), SOL_SOCKET, SO_SNDBUF, &big, sizeof(big));
+  enlarge_buffers(fd.get());
   const auto address = make_address(host, port);
   if (::bind(fd.get(), reinterpret_cast<const sockaddr*>(&address), sizeof(address)) != 0) {
     throw std::system_error(errno, std::generic_category(), "bind " + host + ":" + std::to_string(port));

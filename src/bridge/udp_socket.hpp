@@ -22,6 +22,9 @@ class UdpSocket {
  public:
   // Binds to host:port (port 0: any free port). Throws std::system_error.
   static UdpSocket bind(const std::string& host, std::uint16_t port);
+  // Takes over a bound IPv4 UDP socket (e.g. inherited from the process that
+  // picked its port). Throws std::invalid_argument for anything else.
+  static UdpSocket adopt(UniqueFd fd);
 
   [[nodiscard]] int fd() const { return fd_.get(); }
   [[nodiscard]] std::uint16_t port() const;

@@ -30,6 +30,7 @@ NodeFile parse(const std::string& path) {
     c.global_memory_bytes = number(*node, "global_memory_bytes", c.global_memory_bytes);
     c.bridge_host = (*node)["bridge_host"].value_or(c.bridge_host);
     c.bridge_port = number(*node, "bridge_port", c.bridge_port);
+    if ((*node).contains("bridge_fd")) c.bridge_fd = static_cast<int>(number(*node, "bridge_fd", 0U));
     c.peer_timeout = std::chrono::milliseconds(number(*node, "peer_timeout_ms", c.peer_timeout.count()));
     if (const auto key = (*node)["cluster_key"].value<std::string>()) {
       try {

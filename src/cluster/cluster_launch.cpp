@@ -20,12 +20,16 @@
 #include "bridge/udp_socket.hpp"
 #include "common/sibling_program.hpp"
 #include "network_namespaces.hpp"
+#include "vdtu/unique_fd.hpp"
 
 namespace vdtu::cluster {
 namespace {
 
 // In namespaces every node has its own address and port space.
 constexpr std::uint16_t kNamespacePort = 7700;
+// On loopback each node inherits its bound socket here: no other program can
+// take the port between our choosing it and the node binding it.
+constexpr int kInheritedSocketFd = 3;
 
 struct Placement {
   unsigned kernel = 0;
@@ -38,6 +42,7 @@ struct Placement {
 struct Addresses {
   std::vector<std::string> hosts;
   std::vector<std::uint16_t> ports;
+  std::vector<bridge::UdpSocket> sockets;  // on loopback: bound already, handed to the nodes
 };
 
 std::string quoted(const std::string& s) {
@@ -81,6 +86,7 @@ std::string node_file(const ClusterSpec& spec, unsigned n, const std::vector<Pla
       n, n * spec.pes_per_node, spec.pes_per_node, spec.endpoints_per_pe, kGlobalMemory, quoted(at.hosts[n]),
       at.ports[n]);
   if (!key.empty()) f += fmt::format("cluster_key = \"{}\"\n", key);
+  if (!at.sockets.empty()) f += fmt::format("bridge_fd = {}\n", kInheritedSocketFd);
   for (unsigned peer = 0; peer < spec.nodes.size(); ++peer) {
     if (peer == n) continue;
     f += fmt::format("\n[[peer]]\nid = {}\nhost = {}\nport = {}\nfirst_pe = {}\npes = {}\n", peer,
@@ -114,10 +120,17 @@ std::string node_file(const ClusterSpec& spec, unsigned n, const std::vector<Pla
   return f;
 }
 
-// `prefix` runs the node elsewhere (inside a network namespace).
-pid_t spawn_node(std::vector<std::string> words, const std::string& log) {
+// `words` may start with a prefix that runs the node elsewhere (inside a
+// network namespace); `socket` (if >= 0) becomes the node's inherited socket.
+pid_t spawn_node(std::vector<std::string> words, const std::string& log, int socket) {
   posix_spawn_file_actions_t actions;
   posix_spawn_file_actions_init(&actions);
+  UniqueFd moved;  // above the target, so that dup2 never maps an fd onto itself
+  if (socket >= 0) {
+    moved = UniqueFd(::fcntl(socket, F_DUPFD_CLOEXEC, kInheritedSocketFd + 1));
+    if (!moved) throw std::runtime_error("cannot pass a socket to a node");
+    posix_spawn_file_actions_adddup2(&actions, moved.get(), kInheritedSocketFd);
+  }
   if (!log.empty()) {
     posix_spawn_file_actions_addopen(&actions, 1, log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
     posix_spawn_file_actions_adddup2(&actions, 1, 2);
@@ -140,7 +153,8 @@ Addresses loopback_addresses(std::size_t nodes) {
   Addresses at;
   for (std::size_t n = 0; n < nodes; ++n) {
     at.hosts.emplace_back("127.0.0.1");
-    at.ports.push_back(bridge::UdpSocket::bind("127.0.0.1", 0).port());
+    at.sockets.push_back(bridge::UdpSocket::bind("127.0.0.1", 0));
+    at.ports.push_back(at.sockets.back().port());
   }
   return at;
 }
@@ -228,7 +242,7 @@ ClusterResult run_cluster(const ClusterSpec& spec) {
     auto words = namespaces ? namespaces->exec_prefix(n) : std::vector<std::string>{};
     words.insert(words.end(), {self, "node", "--config", config.string(), "--timeout",
                                fmt::format("{}", spec.timeout_seconds)});
-    nodes.add(spawn_node(std::move(words), log));
+    nodes.add(spawn_node(std::move(words), log, at.sockets.empty() ? -1 : at.sockets[n].fd()));
   }
   ClusterResult result;
   for (unsigned n = 0; n < nodes.size(); ++n) {

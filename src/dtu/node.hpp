@@ -37,6 +37,7 @@ struct NodeConfig {
   // The bridge (only with peers): DTU messages to their PEs travel over UDP.
   std::string bridge_host = "127.0.0.1";
   std::uint16_t bridge_port = 0;
+  int bridge_fd = -1;  // >= 0: an inherited, already bound UDP socket instead (host/port unused)
   std::vector<PeerNode> peers;
   bridge::FaultRates faults;                      // injected on our outgoing datagrams
   std::optional<bridge::ClusterKey> cluster_key;  // every datagram sealed and checked with it

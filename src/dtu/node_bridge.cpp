@@ -93,7 +93,9 @@ struct NodeBridge::Inbound {
 
 NodeBridge::NodeBridge(NodeState& state)
     : state_(state),
-      socket_(bridge::UdpSocket::bind(state.config.bridge_host, state.config.bridge_port)),
+      socket_(state.config.bridge_fd >= 0
+                  ? bridge::UdpSocket::adopt(UniqueFd(state.config.bridge_fd))
+                  : bridge::UdpSocket::bind(state.config.bridge_host, state.config.bridge_port)),
       wake_(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)),
       doorbell_(Doorbell::create(state.config.endpoints_per_pe)),
       faults_(state.config.faults),

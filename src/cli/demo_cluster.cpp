@@ -33,6 +33,20 @@ ClusterSpec both_ways() {
   return spec;
 }
 
+// Both ways as above, and next to the echo VPEs each node's kernel runs the
+// single-kernel scenarios of `vdtu demo` (syscall basics, memory, a wide
+// tree) for VPEs of its own partition.
+ClusterSpec with_local_tests(ClusterSpec spec) {
+  const auto vpe = sibling_program("apps/kernel_test_vpe");
+  for (auto& node : spec.nodes) {
+    auto& vpes = node.kernels[0].vpes;
+    vpes.push_back({vpe, "basics"});
+    vpes.push_back({vpe, "memory"});
+    vpes.push_back({vpe, "wide-tree", "100"});
+  }
+  return spec;
+}
+
 ClusterSpec sealed(ClusterSpec spec) {
   spec.encrypt = true;
   return spec;
@@ -66,8 +80,8 @@ std::vector<DemoCheck> cluster_checks() {
   std::vector<DemoCheck> checks{
       {"two kernels on one node: session, obtain, PING/PONG, delegate, revoke",
        [] { return all_finish(echo_cluster(1, 2)); }},
-      {"two nodes over UDP: session, obtain, PING/PONG, delegate, revoke, both ways",
-       [] { return all_finish(both_ways()); }},
+      {"two nodes over UDP: session, obtain, PING/PONG, delegate, revoke, both ways; local tests on both",
+       [] { return all_finish(with_local_tests(both_ways())); }},
       {"two nodes with two kernels each: three clients across kernels and nodes",
        [] { return all_finish(echo_cluster(2, 2)); }},
       {"two nodes, every datagram sealed with ChaCha20-Poly1305 and a random cluster key",

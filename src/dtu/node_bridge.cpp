@@ -390,15 +390,19 @@ std::optional<std::span<const std::byte>> NodeBridge::unseal(std::span<const std
   std::uint32_t sender = 0;
   const auto opened = sealer_->open(datagram, opened_, sender);
   if (opened == bridge::DatagramSealer::Opened::kOk) return std::span<const std::byte>(opened_);
-  auto& count = opened == bridge::DatagramSealer::Opened::kReplayed ? datagrams_replayed_ : datagrams_forged_;
-  ++count;
-  if (std::has_single_bit(count)) {  // the 1st, 2nd, 4th, ...: visible, but no flood of lines
-    fmt::print(stderr, "vdtu node {}: bridge: datagram from {} {} ({} so far)\n", state_.config.node_id,
-               bridge::format_address(from),
-               opened == bridge::DatagramSealer::Opened::kReplayed ? "replayed" : "failed authentication",
-               count);
+  if (opened == bridge::DatagramSealer::Opened::kReplayed) {
+    reject(datagrams_replayed_, from, "replayed");
+  } else {
+    reject(datagrams_forged_, from, "failed authentication");
   }
   return std::nullopt;
+}
+
+void NodeBridge::reject(std::uint64_t& count, const sockaddr_in& from, std::string_view why) {
+  ++count;
+  if (!std::has_single_bit(count)) return;  // the 1st, 2nd, 4th, ...: visible, but no flood of lines
+  fmt::print(stderr, "vdtu node {}: bridge: discarded a datagram from {}: {} ({} so far)\n",
+             state_.config.node_id, bridge::format_address(from), why, count);
 }
 
 bool NodeBridge::receive_datagrams(Clock::time_point now) {
@@ -408,7 +412,7 @@ bool NodeBridge::receive_datagrams(Clock::time_point now) {
     any = true;
     ++datagrams_received_;
     if (*n >= buffer_.size()) {
-      ++datagrams_unknown_;
+      reject(datagrams_unknown_, from, "too large");
       continue;
     }
     const auto unsealed = unseal(std::span(buffer_).first(*n), from);
@@ -416,13 +420,13 @@ bool NodeBridge::receive_datagrams(Clock::time_point now) {
     const auto frame = *unsealed;
     bridge::FrameHeader h{};
     if (frame.size() < sizeof(h)) {
-      ++datagrams_unknown_;
+      reject(datagrams_unknown_, from, "shorter than a frame header");
       continue;
     }
     std::memcpy(&h, frame.data(), sizeof(h));
     Peer* peer = peer_by_id(h.src_node);
     if (peer == nullptr || peer->lost) {
-      ++datagrams_unknown_;
+      reject(datagrams_unknown_, from, "not from a peer (or from one that was lost)");
       continue;
     }
     const auto before = peer->link.stats().malformed + peer->link.stats().stale;
@@ -430,6 +434,8 @@ bool NodeBridge::receive_datagrams(Clock::time_point now) {
     if (peer->link.stats().malformed + peer->link.stats().stale == before) {
       peer->last_heard = now;
       peer->heard = true;
+    } else {
+      reject(link_rejections_, from, "malformed, misaddressed or from another incarnation");
     }
   }
   return any;

@@ -18,6 +18,7 @@
 #include <deque>
 #include <map>
 #include <memory>
+#include <string_view>
 #include <thread>
 #include <vector>
 
@@ -80,6 +81,8 @@ class NodeBridge {
   void emit(Peer& peer, BridgeOp op, std::uint32_t binding, std::span<const std::byte> body = {});
   void flush(Peer& peer);
   void transmit(const Peer& peer, std::span<const std::byte> datagram);
+  // Counts a discarded datagram and logs it now and then.
+  void reject(std::uint64_t& count, const sockaddr_in& from, std::string_view why);
   // The frame inside a received datagram; nullopt if it must be discarded.
   std::optional<std::span<const std::byte>> unseal(std::span<const std::byte> datagram,
                                                    const sockaddr_in& from);
@@ -109,6 +112,7 @@ class NodeBridge {
   std::uint64_t datagrams_sent_ = 0;
   std::uint64_t datagrams_received_ = 0;
   std::uint64_t datagrams_unknown_ = 0;
+  std::uint64_t link_rejections_ = 0;  // only to pace the log; the links count them by kind
   std::uint64_t datagrams_forged_ = 0;
   std::uint64_t datagrams_replayed_ = 0;
   std::uint64_t forwarded_ = 0;

@@ -62,6 +62,8 @@ class ReliableLink {
   // Messages sent and not yet acknowledged.
   [[nodiscard]] std::size_t in_flight() const { return in_flight_.size(); }
   [[nodiscard]] const LinkStats& stats() const { return stats_; }
+  // The peer's session, once a frame from it arrived (0 before).
+  [[nodiscard]] std::uint64_t peer_session() const { return peer_session_; }
 
  private:
   struct Outgoing {

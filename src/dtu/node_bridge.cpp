@@ -42,14 +42,18 @@ std::uint64_t random_session() {
 }  // namespace
 
 struct NodeBridge::Peer {
-  Peer(const PeerNode& c, std::uint16_t self, std::uint64_t session)
-      : config(c),
-        address(bridge::make_address(c.host, c.port)),
-        link({self, c.id, session, 256, std::chrono::microseconds(3000)}) {}
+  Peer(const PeerNode& c, std::uint16_t self_id, std::uint64_t session)
+      : config(c), address(bridge::make_address(c.host, c.port)), self(self_id), link(link_config(session)) {}
+
+  [[nodiscard]] bridge::LinkConfig link_config(std::uint64_t session) const {
+    return {self, config.id, session, 256, std::chrono::microseconds(3000)};
+  }
 
   PeerNode config;
   sockaddr_in address;
+  std::uint16_t self;
   bridge::ReliableLink link;
+  std::uint64_t dead_session = 0;              // of the incarnation we lost: its late datagrams are stale
   std::deque<std::vector<std::byte>> backlog;  // control messages the link could not take yet
   Clock::time_point last_heard{};
   Clock::time_point last_heartbeat{};
@@ -425,10 +429,11 @@ bool NodeBridge::receive_datagrams(Clock::time_point now) {
     }
     std::memcpy(&h, frame.data(), sizeof(h));
     Peer* peer = peer_by_id(h.src_node);
-    if (peer == nullptr || peer->lost) {
-      reject(datagrams_unknown_, from, "not from a peer (or from one that was lost)");
+    if (peer == nullptr) {
+      reject(datagrams_unknown_, from, "not from a peer");
       continue;
     }
+    if (peer->lost && !welcome_back(*peer, h, from)) continue;
     const auto before = peer->link.stats().malformed + peer->link.stats().stale;
     peer->link.on_datagram(frame);
     if (peer->link.stats().malformed + peer->link.stats().stale == before) {
@@ -697,10 +702,30 @@ void NodeBridge::check_peer(Peer& peer, Clock::time_point now, std::vector<Updat
   }
 }
 
+// A lost peer that speaks again with a new session was restarted: it starts
+// afresh with the fresh link lose_peer left. Its old incarnation stays dead.
+bool NodeBridge::welcome_back(Peer& peer, const bridge::FrameHeader& h, const sockaddr_in& from) {
+  if (h.session == peer.dead_session || h.magic != bridge::kFrameMagic ||
+      h.dst_node != state_.config.node_id) {
+    reject(datagrams_unknown_, from, "from a node that was lost");
+    return false;
+  }
+  peer.lost = false;
+  peer.heard = false;
+  peer.last_heard = Clock::time_point{};
+  fmt::print(stderr, "vdtu node {}: node {} is back (a new incarnation)\n", state_.config.node_id,
+             peer.config.id);
+  return true;
+}
+
 // The peer went silent: every binding with it ends, as if its PEs had died.
+// Its link starts over with a new session, so that nothing of this
+// incarnation reaches a restarted peer.
 void NodeBridge::lose_peer(Peer& peer, std::vector<Update>& updates) {
   peer.lost = true;
   peer.backlog.clear();
+  peer.dead_session = peer.link.peer_session();
+  peer.link = bridge::ReliableLink(peer.link_config(random_session()));
   ++peers_lost_;
   fmt::print(stderr, "vdtu node {}: node {} is silent for too long; its bindings end\n",
              state_.config.node_id, peer.config.id);

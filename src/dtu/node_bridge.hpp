@@ -81,6 +81,7 @@ class NodeBridge {
   void emit(Peer& peer, BridgeOp op, std::uint32_t binding, std::span<const std::byte> body = {});
   void flush(Peer& peer);
   void transmit(const Peer& peer, std::span<const std::byte> datagram);
+  bool welcome_back(Peer& peer, const bridge::FrameHeader& h, const sockaddr_in& from);
   // Counts a discarded datagram and logs it now and then.
   void reject(std::uint64_t& count, const sockaddr_in& from, std::string_view why);
   // The frame inside a received datagram; nullopt if it must be discarded.

@@ -4,6 +4,7 @@
 // the bridges carry the messages.
 #include <gtest/gtest.h>
 
+#include <array>
 #include <memory>
 #include <optional>
 #include <string>
@@ -32,9 +33,9 @@ class ClusterTest : public ::testing::Test {
  protected:
   void start(bridge::FaultRates faults = {}, std::chrono::milliseconds peer_timeout = 3000ms,
              std::optional<bridge::ClusterKey> key = std::nullopt) {
-    const std::uint16_t ports[2] = {free_udp_port(), free_udp_port()};
+    ports = {free_udp_port(), free_udp_port()};
     for (std::uint16_t i = 0; i < 2; ++i) {
-      NodeConfig c;
+      NodeConfig& c = configs[i];
       c.node_id = i;
       c.first_pe = static_cast<PeId>(i * kPesPerNode);
       c.pe_count = kPesPerNode;
@@ -49,6 +50,11 @@ class ClusterTest : public ::testing::Test {
       nodes[i] = std::make_unique<Node>(c);
     }
   }
+  // Node i again, as a new process would be: same configuration, new session.
+  void restart(int i) {
+    nodes[i] = std::make_unique<Node>(configs[i]);
+    launched[i].clear();
+  }
   PeId launch(int node, const PeProgram& p) {
     const PeId pe = nodes[node]->launch(p);
     launched[node].push_back(pe);
@@ -58,6 +64,8 @@ class ClusterTest : public ::testing::Test {
     ASSERT_TRUE(nodes[node]->wait_all_exited(timeout)) << "PEs of node " << node << " still running";
     for (PeId pe : launched[node]) EXPECT_EQ(nodes[node]->exit_code(pe), 0) << "PE " << pe;
   }
+  std::array<std::uint16_t, 2> ports{};
+  NodeConfig configs[2];
   std::unique_ptr<Node> nodes[2];
   std::vector<PeId> launched[2];
 };
@@ -158,6 +166,24 @@ TEST_F(ClusterTest, SendersLearnThatAPeerNodeDisappeared) {
   nodes[1].reset();                    // node 1 vanishes with its PEs and its bridge
   expect_all_pass(0);
   EXPECT_EQ(nodes[0]->stats().peers_lost, 1U);
+}
+
+// A lost node that comes back (a new process on the same address) is a new
+// incarnation: new bindings to it work; nothing of the old one leaks in.
+TEST_F(ClusterTest, ALostNodeThatRestartsIsReachableAgain) {
+  start({}, 300ms);
+  std::this_thread::sleep_for(200ms);  // heartbeats: each has heard the other
+  nodes[1].reset();
+  for (int i = 0; i < 100 && nodes[0]->stats().peers_lost == 0; ++i) std::this_thread::sleep_for(50ms);
+  ASSERT_EQ(nodes[0]->stats().peers_lost, 1U) << "node 0 never noticed";
+  restart(1);
+  launch(1, role("echo-server", {"2"}));
+  const PeId client = launch(0, role("echo-client", {"1"}));
+  launch(1, role("configure-echo-server", {"8"}, true));
+  launch(0, role("configure-echo-clients", {"8", std::to_string(client)}, true));
+  expect_all_pass(0);
+  expect_all_pass(1);
+  EXPECT_GE(nodes[1]->stats().remote_messages, 1U) << "the replies went back to node 0";
 }
 
 }  // namespace

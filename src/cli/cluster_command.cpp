@@ -51,6 +51,9 @@ ClusterSpec parse_cluster(const std::string& path) {
     spec.timeout_seconds = (*c)["timeout"].value_or(spec.timeout_seconds);
     spec.netns = (*c)["netns"].value_or(spec.netns);
     spec.encrypt = (*c)["encrypt"].value_or(spec.encrypt);
+    spec.loss = probability(*c, "loss", spec.loss);
+    spec.duplicate = probability(*c, "duplicate", spec.duplicate);
+    spec.reorder = probability(*c, "reorder", spec.reorder);
   }
   const auto* nodes = root["node"].as_array();
   if (nodes == nullptr || nodes->empty()) throw std::runtime_error(path + ": no [[node]]");
@@ -86,6 +89,9 @@ int run_cluster_command(const ClusterOptions& options) {
   if (options.config_path.empty()) spec.timeout_seconds = options.timeout_seconds;
   spec.netns = spec.netns || options.netns;
   spec.encrypt = spec.encrypt || options.encrypt;
+  if (options.loss > 0) spec.loss = options.loss;
+  if (options.duplicate > 0) spec.duplicate = options.duplicate;
+  if (options.reorder > 0) spec.reorder = options.reorder;
   unsigned kernels = 0;
   for (const auto& n : spec.nodes) kernels += static_cast<unsigned>(n.kernels.size());
   fmt::print("cluster: {} nodes, {} kernels, {}{}\n", spec.nodes.size(), kernels,

@@ -20,6 +20,9 @@ struct ClusterOptions {
   double timeout_seconds = 120;
   bool netns = false;
   bool encrypt = false;
+  double loss = 0;  // fault injection on every bridge (probabilities)
+  double duplicate = 0;
+  double reorder = 0;
 };
 
 // The default workload: kernel 0 serves "echo"; a client on every other

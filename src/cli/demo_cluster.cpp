@@ -52,6 +52,13 @@ ClusterSpec sealed(ClusterSpec spec) {
   return spec;
 }
 
+ClusterSpec lossy(ClusterSpec spec) {
+  spec.loss = 0.2;
+  spec.duplicate = 0.1;
+  spec.reorder = 0.1;
+  return spec;
+}
+
 ClusterSpec in_namespaces(ClusterSpec spec) {
   spec.netns = true;
   return spec;
@@ -84,6 +91,8 @@ std::vector<DemoCheck> cluster_checks() {
        [] { return all_finish(with_local_tests(both_ways())); }},
       {"two nodes with two kernels each: three clients across kernels and nodes",
        [] { return all_finish(echo_cluster(2, 2)); }},
+      {"two nodes × two kernels, every bridge losing 20 %, duplicating and reordering 10 % of datagrams",
+       [] { return all_finish(lossy(echo_cluster(2, 2))); }},
       {"two nodes, every datagram sealed with ChaCha20-Poly1305 and a random cluster key",
        [] { return all_finish(sealed(both_ways())); }},
       {"a node killed during a revocation spanning it: the other finishes with defined results",

@@ -43,6 +43,12 @@ int run(int argc, char** argv) {
                         "Each node in its own network namespace, joined by veth pairs and a bridge (root)");
   cluster_cmd->add_flag("--encrypt", cluster.encrypt,
                         "Seal every bridge datagram (ChaCha20-Poly1305) with a fresh random cluster key");
+  cluster_cmd->add_option("--loss", cluster.loss, "Drop this share of every bridge's datagrams (0-1)")
+      ->check(CLI::Range(0.0, 1.0));
+  cluster_cmd->add_option("--duplicate", cluster.duplicate, "Send this share twice (0-1)")
+      ->check(CLI::Range(0.0, 1.0));
+  cluster_cmd->add_option("--reorder", cluster.reorder, "Hold back this share behind the next (0-1)")
+      ->check(CLI::Range(0.0, 1.0));
   cluster_cmd
       ->add_option("--timeout", cluster.timeout_seconds, "Without --config: kill after this many seconds")
       ->check(CLI::PositiveNumber);

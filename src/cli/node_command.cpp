@@ -40,6 +40,13 @@ NodeFile parse(const std::string& path) {
       }
     }
   }
+  if (const auto* faults = root["faults"].as_table()) {  // injected on this node's outgoing datagrams
+    auto& f = file.config.faults;
+    f.loss = probability(*faults, "loss", f.loss);
+    f.duplicate = probability(*faults, "duplicate", f.duplicate);
+    f.reorder = probability(*faults, "reorder", f.reorder);
+    f.seed = number(*faults, "seed", f.seed);
+  }
   if (const auto* peers = root["peer"].as_array()) {
     for (const auto& entry : *peers) {
       const auto* peer = entry.as_table();
@@ -112,6 +119,10 @@ int run_node(const NodeOptions& options) {
         "{} retransmitted, {} duplicates dropped, {} peers lost\n",
         file.config.node_id, stats.remote_messages, stats.datagrams_sent, stats.datagrams_received,
         stats.datagrams_rejected, stats.retransmissions, stats.duplicates_dropped, stats.peers_lost);
+    if (file.config.faults.any()) {
+      fmt::print("node {}: bridge: faults injected: {} dropped, {} duplicated, {} reordered\n",
+                 file.config.node_id, stats.faults.dropped, stats.faults.duplicated, stats.faults.reordered);
+    }
     if (file.config.cluster_key) {
       fmt::print("node {}: bridge: sealed (ChaCha20-Poly1305): {} failed authentication, {} replayed\n",
                  file.config.node_id, stats.datagrams_forged, stats.datagrams_replayed);

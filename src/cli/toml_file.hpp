@@ -29,4 +29,14 @@ T number(const toml::table& table, std::string_view key, T fallback) {
   return static_cast<T>(*value);
 }
 
+// A probability: a number (integer or float) from 0 to 1.
+inline double probability(const toml::table& table, std::string_view key, double fallback) {
+  const auto* node = table.get(key);
+  if (node == nullptr) return fallback;
+  const auto value = node->value<double>();
+  if (!value || *value < 0 || *value > 1)
+    throw std::runtime_error(fmt::format("'{}' must be a number from 0 to 1", key));
+  return *value;
+}
+
 }  // namespace vdtu::cli

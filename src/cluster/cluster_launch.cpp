@@ -87,6 +87,10 @@ std::string node_file(const ClusterSpec& spec, unsigned n, const std::vector<Pla
       at.ports[n]);
   if (!key.empty()) f += fmt::format("cluster_key = \"{}\"\n", key);
   if (!at.sockets.empty()) f += fmt::format("bridge_fd = {}\n", kInheritedSocketFd);
+  if (spec.loss > 0 || spec.duplicate > 0 || spec.reorder > 0) {
+    f += fmt::format("\n[faults]\nloss = {}\nduplicate = {}\nreorder = {}\nseed = {}\n", spec.loss,
+                     spec.duplicate, spec.reorder, n + 1);
+  }
   for (unsigned peer = 0; peer < spec.nodes.size(); ++peer) {
     if (peer == n) continue;
     f += fmt::format("\n[[peer]]\nid = {}\nhost = {}\nport = {}\nfirst_pe = {}\npes = {}\n", peer,

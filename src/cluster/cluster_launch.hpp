@@ -29,6 +29,10 @@ struct ClusterSpec {
   bool quiet = false;          // keep the nodes' output to failures
   bool netns = false;          // each node in its own network namespace (needs root)
   bool encrypt = false;        // seal every bridge datagram with a fresh random cluster key
+  // Injected by every node's bridge on its outgoing datagrams (probabilities).
+  double loss = 0;
+  double duplicate = 0;
+  double reorder = 0;
 };
 
 struct ClusterResult {

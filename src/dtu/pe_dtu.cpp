@@ -330,7 +330,7 @@ class Dtu::Impl {
     return found;
   }
 
-  Status wait(std::chrono::nanoseconds timeout) {
+  Status wait(std::chrono::nanoseconds timeout, std::chrono::nanoseconds spin) {
     const auto start = std::chrono::steady_clock::now();
     const auto deadline = detail::deadline_after(timeout);
     if (private_pending_nonempty()) return Status::kOk;
@@ -348,7 +348,7 @@ class Dtu::Impl {
       return doorbell_.anything_pending(seen_epoch_, receive_mask);
     };
     detail::Spinner spinner;
-    while (std::chrono::steady_clock::now() - start < kSpin) {
+    while (std::chrono::steady_clock::now() - start < spin) {
       if (ready()) return Status::kOk;
       spinner.pause();
     }
@@ -369,7 +369,7 @@ class Dtu::Impl {
       if (st != Status::kEmpty) return st;
       const auto left = deadline - std::chrono::steady_clock::now();
       if (left <= std::chrono::nanoseconds::zero()) return Status::kTimeout;
-      if (wait(std::chrono::duration_cast<std::chrono::nanoseconds>(left)) == Status::kTimeout) {
+      if (wait(std::chrono::duration_cast<std::chrono::nanoseconds>(left), kSpin) == Status::kTimeout) {
         return Status::kTimeout;
       }
     }
@@ -650,7 +650,10 @@ Status Dtu::ack(const ReceivedMessage& message) { return impl_->ack(message); }
 Status Dtu::receive(EpId ep, ReceivedMessage& out, std::chrono::nanoseconds timeout) {
   return impl_->receive(ep, out, timeout);
 }
-Status Dtu::wait(std::chrono::nanoseconds timeout) { return impl_->wait(timeout); }
+Status Dtu::wait(std::chrono::nanoseconds timeout) { return impl_->wait(timeout, kSpin); }
+Status Dtu::wait(std::chrono::nanoseconds timeout, std::chrono::nanoseconds spin) {
+  return impl_->wait(timeout, spin);
+}
 std::uint32_t Dtu::credits(EpId ep) {
   impl_->refresh();
   return impl_->credits(ep);

@@ -42,6 +42,10 @@ std::span<const std::byte> bytes_of(const T& value) {
 
 constexpr ReceiveConfig kKernelcallBuffer{16, 10};  // 64 slots of 1 KiB
 constexpr auto kConnectPatience = 10s;              // peers on this node may boot later
+// While another kernel owes us an answer, poll this long before sleeping: a
+// crossing to another node takes tens of µs, a wake-up from sleep as long.
+constexpr auto kSpinAwaitingKernel = 1ms;
+constexpr auto kSpinIdle = 50us;
 
 KernelConfig config_for(const Dtu& dtu, const KernelBoot& boot) {
   KernelConfig c;
@@ -95,7 +99,7 @@ class Loop {
 
   int run() {
     while (!finished()) {
-      dtu_.wait(queued() ? 1ms : 100ms);
+      dtu_.wait(queued() ? 1ms : 100ms, kernel_.has_remote_work() ? kSpinAwaitingKernel : kSpinIdle);
       check_peers();
       handle_exits();
       serve_syscalls();

@@ -162,7 +162,7 @@ int unprivileged(Dtu& dtu, const Args&) {
   CHECK(!dtu.privileged());
   CHECK_STATUS(dtu.config_receive(me, 0, {12, 9}), Status::kPermissionDenied);
   CHECK_STATUS(dtu.config_send(me, 1, {me, 0, 1, 1, 64, kNoReplyEp}), Status::kPermissionDenied);
-  CHECK_STATUS(dtu.config_memory(me, 2, {kGlobalMemoryPe, 0, 4096, kMemReadWrite}),
+  CHECK_STATUS(dtu.config_memory(me, 2, {kGlobalMemoryPe, 0, 4096, kMemReadWrite, kThisNode}),
                Status::kPermissionDenied);
   CHECK_STATUS(dtu.invalidate(me, 0), Status::kPermissionDenied);
   CHECK_STATUS(dtu.invalidate_all(me), Status::kPermissionDenied);
@@ -193,8 +193,8 @@ int configuration_rules(Dtu& dtu, const Args& a) {
   CHECK_STATUS(dtu.config_send(p1, 1, {p2, 0, 1, 4, 512, kNoReplyEp}), Status::kTooLarge);
   CHECK_STATUS(dtu.config_send(p1, 1, {p2, 0, 1, 0, 64, kNoReplyEp}), Status::kInvalidArgument);
   // Memory windows outside the target memory.
-  CHECK_STATUS(dtu.config_memory(p1, 3, {p2, (1U << 20) - 8, 16, kMemRead}), Status::kOutOfBounds);
-  CHECK_STATUS(dtu.config_memory(p1, 3, {p2, 0, 16, 0}), Status::kInvalidArgument);
+  CHECK_STATUS(dtu.config_memory(p1, 3, {p2, (1U << 20) - 8, 16, kMemRead, kThisNode}), Status::kOutOfBounds);
+  CHECK_STATUS(dtu.config_memory(p1, 3, {p2, 0, 16, 0, kThisNode}), Status::kInvalidArgument);
   // Receive-endpoint channels run out after 512 senders: exhaustion is an error.
   std::size_t bound = 0;
   Status last = Status::kOk;
@@ -294,12 +294,35 @@ int crosstalk_receiver(Dtu& dtu, const Args& a) {
 int configure_memory(Dtu& dtu, const Args& a) {
   const PeId user = pe_arg(a, 0);
   const PeId owner = pe_arg(a, 1);
-  CHECK_STATUS(dtu.config_memory(user, 0, {owner, 4096, 8192, kMemReadWrite}), Status::kOk);
-  CHECK_STATUS(dtu.config_memory(user, 1, {owner, 4096, 8192, kMemRead}), Status::kOk);
-  CHECK_STATUS(dtu.config_memory(user, 2, {kGlobalMemoryPe, 1 << 20, 1 << 20, kMemReadWrite}), Status::kOk);
-  CHECK_STATUS(dtu.config_memory(user, 3, {owner, 0, 4096, kMemWrite}), Status::kOk);
+  CHECK_STATUS(dtu.config_memory(user, 0, {owner, 4096, 8192, kMemReadWrite, kThisNode}), Status::kOk);
+  CHECK_STATUS(dtu.config_memory(user, 1, {owner, 4096, 8192, kMemRead, kThisNode}), Status::kOk);
+  CHECK_STATUS(dtu.config_memory(user, 2, {kGlobalMemoryPe, 1 << 20, 1 << 20, kMemReadWrite, kThisNode}),
+               Status::kOk);
+  CHECK_STATUS(dtu.config_memory(user, 3, {owner, 0, 4096, kMemWrite, kThisNode}), Status::kOk);
   CHECK_STATUS(dtu.config_receive(owner, 0, {10, 8}), Status::kOk);
   CHECK_STATUS(dtu.config_send(user, 5, {owner, 0, 9, 1, 64, kNoReplyEp}), Status::kOk);
+  return 0;
+}
+
+// The same endpoints on another node's memory: USER here, OWNER on node NODE
+// (whose kernel runs configure-memory-owner).
+int configure_remote_memory(Dtu& dtu, const Args& a) {
+  const PeId user = pe_arg(a, 0);
+  const PeId owner = pe_arg(a, 1);
+  const auto node = static_cast<std::uint16_t>(std::stoul(a.at(2)));
+  CHECK_STATUS(dtu.config_memory(user, 0, {owner, 4096, 8192, kMemReadWrite, node}), Status::kOk);
+  CHECK_STATUS(dtu.config_memory(user, 1, {owner, 4096, 8192, kMemRead, node}), Status::kOk);
+  CHECK_STATUS(dtu.config_memory(user, 2, {kGlobalMemoryPe, 1 << 20, 1 << 20, kMemReadWrite, node}),
+               Status::kOk);
+  CHECK_STATUS(dtu.config_memory(user, 3, {owner, 0, 4096, kMemWrite, node}), Status::kOk);
+  CHECK_STATUS(dtu.config_memory(user, 4, {owner, 0, 4096, kMemWrite, 77}),
+               Status::kInvalidArgument);  // no such node
+  CHECK_STATUS(dtu.config_send(user, 5, {owner, 0, 9, 1, 64, kNoReplyEp}), Status::kOk);
+  return 0;
+}
+
+int configure_memory_owner(Dtu& dtu, const Args& a) {
+  CHECK_STATUS(dtu.config_receive(pe_arg(a, 0), 0, {10, 8}), Status::kOk);
   return 0;
 }
 
@@ -545,6 +568,8 @@ int main(int argc, char** argv) {
         {"crosstalk-sender", crosstalk_sender},
         {"crosstalk-receiver", crosstalk_receiver},
         {"configure-memory", configure_memory},
+        {"configure-remote-memory", configure_remote_memory},
+        {"configure-memory-owner", configure_memory_owner},
         {"memory-user", memory_user},
         {"memory-owner", memory_owner},
         {"configure-forgery", configure_forgery},

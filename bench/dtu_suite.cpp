@@ -49,7 +49,7 @@ int kernel_role(Dtu& dtu, const std::vector<std::string>& a) {
             "config_send");
     samples.add("config_send_endpoint", elapsed_ns(t));
     t = std::chrono::steady_clock::now();
-    require(dtu.config_memory(client, kClientConfigMemory, {kGlobalMemoryPe, 0, 4096, kMemRead}),
+    require(dtu.config_memory(client, kClientConfigMemory, {kGlobalMemoryPe, 0, 4096, kMemRead, kThisNode}),
             "config_memory");
     samples.add("config_memory_endpoint", elapsed_ns(t));
     t = std::chrono::steady_clock::now();
@@ -59,7 +59,7 @@ int kernel_role(Dtu& dtu, const std::vector<std::string>& a) {
   // Last, the endpoints the client measures with: it starts once they exist.
   require(dtu.config_receive(server, kServerRecv, {14, 8}), "config_receive");
   require(dtu.config_receive(client, kClientReply, {10, 8}), "config_receive");
-  require(dtu.config_memory(client, kClientMemory, {kGlobalMemoryPe, 0, 16 << 20, kMemReadWrite}),
+  require(dtu.config_memory(client, kClientMemory, {kGlobalMemoryPe, 0, 16 << 20, kMemReadWrite, kThisNode}),
           "config_memory");
   require(dtu.config_send(client, kClientSend, {server, kServerRecv, 7, 1, kPayload, kClientReply}),
           "config_send");

@@ -33,11 +33,16 @@ struct ReceiveConfig {
   std::uint8_t slot_order = 9;     // ... in slots of 2^slot_order bytes (header included)
 };
 
+// A memory endpoint's node: the PE's own, or another node of the cluster
+// (requests then travel through both nodes' bridges).
+inline constexpr std::uint16_t kThisNode = 0xffff;
+
 struct MemoryConfig {
   PeId target_pe = 0;  // whose memory; kGlobalMemoryPe for the node's global memory
   std::uint64_t offset = 0;
   std::uint64_t size = 0;
   std::uint8_t perms = kMemRead;
+  std::uint16_t node = kThisNode;  // the node that target_pe (or the global memory) belongs to
 };
 
 // Memory endpoints may target the node's global memory (SemperOS's memory PE).

@@ -47,6 +47,15 @@ ClusterSpec with_local_tests(ClusterSpec spec) {
   return spec;
 }
 
+// The storage server on node 0 hands out memory; the client on node 1
+// writes it, and delegates its own memory, which the server reads back.
+ClusterSpec memory_across_nodes() {
+  const auto vpe = sibling_program("apps/kernel_test_vpe");
+  ClusterSpec spec;
+  spec.nodes = {{{ClusterKernel{{{vpe, "server", "4"}}}}}, {{ClusterKernel{{{vpe, "client"}}}}}};
+  return spec;
+}
+
 ClusterSpec sealed(ClusterSpec spec) {
   spec.encrypt = true;
   return spec;
@@ -89,6 +98,8 @@ std::vector<DemoCheck> cluster_checks() {
        [] { return all_finish(echo_cluster(1, 2)); }},
       {"two nodes over UDP: session, obtain, PING/PONG, delegate, revoke, both ways; local tests on both",
        [] { return all_finish(with_local_tests(both_ways())); }},
+      {"memory across nodes: OBTAIN a server's memory and write it, DELEGATE memory it reads",
+       [] { return all_finish(memory_across_nodes()); }},
       {"two nodes with two kernels each: three clients across kernels and nodes",
        [] { return all_finish(echo_cluster(2, 2)); }},
       {"two nodes × two kernels, every bridge losing 20 %, duplicating and reordering 10 % of datagrams",

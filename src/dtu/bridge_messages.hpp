@@ -6,19 +6,22 @@
 
 #include <cstdint>
 
+#include "control_messages.hpp"
 #include "vdtu/dtu_types.hpp"
 #include "vdtu/status.hpp"
 
 namespace vdtu::dtu {
 
 enum class BridgeOp : std::uint8_t {
-  kBind = 1,   // sender node -> receiver node: a send endpoint now targets your PE
-  kUnbind,     // sender node: that send endpoint is gone
-  kUnbound,    // receiver node: the binding is refused or its receiver is gone
-  kMessage,    // sender node: one DTU message (25-byte header, payload)
-  kReply,      // receiver node: one reply on the binding
-  kCredit,     // receiver node: `count` messages moved into the receiver's channel
-  kHeartbeat,  // either: still here
+  kBind = 1,       // sender node -> receiver node: a send endpoint now targets your PE
+  kUnbind,         // sender node: that send endpoint is gone
+  kUnbound,        // receiver node: the binding is refused or its receiver is gone
+  kMessage,        // sender node: one DTU message (25-byte header, payload)
+  kReply,          // receiver node: one reply on the binding
+  kCredit,         // receiver node: `count` messages moved into the receiver's channel
+  kHeartbeat,      // either: still here
+  kMemoryRequest,  // a node whose PE uses a memory endpoint on the receiver's memory (binding: its PE index)
+  kMemoryReply,    // the receiver: the outcome (binding: as in the request)
 };
 
 #pragma pack(push, 1)
@@ -46,6 +49,19 @@ struct UnboundBody {
 
 struct CreditBody {
   std::uint32_t count = 0;
+};
+
+// Followed by the bytes to write (writes only).
+struct MemoryAccessBody {
+  PeId target_pe = 0;  // kGlobalMemoryPe or a PE of the receiving node
+  MemoryOp op{};
+  std::uint64_t offset = 0;  // in the target's memory
+  std::uint32_t length = 0;
+};
+
+// Followed by the bytes read (successful reads only).
+struct MemoryReplyBody {
+  Status status = Status::kOk;
 };
 #pragma pack(pop)
 

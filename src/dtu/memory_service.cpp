@@ -1,10 +1,13 @@
 // The node's memory service: carries out memory-endpoint reads and writes for
 // PEs, after checking the endpoint's window and permissions in the node's own
-// table. PEs never map memory they were not given outright.
+// table. PEs never map memory they were not given outright. An endpoint on
+// another node's memory is checked here too, then carried out by that node
+// (through both bridges); the PE gets its answer when it comes back.
 #include <chrono>
 #include <cstring>
 
 #include "channel/spin_then_sleep.hpp"
+#include "node_bridge.hpp"
 #include "node_state.hpp"
 
 namespace vdtu::dtu {
@@ -24,9 +27,67 @@ Status check_access(const NodeEndpoint& e, const MemoryRequest& r, std::size_t w
 
 }  // namespace
 
+void NodeState::answer_memory(std::uint32_t pe, std::uint64_t replylabel, Status st,
+                              std::span<const std::byte> data) {
+  auto& p = pes[pe];
+  if (!p.alive || !p.memory_out) return;  // it died meanwhile
+  if (st != Status::kOk) ++stats.memory_rejected;
+  std::vector<std::byte> response(1 + data.size());
+  response[0] = static_cast<std::byte>(st);
+  if (!data.empty()) std::memcpy(response.data() + 1, data.data(), data.size());
+  MessageHeader h{};
+  h.flags = kFlagReply;
+  h.label = replylabel;
+  p.memory_out->try_send(h, response);  // room was reserved before the request was taken
+}
+
+bool NodeState::serve_memory_request(std::uint32_t pe) {
+  auto& p = pes[pe];
+  // Take a request only when its answer has room: nothing is dropped, a PE
+  // that does not read its answers just stops being served.
+  std::uint32_t room = 0;
+  if (p.memory_remote_pending || p.memory_out->try_reserve(1, room) != Status::kOk) return false;
+  MessageView m;
+  if (p.memory_in->try_fetch(m) != Status::kOk) return false;
+  ++stats.memory_requests;
+  const std::uint64_t replylabel = m.header.replylabel;
+  MemoryRequest r{};
+  Status st = Status::kInvalidArgument;
+  std::span<const std::byte> data;
+  if (m.payload.size() >= sizeof(r)) {
+    std::memcpy(&r, m.payload.data(), sizeof(r));
+    data = m.payload.subspan(sizeof(r));
+    st = r.ep < p.endpoints.size() ? Status::kOk : Status::kInvalidArgument;
+  }
+  const NodeEndpoint* e = st == Status::kOk ? &p.endpoints[r.ep] : nullptr;
+  const bool remote = e != nullptr && e->kind == EndpointKind::kMemory && e->memory.node != kThisNode;
+  std::span<std::byte> window;
+  if (e != nullptr && e->kind == EndpointKind::kMemory && !remote) window = memory_window(e->memory);
+  if (st == Status::kOk) st = check_access(*e, r, remote ? e->memory.size : window.size());
+  if (st == Status::kOk && !remote && window.empty()) st = Status::kPeerGone;
+  if (st == Status::kOk && r.op == MemoryOp::kWrite && data.size() != r.length) st = Status::kInvalidArgument;
+  if (st == Status::kOk && r.op == MemoryOp::kRead && r.length + 1 > p.memory_out->max_payload()) {
+    st = Status::kTooLarge;
+  }
+  if (st == Status::kOk && remote) {
+    st = bridge ? bridge->forward_memory(pe, e->memory, r, data, replylabel) : Status::kPeerGone;
+    if (st == Status::kOk) {
+      p.memory_remote_pending = true;  // the bridge answers
+      p.memory_in->ack();
+      return true;
+    }
+  }
+  std::span<const std::byte> read;
+  if (st == Status::kOk && r.op == MemoryOp::kWrite)
+    std::memcpy(window.data() + r.offset, data.data(), r.length);
+  if (st == Status::kOk && r.op == MemoryOp::kRead) read = window.subspan(r.offset, r.length);
+  answer_memory(pe, replylabel, st, read);
+  p.memory_in->ack();
+  return true;
+}
+
 void NodeState::serve_memory() {
   std::array<std::uint64_t, kPendingWords> pending{};
-  std::vector<std::byte> response;
   detail::PollAfterWork idle(kSpinAfterWork);
   while (!stopping.load(std::memory_order_acquire)) {
     service_doorbell.take_pending(0, pending);
@@ -37,54 +98,15 @@ void NodeState::serve_memory() {
         const std::uint64_t bit = std::uint64_t{1} << (pe % 64);
         if ((pending[pe / 64] & bit) == 0) continue;
         auto& p = pes[pe];
-        if (!p.alive || !p.memory_in) {
-          pending[pe / 64] &= ~bit;
-          continue;
-        }
-        // Take a request only when its answer has room: nothing is dropped,
-        // a PE that does not read its answers just stops being served.
-        std::uint32_t room = 0;
-        if (p.memory_out->try_reserve(1, room) != Status::kOk) continue;
-        MessageView m;
-        if (p.memory_in->try_fetch(m) != Status::kOk) {
-          pending[pe / 64] &= ~bit;
+        if (!p.alive || !p.memory_in || !serve_memory_request(pe)) {
+          // Nothing (more) to take now; a remote answer or the next request
+          // rings the doorbell again.
+          if (!p.alive || !p.memory_in || p.memory_remote_pending || p.memory_in->available() == 0) {
+            pending[pe / 64] &= ~bit;
+          }
           continue;
         }
         worked = true;
-        ++stats.memory_requests;
-        MemoryRequest r{};
-        Status st = Status::kInvalidArgument;
-        std::span<const std::byte> data;
-        if (m.payload.size() >= sizeof(r)) {
-          std::memcpy(&r, m.payload.data(), sizeof(r));
-          data = m.payload.subspan(sizeof(r));
-          st = r.ep < p.endpoints.size() ? Status::kOk : Status::kInvalidArgument;
-        }
-        std::span<std::byte> window;
-        if (st == Status::kOk) {
-          const auto& e = p.endpoints[r.ep];
-          window = e.kind == EndpointKind::kMemory ? memory_window(e.memory) : std::span<std::byte>{};
-          st = check_access(e, r, window.size());
-          if (st == Status::kOk && e.kind == EndpointKind::kMemory && window.empty()) st = Status::kPeerGone;
-        }
-        if (st == Status::kOk && r.op == MemoryOp::kWrite && data.size() != r.length)
-          st = Status::kInvalidArgument;
-        if (st == Status::kOk && r.op == MemoryOp::kRead && r.length + 1 > p.memory_out->max_payload()) {
-          st = Status::kTooLarge;
-        }
-        if (st != Status::kOk) ++stats.memory_rejected;
-        response.assign(1, static_cast<std::byte>(st));
-        if (st == Status::kOk && r.op == MemoryOp::kWrite)
-          std::memcpy(window.data() + r.offset, data.data(), r.length);
-        if (st == Status::kOk && r.op == MemoryOp::kRead) {
-          response.insert(response.end(), window.begin() + static_cast<std::ptrdiff_t>(r.offset),
-                          window.begin() + static_cast<std::ptrdiff_t>(r.offset + r.length));
-        }
-        MessageHeader h{};
-        h.flags = kFlagReply;
-        h.label = m.header.replylabel;
-        p.memory_in->ack();
-        p.memory_out->try_send(h, response);
       }
     }
     if (idle.poll_again(worked)) continue;

@@ -212,7 +212,10 @@ Node::~Node() {
     }
   }
   wait_all_exited(std::chrono::seconds(10));  // the control thread reaps them
-  if (s.bridge) s.bridge->stop();
+  if (s.bridge) {
+    s.bridge->drain(std::chrono::seconds(1));  // the last words (a kernel's FINISHED) reach the peers
+    s.bridge->stop();
+  }
   s.stopping.store(true);
   const std::uint64_t one = 1;
   [[maybe_unused]] auto n = ::write(s.stop_event.get(), &one, sizeof(one));
@@ -279,6 +282,7 @@ PeId NodeState::launch_locked(const PeProgram& program) {
   if (!p.pidfd) throw_errno("pidfd_open");
   p.socket = std::move(node_end);
   p.alive = true;
+  p.memory_remote_pending = false;
   epoll_add(s.control_epoll, p.socket.get(), index);
   epoll_add(s.control_epoll, p.pidfd.get(), index | kPidfdFlag);
   return s.global_id(index);

@@ -71,6 +71,7 @@ struct NodeStats {
   std::uint64_t remote_unknown_binding = 0;  // arrived for a binding that is gone: dropped
   std::uint64_t remote_bindings_refused = 0;
   std::uint64_t peers_lost = 0;
+  std::uint64_t peers_returned = 0;  // lost peers that came back as a new incarnation
   bridge::FaultStats faults;
 };
 

@@ -5,6 +5,7 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <bit>
 #include <cstring>
 #include <random>
@@ -115,6 +116,20 @@ NodeBridge::~NodeBridge() { stop(); }
 
 void NodeBridge::start() {
   thread_ = std::thread([this] { run(); });
+}
+
+void NodeBridge::drain(std::chrono::milliseconds patience) {
+  const auto deadline = Clock::now() + patience;
+  while (Clock::now() < deadline) {
+    {
+      std::lock_guard lock(state_.mutex);
+      const bool quiet = std::all_of(peers_.begin(), peers_.end(), [](const auto& p) {
+        return p->lost || (p->backlog.empty() && p->link.in_flight() == 0);
+      });
+      if (quiet) return;
+    }
+    std::this_thread::sleep_for(1ms);
+  }
 }
 
 void NodeBridge::stop() {
@@ -263,6 +278,7 @@ void NodeBridge::add_stats(NodeStats& into) const {
   into.remote_unknown_binding += unknown_binding_;
   into.remote_bindings_refused += refused_;
   into.peers_lost += peers_lost_;
+  into.peers_returned += peers_returned_;
   into.malformed_requests += malformed_messages_;
   for (const auto& p : peers_) {
     const auto& s = p->link.stats();
@@ -515,8 +531,98 @@ void NodeBridge::handle(Peer& peer, std::span<const std::byte> message, Clock::t
       return;
     }
     case BridgeOp::kHeartbeat: return;
+    case BridgeOp::kMemoryRequest: serve_remote_memory(peer, binding, body); return;
+    case BridgeOp::kMemoryReply: finish_remote_memory(peer, binding, body); return;
   }
   ++malformed_messages_;
+}
+
+// ---- memory endpoints on another node's memory ------------------------------------
+
+bool NodeBridge::reaches(std::uint16_t node) {
+  const Peer* peer = peer_by_id(node);
+  return peer != nullptr && !peer->lost;
+}
+
+Status NodeBridge::forward_memory(std::uint32_t pe, const MemoryConfig& c, const MemoryRequest& r,
+                                  std::span<const std::byte> data, std::uint64_t replylabel) {
+  Peer* peer = peer_by_id(c.node);
+  if (peer == nullptr || peer->lost) return Status::kPeerGone;
+  // A part and its header, or a part's answer and its header, fit one frame.
+  constexpr std::uint32_t kPart = bridge::kMaxFramePayload - 64;
+  auto& waiting = memory_waiting_[pe];
+  waiting = {peer, replylabel, 0, Status::kOk, {}};
+  std::uint32_t done = 0;
+  do {
+    const std::uint32_t length = std::min(kPart, r.length - done);
+    MemoryAccessBody access{};
+    access.target_pe = c.target_pe;
+    access.op = r.op;
+    access.offset = c.offset + r.offset + done;  // checked against c.size by the memory service
+    access.length = length;
+    const bool write = r.op == MemoryOp::kWrite;
+    std::vector<std::byte> body(sizeof(access) + (write ? length : 0));
+    std::memcpy(body.data(), &access, sizeof(access));
+    if (write && length > 0) std::memcpy(body.data() + sizeof(access), data.data() + done, length);
+    emit(*peer, BridgeOp::kMemoryRequest, pe, body);
+    ++waiting.parts_left;
+    done += length;
+  } while (done < r.length);
+  poke();
+  return Status::kOk;
+}
+
+// A peer's PE reads or writes our memory: the window is checked here, on the
+// node that owns the memory, as for a local PE.
+void NodeBridge::serve_remote_memory(Peer& peer, std::uint32_t requester, std::span<const std::byte> body) {
+  MemoryAccessBody access{};
+  if (body.size() < sizeof(access)) {
+    ++malformed_messages_;
+    return;
+  }
+  std::memcpy(&access, body.data(), sizeof(access));
+  const auto data = body.subspan(sizeof(access));
+  const auto op = access.op;
+  const std::uint32_t length = access.length;
+  MemoryReplyBody reply{Status::kOk};
+  const auto window =
+      state_.memory_window({access.target_pe, access.offset, length, kMemReadWrite, kThisNode});
+  if ((op != MemoryOp::kRead && op != MemoryOp::kWrite) ||
+      (op == MemoryOp::kWrite && data.size() != length)) {
+    reply.status = Status::kInvalidArgument;
+  } else if (length == 0 || window.size() != length) {
+    reply.status = Status::kOutOfBounds;
+  }
+  std::vector<std::byte> answer(sizeof(reply));
+  if (reply.status == Status::kOk && op == MemoryOp::kWrite) std::memcpy(window.data(), data.data(), length);
+  if (reply.status == Status::kOk && op == MemoryOp::kRead)
+    answer.insert(answer.end(), window.begin(), window.end());
+  std::memcpy(answer.data(), &reply, sizeof(reply));
+  ++state_.stats.memory_requests;
+  if (reply.status != Status::kOk) ++state_.stats.memory_rejected;
+  emit(peer, BridgeOp::kMemoryReply, requester, answer);
+}
+
+void NodeBridge::finish_remote_memory(Peer& peer, std::uint32_t pe, std::span<const std::byte> body) {
+  auto it = memory_waiting_.find(pe);
+  MemoryReplyBody reply{};
+  if (it == memory_waiting_.end() || it->second.peer != &peer || body.size() < sizeof(reply)) {
+    ++malformed_messages_;
+    return;
+  }
+  std::memcpy(&reply, body.data(), sizeof(reply));
+  auto& waiting = it->second;
+  if (waiting.status == Status::kOk) waiting.status = reply.status;
+  const auto data = body.subspan(sizeof(reply));
+  waiting.read.insert(waiting.read.end(), data.begin(), data.end());
+  if (--waiting.parts_left > 0) return;
+  const auto answer = std::move(waiting);
+  memory_waiting_.erase(it);
+  state_.pes[pe].memory_remote_pending = false;
+  state_.answer_memory(
+      pe, answer.replylabel, answer.status,
+      answer.status == Status::kOk ? std::span<const std::byte>(answer.read) : std::span<const std::byte>{});
+  state_.service_doorbell.ring(0, pe);  // it may have more for the memory service
 }
 
 void NodeBridge::bind(Peer& peer, const BridgeHeader& h, std::span<const std::byte> body,
@@ -711,6 +817,7 @@ bool NodeBridge::welcome_back(Peer& peer, const bridge::FrameHeader& h, const so
     return false;
   }
   peer.lost = false;
+  ++peers_returned_;
   peer.heard = false;
   peer.last_heard = Clock::time_point{};
   fmt::print(stderr, "vdtu node {}: node {} is back (a new incarnation)\n", state_.config.node_id,
@@ -725,6 +832,15 @@ void NodeBridge::lose_peer(Peer& peer, std::vector<Update>& updates) {
   peer.lost = true;
   peer.backlog.clear();
   peer.dead_session = peer.link.peer_session();
+  for (auto it = memory_waiting_.begin(); it != memory_waiting_.end();) {
+    if (it->second.peer != &peer) {
+      ++it;
+      continue;
+    }
+    state_.pes[it->first].memory_remote_pending = false;
+    state_.answer_memory(it->first, it->second.replylabel, Status::kPeerGone);
+    it = memory_waiting_.erase(it);
+  }
   peer.link = bridge::ReliableLink(peer.link_config(random_session()));
   ++peers_lost_;
   fmt::print(stderr, "vdtu node {}: node {} is silent for too long; its bindings end\n",

@@ -41,6 +41,9 @@ class NodeBridge {
   NodeBridge& operator=(const NodeBridge&) = delete;
 
   void start();
+  // Waits (at most `patience`) until every peer has acknowledged what we
+  // sent, or is lost.
+  void drain(std::chrono::milliseconds patience);
   void stop();
   [[nodiscard]] std::uint16_t port() const { return socket_.port(); }
 
@@ -51,6 +54,12 @@ class NodeBridge {
   void disconnect_send(std::uint32_t id);
   // Receive endpoint `ep` of PE index `pe` is gone: remote senders learn why.
   void receiver_gone(std::uint32_t pe, EpId ep, Status reason);
+  // True if `node` is a peer that is not lost.
+  [[nodiscard]] bool reaches(std::uint16_t node);
+  // Sends PE `pe`'s checked memory request to the node owning the memory;
+  // its answer goes to the PE when it comes back (kPeerGone if it cannot).
+  Status forward_memory(std::uint32_t pe, const MemoryConfig& c, const MemoryRequest& r,
+                        std::span<const std::byte> data, std::uint64_t replylabel);
   void add_stats(NodeStats& into) const;
 
  private:
@@ -82,6 +91,8 @@ class NodeBridge {
   void flush(Peer& peer);
   void transmit(const Peer& peer, std::span<const std::byte> datagram);
   bool welcome_back(Peer& peer, const bridge::FrameHeader& h, const sockaddr_in& from);
+  void serve_remote_memory(Peer& peer, std::uint32_t requester, std::span<const std::byte> body);
+  void finish_remote_memory(Peer& peer, std::uint32_t pe, std::span<const std::byte> body);
   // Counts a discarded datagram and logs it now and then.
   void reject(std::uint64_t& count, const sockaddr_in& from, std::string_view why);
   // The frame inside a received datagram; nullopt if it must be discarded.
@@ -101,6 +112,15 @@ class NodeBridge {
   std::vector<std::unique_ptr<Peer>> peers_;
   OutboundMap outbound_;
   std::map<std::uint64_t, std::unique_ptr<Inbound>> inbound_;
+  // One PE's request, sent in parts that each fit a frame.
+  struct RemoteMemory {
+    Peer* peer = nullptr;
+    std::uint64_t replylabel = 0;
+    std::uint32_t parts_left = 0;
+    Status status = Status::kOk;  // the first failure of any part
+    std::vector<std::byte> read;  // the parts' data, in order (the link keeps it)
+  };
+  std::map<std::uint32_t, RemoteMemory> memory_waiting_;  // by requesting PE index
   std::uint32_t next_binding_ = 1;
   bridge::FaultInjector faults_;
   std::optional<bridge::DatagramSealer> sealer_;
@@ -121,6 +141,7 @@ class NodeBridge {
   std::uint64_t refused_ = 0;
   std::uint64_t malformed_messages_ = 0;
   std::uint64_t peers_lost_ = 0;
+  std::uint64_t peers_returned_ = 0;
 };
 
 }  // namespace vdtu::dtu

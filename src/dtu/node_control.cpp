@@ -262,12 +262,20 @@ Update NodeState::sender_update(std::uint32_t pe, EpId ep, const NodeEndpoint& e
 Status NodeState::config_memory(std::uint32_t pe, EpId ep, const MemoryConfig& c,
                                 std::vector<Update>& updates) {
   if (c.perms == 0 || (c.perms & ~kMemReadWrite) != 0 || c.size == 0) return Status::kInvalidArgument;
-  if (c.target_pe != kGlobalMemoryPe && !index_of(c.target_pe)) return Status::kInvalidArgument;
-  if (memory_window(c).empty()) return Status::kOutOfBounds;
+  MemoryConfig checked = c;
+  if (checked.node == config.node_id) checked.node = kThisNode;
+  if (checked.node != kThisNode) {
+    // Another node's memory: that node checks the window on every access.
+    if (!bridge || !bridge->reaches(checked.node)) return Status::kInvalidArgument;
+    if (c.offset + c.size < c.offset) return Status::kOutOfBounds;
+  } else {
+    if (c.target_pe != kGlobalMemoryPe && !index_of(c.target_pe)) return Status::kInvalidArgument;
+    if (memory_window(c).empty()) return Status::kOutOfBounds;
+  }
   invalidate(pe, ep, Status::kNotConfigured, updates);
   auto& e = pes[pe].endpoints[ep];
   e.kind = EndpointKind::kMemory;
-  e.memory = c;
+  e.memory = checked;
   Update u{pe, {}, {}, {}};
   u.message.kind = NodeMessageKind::kMemoryEndpoint;
   u.message.ep = ep;

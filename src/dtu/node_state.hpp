@@ -60,6 +60,7 @@ struct PeRecord {
   std::unique_ptr<SharedChannel> memory_responses;
   std::unique_ptr<Consumer> memory_in;
   std::unique_ptr<Producer> memory_out;
+  bool memory_remote_pending = false;  // its request is with another node: take no other meanwhile
   std::optional<int> exit_code;
 };
 
@@ -145,6 +146,11 @@ class NodeState {
                               VpeId target_vpe);
   // The reply endpoint `c` names (if any) is a live receive endpoint of `pe`.
   [[nodiscard]] bool reply_endpoint_ready(std::uint32_t pe, const SendConfig& c) const;
+  // The window of a memory endpoint on this node's memory (empty if invalid).
+  [[nodiscard]] std::span<std::byte> memory_window(const MemoryConfig& c);
+  // Answers a PE's memory request: the status byte, then what was read.
+  void answer_memory(std::uint32_t pe, std::uint64_t replylabel, Status st,
+                     std::span<const std::byte> data = {});
   [[nodiscard]] bool is_local(PeId pe) const {
     return static_cast<std::uint16_t>(pe - config.first_pe) < config.pe_count;
   }
@@ -158,7 +164,9 @@ class NodeState {
   Status config_memory(std::uint32_t pe, EpId ep, const MemoryConfig& c, std::vector<Update>& updates);
   void terminate(std::uint32_t pe, EpId ep);
   void release_inbound(std::uint32_t pe, EpId ep, std::uint16_t index, std::vector<Update>& updates);
-  [[nodiscard]] std::span<std::byte> memory_window(const MemoryConfig& c);
+  // One request from PE `pe`'s memory channel, if there is one and room for
+  // its answer; true if one was taken.
+  bool serve_memory_request(std::uint32_t pe);
 };
 
 }  // namespace vdtu::dtu

@@ -306,10 +306,10 @@ Kernel::Result Kernel::activate(Vpe& v, const SyscallRequest& r) {
         v.pe, static_cast<EpId>(ep),
         {gate->pe, gate->ep, gate->label, gate->credits, static_cast<std::uint32_t>(r.args[3]), reply_ep});
   } else if (const auto* mem = as<MemoryObject>(cap)) {
-    if (mem->node != config_.node) return reply(Error::kNotSupported);  // no memory across nodes (yet)
+    // Memory of another node: the node carries the accesses over the bridge.
     st = endpoints_.config_memory(
         v.pe, static_cast<EpId>(ep),
-        {mem->target_pe, mem->offset, mem->size, static_cast<std::uint8_t>(mem->perms)});
+        {mem->target_pe, mem->offset, mem->size, static_cast<std::uint8_t>(mem->perms), mem->node});
   } else {
     return reply(Error::kWrongType);
   }

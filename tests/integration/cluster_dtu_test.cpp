@@ -121,6 +121,20 @@ TEST_F(ClusterTest, EveryRoundTripCompletesExactlyOnceUnderLossDuplicationAndReo
   EXPECT_EQ(s0.remote_unknown_binding + s1.remote_unknown_binding, 0U);
 }
 
+// A PE on node 1 reads and writes memory of node 0 (a PE's and the global
+// memory) through memory endpoints: permissions and bounds hold, 300 kB go
+// through in pieces and come back intact, the owner finds what was written.
+TEST_F(ClusterTest, MemoryEndpointsReachAnotherNodesMemory) {
+  start();
+  launch(0, role("memory-owner"));  // PE 0
+  launch(1, role("memory-user"));   // PE 8
+  launch(0, role("configure-memory-owner", {"0"}, true));
+  launch(1, role("configure-remote-memory", {"8", "0", "0"}, true));
+  expect_all_pass(0);
+  expect_all_pass(1);
+  EXPECT_GE(nodes[0]->stats().memory_requests, 8U) << "served for node 1's PE";
+}
+
 // With a cluster key: the duplicates the wire makes are replays, a stranger's
 // datagrams are forgeries, a key holder's datagram sent twice is a replay;
 // all are counted and dropped, and every round trip still completes once.
@@ -177,6 +191,9 @@ TEST_F(ClusterTest, ALostNodeThatRestartsIsReachableAgain) {
   for (int i = 0; i < 100 && nodes[0]->stats().peers_lost == 0; ++i) std::this_thread::sleep_for(50ms);
   ASSERT_EQ(nodes[0]->stats().peers_lost, 1U) << "node 0 never noticed";
   restart(1);
+  // Until the new node 1 speaks (its first heartbeat), node 0 holds it lost.
+  for (int i = 0; i < 100 && nodes[0]->stats().peers_returned == 0; ++i) std::this_thread::sleep_for(50ms);
+  ASSERT_EQ(nodes[0]->stats().peers_returned, 1U) << "node 0 never heard the new node 1";
   launch(1, role("echo-server", {"2"}));
   const PeId client = launch(0, role("echo-client", {"1"}));
   launch(1, role("configure-echo-server", {"8"}, true));

@@ -48,5 +48,21 @@ TEST(ClusterNodes, BothEndsOfAChainExitingAtOnceEndCleanly) {
   EXPECT_TRUE(result.failures.empty()) << all_of(result);
 }
 
+// Sessions with memory across nodes: the client on node 1 obtains memory of
+// the server's (node 0's) memory and writes it through a memory endpoint;
+// it delegates its own memory, which the server reads. The checks run in
+// kernel_test_vpe's server and client roles.
+TEST(ClusterNodes, MemoryCapabilitiesWorkAcrossNodes) {
+  ClusterSpec spec;
+  spec.vdtu_program = VDTU_PATH;
+  spec.kernel_program = VDTU_SEMPER_KERNEL_PATH;
+  spec.quiet = true;
+  spec.timeout_seconds = 60;
+  spec.nodes = {{{ClusterKernel{{{VDTU_KERNEL_TEST_VPE_PATH, "server", "4"}}}}},
+                {{ClusterKernel{{{VDTU_KERNEL_TEST_VPE_PATH, "client"}}}}}};
+  const auto result = run_cluster(spec);
+  EXPECT_TRUE(result.failures.empty()) << all_of(result);
+}
+
 }  // namespace
 }  // namespace vdtu::cluster

@@ -326,6 +326,31 @@ int configure_memory_owner(Dtu& dtu, const Args& a) {
   return 0;
 }
 
+// USER reads node NODE's global memory through EP 0.
+int configure_remote_memory_reader(Dtu& dtu, const Args& a) {
+  const auto node = static_cast<std::uint16_t>(std::stoul(a.at(1)));
+  CHECK_STATUS(dtu.config_memory(pe_arg(a, 0), 0, {kGlobalMemoryPe, 0, 4096, kMemReadWrite, node}),
+               Status::kOk);
+  return 0;
+}
+
+// Reads until the memory's node disappears: then kPeerGone, every time.
+int remote_memory_until_gone(Dtu& dtu, const Args&) {
+  CHECK_STATUS(dtu.wait_for_endpoint(0, EndpointKind::kMemory), Status::kOk);
+  std::array<std::byte, 8> word{};
+  const auto until = std::chrono::steady_clock::now() + 20s;
+  Status st = Status::kOk;
+  int reads = 0;
+  while (st == Status::kOk && std::chrono::steady_clock::now() < until) {
+    st = dtu.read(0, 0, word);
+    ++reads;
+  }
+  CHECK(reads > 1);
+  CHECK_STATUS(st, Status::kPeerGone);
+  CHECK_STATUS(dtu.read(0, 0, word), Status::kPeerGone);
+  return 0;
+}
+
 int memory_user(Dtu& dtu, const Args&) {
   for (EpId ep : {0, 1, 2, 3}) CHECK_STATUS(dtu.wait_for_endpoint(ep, EndpointKind::kMemory), Status::kOk);
   CHECK_STATUS(dtu.wait_for_endpoint(5, EndpointKind::kSend), Status::kOk);
@@ -570,6 +595,8 @@ int main(int argc, char** argv) {
         {"configure-memory", configure_memory},
         {"configure-remote-memory", configure_remote_memory},
         {"configure-memory-owner", configure_memory_owner},
+        {"configure-remote-memory-reader", configure_remote_memory_reader},
+        {"remote-memory-until-gone", remote_memory_until_gone},
         {"memory-user", memory_user},
         {"memory-owner", memory_owner},
         {"configure-forgery", configure_forgery},

@@ -6,6 +6,7 @@
 // kernel 0 offers a session; a client VPE on kernel 1 measures.
 #include <fmt/core.h>
 
+#include <array>
 #include <chrono>
 #include <thread>
 
@@ -83,6 +84,18 @@ int spanning_client(Dtu& dtu, const std::vector<std::string>& a) {
     out.add(setup + "_delegate", time_ns([&] { require(sys.delegate(kSession, kRoot, 1), "delegate"); }));
     out.add(setup + "_revoke", time_ns([&] { require(sys.revoke(kRoot, 1, false), "revoke"); }));
   }
+  // The server's memory, through a memory endpoint: on its node, or (nodes)
+  // on the other node, every access carried by both bridges.
+  constexpr EpId kMemoryEp = 8;
+  require(sys.obtain(kSession, kObtained, 1, kHandOutMemory), "obtain memory");
+  require(sys.activate(kObtained, kMemoryEp), "activate memory");
+  std::array<std::byte, 8> word{};
+  for (int i = 0; i < reps; ++i) {
+    out.add(setup + "_memory_read_8B", time_ns([&] {
+              if (dtu.read(kMemoryEp, 0, word) != Status::kOk) throw std::runtime_error("memory read failed");
+            }));
+  }
+  require(sys.revoke(kObtained), "revoke memory");
   for (unsigned depth : kChainDepths) {
     for (int i = 0; i < chains; ++i) {
       build_chain(sys, depth);
@@ -181,7 +194,7 @@ void run_spanning_suite(Reporter& reporter, const SuiteOptions& options) {
   reporter.note("times are request to reply as the client VPE sees them; noop = its own kernel");
   for (const char* setup : {"kernels", "nodes"}) {
     std::vector<std::string> names;
-    for (const char* op : {"noop", "obtain", "delegate", "revoke", "revoke_obtained"})
+    for (const char* op : {"noop", "obtain", "delegate", "revoke", "revoke_obtained", "memory_read_8B"})
       names.push_back(fmt::format("{}_{}", setup, op));
     for (unsigned depth : kChainDepths) names.push_back(fmt::format("{}_chain_revoke_{}", setup, depth));
     for (const auto& name : names) reporter.add(latency_result(suite, name, samples[name]));

@@ -135,6 +135,18 @@ TEST_F(ClusterTest, MemoryEndpointsReachAnotherNodesMemory) {
   EXPECT_GE(nodes[0]->stats().memory_requests, 8U) << "served for node 1's PE";
 }
 
+// A PE reading another node's memory when that node disappears: the read
+// waiting for it fails with kPeerGone, and so does every later one.
+TEST_F(ClusterTest, MemoryOfALostNodeFailsWithPeerGone) {
+  start({}, 300ms);
+  launch(1, role("remote-memory-until-gone"));  // PE 8
+  launch(1, role("configure-remote-memory-reader", {"8", "0"}, true));
+  std::this_thread::sleep_for(300ms);  // reads going through
+  nodes[0].reset();
+  expect_all_pass(1);
+  EXPECT_EQ(nodes[1]->stats().peers_lost, 1U);
+}
+
 // With a cluster key: the duplicates the wire makes are replays, a stranger's
 // datagrams are forgeries, a key holder's datagram sent twice is a replay;
 // all are counted and dropped, and every round trip still completes once.

@@ -14,27 +14,16 @@
 #include "sample_file.hpp"
 #include "suites.hpp"
 #include "vdtu/semper.hpp"
+#include "vpe_timing.hpp"
 
 namespace vdtu::bench {
 namespace {
 
 using namespace std::chrono_literals;
-using semper::Error;
 using semper::Syscalls;
 
 constexpr kif::Selector kPartner = 10;
 constexpr kif::Selector kRoot = 100;
-
-void require(Error e, const char* what) {
-  if (e != Error::kNone) throw std::runtime_error(fmt::format("{}: {}", what, kif::to_string(e)));
-}
-
-template <class Op>
-double time_ns(Op op) {
-  const auto t = std::chrono::steady_clock::now();
-  op();
-  return std::chrono::duration<double, std::nano>(std::chrono::steady_clock::now() - t).count();
-}
 
 int caps_client(Dtu& dtu, const std::vector<std::string>& a) {
   SampleWriter out(a.at(0));

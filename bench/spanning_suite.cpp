@@ -16,6 +16,7 @@
 #include "sample_file.hpp"
 #include "suites.hpp"
 #include "vdtu/semper.hpp"
+#include "vpe_timing.hpp"
 
 namespace vdtu::bench {
 namespace {
@@ -34,17 +35,6 @@ constexpr kif::Selector kServerMemory = 30;
 constexpr std::uint64_t kHandOutMemory = 0;         // its own memory capability
 constexpr std::uint64_t kHandOutLastDelegated = 1;  // what the client delegated last (chains)
 constexpr unsigned kChainDepths[] = {10, 50, 100};
-
-void require(Error e, const char* what) {
-  if (e != Error::kNone) throw std::runtime_error(fmt::format("{}: {}", what, kif::to_string(e)));
-}
-
-template <class Op>
-double time_ns(Op op) {
-  const auto t = std::chrono::steady_clock::now();
-  op();
-  return std::chrono::duration<double, std::nano>(std::chrono::steady_clock::now() - t).count();
-}
 
 void open_session(Syscalls& sys) {
   for (int attempt = 0; attempt < 10'000; ++attempt) {

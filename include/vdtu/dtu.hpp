@@ -84,8 +84,11 @@ class Dtu {
   Status receive(EpId ep, ReceivedMessage& out, std::chrono::nanoseconds timeout = std::chrono::seconds(10));
   // Waits until any endpoint may have something (or an update/wake arrived).
   Status wait(std::chrono::nanoseconds timeout);
-  // The same, polling for `spin` before sleeping (the default is 50 µs): for
-  // a PE that knows an answer is due soon, e.g. a kernel awaiting another.
+  // How long wait() polls before it sleeps: longer than most answers take
+  // from a PE on another CPU, shorter than burning a CPU for nothing.
+  static constexpr std::chrono::microseconds kDefaultSpin{50};
+  // The same, polling for `spin` before sleeping: for a PE that knows an
+  // answer is due soon, e.g. a kernel awaiting another.
   Status wait(std::chrono::nanoseconds timeout, std::chrono::nanoseconds spin);
   // Credits left on send endpoint `ep` (kCreditsUnlimited if unlimited).
   [[nodiscard]] std::uint32_t credits(EpId ep);

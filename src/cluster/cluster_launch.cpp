@@ -4,20 +4,19 @@
 #include <fmt/core.h>
 #include <fmt/format.h>
 #include <fmt/ranges.h>
-#include <spawn.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <cerrno>
 #include <csignal>
 #include <filesystem>
 #include <fstream>
 #include <memory>
 #include <stdexcept>
-#include <system_error>
+#include <utility>
 
 #include "bridge/datagram_seal.hpp"
 #include "bridge/udp_socket.hpp"
+#include "child_process.hpp"
 #include "common/sibling_program.hpp"
 #include "network_namespaces.hpp"
 #include "vdtu/unique_fd.hpp"
@@ -127,30 +126,18 @@ std::string node_file(const ClusterSpec& spec, unsigned n, const std::vector<Pla
 // `words` may start with a prefix that runs the node elsewhere (inside a
 // network namespace); `socket` (if >= 0) becomes the node's inherited socket.
 pid_t spawn_node(std::vector<std::string> words, const std::string& log, int socket) {
-  posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
+  SpawnActions actions;
   UniqueFd moved;  // above the target, so that dup2 never maps an fd onto itself
   if (socket >= 0) {
     moved = UniqueFd(::fcntl(socket, F_DUPFD_CLOEXEC, kInheritedSocketFd + 1));
     if (!moved) throw std::runtime_error("cannot pass a socket to a node");
-    posix_spawn_file_actions_adddup2(&actions, moved.get(), kInheritedSocketFd);
+    actions.dup2(moved.get(), kInheritedSocketFd);
   }
   if (!log.empty()) {
-    posix_spawn_file_actions_addopen(&actions, 1, log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    posix_spawn_file_actions_adddup2(&actions, 1, 2);
+    actions.open(1, log, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    actions.dup2(1, 2);
   }
-  std::vector<char*> argv;
-  argv.reserve(words.size() + 1);
-  for (auto& w : words) argv.push_back(w.data());
-  argv.push_back(nullptr);
-  pid_t pid = -1;
-  const int rc = ::posix_spawnp(&pid, argv[0], &actions, nullptr, argv.data(), environ);
-  posix_spawn_file_actions_destroy(&actions);
-  if (rc != 0) {
-    throw std::runtime_error("cannot start a node: " +
-                             std::error_code(rc, std::generic_category()).message());
-  }
-  return pid;
+  return spawn(std::move(words), actions);
 }
 
 Addresses loopback_addresses(std::size_t nodes) {
@@ -202,19 +189,13 @@ class NodeProcesses {
     for (pid_t pid : running_) {
       if (pid <= 0) continue;  // already waited for
       ::kill(pid, SIGKILL);
-      ::waitpid(pid, nullptr, 0);
+      wait_for(pid);
     }
   }
   void add(pid_t pid) { running_.push_back(pid); }
   [[nodiscard]] std::size_t size() const { return running_.size(); }
   // Waits for node n; returns its wait status.
-  int wait(std::size_t n) {
-    int status = 0;
-    while (::waitpid(running_[n], &status, 0) < 0 && errno == EINTR) {
-    }
-    running_[n] = -1;
-    return status;
-  }
+  int wait(std::size_t n) { return wait_for(std::exchange(running_[n], -1)); }
 
  private:
   std::vector<pid_t> running_;

@@ -3,48 +3,41 @@
 #include <fcntl.h>
 #include <fmt/core.h>
 #include <fmt/ranges.h>
-#include <spawn.h>
 #include <sys/wait.h>
 
 #include <stdexcept>
 #include <system_error>
 
+#include "child_process.hpp"
+
 namespace vdtu::cluster {
 namespace {
 
-// Spawns with stdout and stderr kept, or sent to /dev/null for teardown.
-int spawn_and_wait(const std::vector<std::string>& words, bool silent) {
-  posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
-  if (silent) {
-    posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0);
-    posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0);
-  }
-  std::vector<std::string> copy = words;
-  std::vector<char*> argv;
-  argv.reserve(copy.size() + 1);
-  for (auto& w : copy) argv.push_back(w.data());
-  argv.push_back(nullptr);
-  pid_t pid = -1;
-  const int rc = ::posix_spawnp(&pid, argv[0], &actions, nullptr, argv.data(), environ);
-  posix_spawn_file_actions_destroy(&actions);
-  if (rc != 0) return -rc;
-  int status = 0;
-  while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
-  }
+// Runs a command to its end; its exit code (128 + signal if killed). Throws
+// std::system_error if it cannot be started.
+int exit_code_of(const std::vector<std::string>& words, const SpawnActions& actions) {
+  const int status = wait_for(spawn(words, actions));
   return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 }
 
-}  // namespace
-
-void run_command(const std::vector<std::string>& words) {
-  const int rc = spawn_and_wait(words, false);
-  if (rc < 0) {
-    throw std::runtime_error(fmt::format("cannot run {}: {}", words.at(0),
-                                         std::error_code(-rc, std::generic_category()).message()));
+// Teardown: quietly, and whatever happens.
+void run_quietly(const std::vector<std::string>& words) noexcept {
+  try {
+    SpawnActions quiet;
+    quiet.open(1, "/dev/null", O_WRONLY);
+    quiet.open(2, "/dev/null", O_WRONLY);
+    exit_code_of(words, quiet);
+  } catch (...) {  // nothing more to do about it
   }
+}
+
+// Throws with the command and its exit code when it fails.
+void run_command(const std::vector<std::string>& words) {
+  const int rc = exit_code_of(words, SpawnActions{});
   if (rc != 0) throw std::runtime_error(fmt::format("`{}` failed (exit {})", fmt::join(words, " "), rc));
 }
+
+}  // namespace
 
 NetworkNamespaces::NetworkNamespaces(const std::string& tag, unsigned count) : bridge_("vdtu" + tag) {
   if (bridge_.size() + 1 + std::to_string(count).size() > 15)
@@ -82,9 +75,9 @@ std::vector<std::string> NetworkNamespaces::exec_prefix(unsigned n) const {
 
 void NetworkNamespaces::tear_down() noexcept {
   // Deleting a namespace destroys its veth end and with it the host end.
-  for (const auto& ns : names_) spawn_and_wait({"ip", "netns", "del", ns}, true);
+  for (const auto& ns : names_) run_quietly({"ip", "netns", "del", ns});
   names_.clear();
-  spawn_and_wait({"ip", "link", "del", bridge_}, true);
+  run_quietly({"ip", "link", "del", bridge_});
 }
 
 }  // namespace vdtu::cluster

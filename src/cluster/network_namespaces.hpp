@@ -32,8 +32,4 @@ class NetworkNamespaces {
   std::vector<std::string> addresses_;
 };
 
-// Runs a command (searched in PATH), throws with its words and exit status
-// when it fails.
-void run_command(const std::vector<std::string>& words);
-
 }  // namespace vdtu::cluster

@@ -616,13 +616,19 @@ void NodeBridge::finish_remote_memory(Peer& peer, std::uint32_t pe, std::span<co
   const auto data = body.subspan(sizeof(reply));
   waiting.read.insert(waiting.read.end(), data.begin(), data.end());
   if (--waiting.parts_left > 0) return;
-  const auto answer = std::move(waiting);
-  memory_waiting_.erase(it);
+  complete_remote_memory(it, waiting.status);
+}
+
+NodeBridge::MemoryWaitMap::iterator NodeBridge::complete_remote_memory(MemoryWaitMap::iterator it,
+                                                                       Status status) {
+  const auto pe = it->first;
+  const auto& waiting = it->second;
   state_.pes[pe].memory_remote_pending = false;
   state_.answer_memory(
-      pe, answer.replylabel, answer.status,
-      answer.status == Status::kOk ? std::span<const std::byte>(answer.read) : std::span<const std::byte>{});
+      pe, waiting.replylabel, status,
+      status == Status::kOk ? std::span<const std::byte>(waiting.read) : std::span<const std::byte>{});
   state_.service_doorbell.ring(0, pe);  // it may have more for the memory service
+  return memory_waiting_.erase(it);
 }
 
 void NodeBridge::bind(Peer& peer, const BridgeHeader& h, std::span<const std::byte> body,
@@ -837,9 +843,7 @@ void NodeBridge::lose_peer(Peer& peer, std::vector<Update>& updates) {
       ++it;
       continue;
     }
-    state_.pes[it->first].memory_remote_pending = false;
-    state_.answer_memory(it->first, it->second.replylabel, Status::kPeerGone);
-    it = memory_waiting_.erase(it);
+    it = complete_remote_memory(it, Status::kPeerGone);
   }
   peer.link = bridge::ReliableLink(peer.link_config(random_session()));
   ++peers_lost_;

@@ -120,7 +120,10 @@ class NodeBridge {
     Status status = Status::kOk;  // the first failure of any part
     std::vector<std::byte> read;  // the parts' data, in order (the link keeps it)
   };
-  std::map<std::uint32_t, RemoteMemory> memory_waiting_;  // by requesting PE index
+  using MemoryWaitMap = std::map<std::uint32_t, RemoteMemory>;
+  MemoryWaitMap memory_waiting_;  // by requesting PE index
+  // Answers the PE (`status`, and what was read if kOk) and forgets the request.
+  MemoryWaitMap::iterator complete_remote_memory(MemoryWaitMap::iterator it, Status status);
   std::uint32_t next_binding_ = 1;
   bridge::FaultInjector faults_;
   std::optional<bridge::DatagramSealer> sealer_;

@@ -23,7 +23,6 @@ using namespace dtu;
 
 namespace {
 
-constexpr auto kSpin = std::chrono::microseconds(50);
 constexpr auto kMemorySpin = std::chrono::microseconds(500);
 constexpr std::size_t kMaxOutstandingLabels = 4096;
 
@@ -147,7 +146,7 @@ class Dtu::Impl {
   void pause_for_progress(EpId ep) {
     const auto start = std::chrono::steady_clock::now();
     detail::Spinner spinner;
-    while (std::chrono::steady_clock::now() - start < kSpin) {
+    while (std::chrono::steady_clock::now() - start < Dtu::kDefaultSpin) {
       spinner.pause();
       if (credits(ep) > 0) return;
     }
@@ -369,7 +368,8 @@ class Dtu::Impl {
       if (st != Status::kEmpty) return st;
       const auto left = deadline - std::chrono::steady_clock::now();
       if (left <= std::chrono::nanoseconds::zero()) return Status::kTimeout;
-      if (wait(std::chrono::duration_cast<std::chrono::nanoseconds>(left), kSpin) == Status::kTimeout) {
+      if (wait(std::chrono::duration_cast<std::chrono::nanoseconds>(left), Dtu::kDefaultSpin) ==
+          Status::kTimeout) {
         return Status::kTimeout;
       }
     }
@@ -650,7 +650,7 @@ Status Dtu::ack(const ReceivedMessage& message) { return impl_->ack(message); }
 Status Dtu::receive(EpId ep, ReceivedMessage& out, std::chrono::nanoseconds timeout) {
   return impl_->receive(ep, out, timeout);
 }
-Status Dtu::wait(std::chrono::nanoseconds timeout) { return impl_->wait(timeout, kSpin); }
+Status Dtu::wait(std::chrono::nanoseconds timeout) { return impl_->wait(timeout, Dtu::kDefaultSpin); }
 Status Dtu::wait(std::chrono::nanoseconds timeout, std::chrono::nanoseconds spin) {
   return impl_->wait(timeout, spin);
 }

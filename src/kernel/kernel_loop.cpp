@@ -45,7 +45,6 @@ constexpr auto kConnectPatience = 10s;              // peers on this node may bo
 // While another kernel owes us an answer, poll this long before sleeping: a
 // crossing to another node takes tens of µs, a wake-up from sleep as long.
 constexpr auto kSpinAwaitingKernel = 1ms;
-constexpr auto kSpinIdle = 50us;
 
 KernelConfig config_for(const Dtu& dtu, const KernelBoot& boot) {
   KernelConfig c;
@@ -99,7 +98,7 @@ class Loop {
 
   int run() {
     while (!finished()) {
-      dtu_.wait(queued() ? 1ms : 100ms, kernel_.has_remote_work() ? kSpinAwaitingKernel : kSpinIdle);
+      dtu_.wait(queued() ? 1ms : 100ms, kernel_.has_remote_work() ? kSpinAwaitingKernel : Dtu::kDefaultSpin);
       check_peers();
       handle_exits();
       serve_syscalls();

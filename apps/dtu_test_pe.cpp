@@ -12,9 +12,9 @@
 #include <vector>
 
 #include "check.hpp"
-#include "dtu/control_messages.hpp"
-#include "dtu/doorbell.hpp"
-#include "dtu/fd_socket.hpp"
+#include "protocol/control_messages.hpp"
+#include "protocol/doorbell.hpp"
+#include "protocol/fd_socket.hpp"
 #include "vdtu/channel.hpp"
 #include "vdtu/dtu.hpp"
 

@@ -10,7 +10,7 @@
 
 #include "baselines.hpp"
 #include "common/sibling_program.hpp"
-#include "dtu/node.hpp"
+#include "node/node.hpp"
 #include "sample_file.hpp"
 #include "suites.hpp"
 #include "vdtu/semper.hpp"

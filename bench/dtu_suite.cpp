@@ -13,7 +13,7 @@
 #include <vector>
 
 #include "baselines.hpp"
-#include "dtu/node.hpp"
+#include "node/node.hpp"
 #include "sample_file.hpp"
 #include "suites.hpp"
 #include "vdtu/dtu.hpp"

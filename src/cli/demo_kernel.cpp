@@ -7,7 +7,7 @@
 
 #include "common/sibling_program.hpp"
 #include "demo.hpp"
-#include "dtu/node.hpp"
+#include "node/node.hpp"
 
 namespace vdtu::cli {
 namespace {

@@ -6,7 +6,7 @@
 #include <stdexcept>
 #include <vector>
 
-#include "dtu/node.hpp"
+#include "node/node.hpp"
 #include "toml_file.hpp"
 
 namespace vdtu::cli {

@@ -12,7 +12,7 @@
 
 #include "bridge/datagram_seal.hpp"
 #include "bridge/udp_socket.hpp"
-#include "dtu/node.hpp"
+#include "node/node.hpp"
 
 namespace vdtu::dtu {
 namespace {

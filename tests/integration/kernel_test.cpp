@@ -7,7 +7,7 @@
 #include <thread>
 #include <vector>
 
-#include "dtu/node.hpp"
+#include "node/node.hpp"
 
 namespace vdtu::dtu {
 namespace {

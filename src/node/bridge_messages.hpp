@@ -6,7 +6,7 @@
 
 #include <cstdint>
 
-#include "control_messages.hpp"
+#include "protocol/control_messages.hpp"
 #include "vdtu/dtu_types.hpp"
 #include "vdtu/status.hpp"
 

@@ -21,9 +21,9 @@
 #include <system_error>
 
 #include "channel/spin_then_sleep.hpp"
-#include "fd_socket.hpp"
 #include "node_bridge.hpp"
 #include "node_state.hpp"
+#include "protocol/fd_socket.hpp"
 
 namespace vdtu::dtu {
 namespace {

@@ -15,9 +15,9 @@
 #include <thread>
 #include <vector>
 
-#include "control_messages.hpp"
-#include "doorbell.hpp"
 #include "node.hpp"
+#include "protocol/control_messages.hpp"
+#include "protocol/doorbell.hpp"
 #include "vdtu/channel.hpp"
 #include "vdtu/dtu.hpp"
 #include "vdtu/mapped_region.hpp"

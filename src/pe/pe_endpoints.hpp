@@ -8,8 +8,8 @@
 #include <variant>
 #include <vector>
 
-#include "control_messages.hpp"
-#include "doorbell.hpp"
+#include "protocol/control_messages.hpp"
+#include "protocol/doorbell.hpp"
 #include "vdtu/channel.hpp"
 
 namespace vdtu::dtu {

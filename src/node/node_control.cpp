@@ -8,9 +8,9 @@
 #include <system_error>
 #include <utility>
 
-#include "fd_socket.hpp"
 #include "node_bridge.hpp"
 #include "node_state.hpp"
+#include "protocol/fd_socket.hpp"
 
 namespace vdtu::dtu {
 namespace {

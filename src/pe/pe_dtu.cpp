@@ -13,8 +13,8 @@
 #include <utility>
 
 #include "channel/spin_then_sleep.hpp"
-#include "fd_socket.hpp"
 #include "pe_endpoints.hpp"
+#include "protocol/fd_socket.hpp"
 #include "vdtu/dtu.hpp"
 
 namespace vdtu {

@@ -188,6 +188,9 @@ class Consumer {
   // After the eventfd becomes readable, call disarm_event() and fetch.
   bool arm_event();
   void disarm_event();
+  // Like disarm_event(), but leaves the eventfd alone: for a loop that reads
+  // the eventfds that fired itself and has many channels armed.
+  void cancel_event();
 
   [[nodiscard]] std::uint32_t fetched_unacked() const { return read_ - tail_; }
   // Messages published but not yet fetched (0 when the channel is broken).

@@ -45,6 +45,8 @@ struct PeExit {
 struct DtuStats {
   std::uint64_t forged_replies_dropped = 0;  // replies that matched no request
   std::uint64_t broken_channels = 0;         // inbound channels whose sender broke the protocol
+  std::uint64_t late_memory_answers = 0;     // answers to memory requests that had timed out: skipped
+  std::uint64_t lost_updates = 0;            // endpoint updates whose fds did not fit (see RLIMIT_NOFILE)
 };
 
 class Dtu {

@@ -107,6 +107,11 @@ bool Consumer::arm_event() {
   return true;
 }
 
+void Consumer::cancel_event() {
+  std::atomic_ref<std::uint32_t>(channel_->control().consumer_wait)
+      .store(detail::kAwake, std::memory_order_relaxed);
+}
+
 void Consumer::disarm_event() {
   std::atomic_ref<std::uint32_t>(channel_->control().consumer_wait)
       .store(detail::kAwake, std::memory_order_relaxed);

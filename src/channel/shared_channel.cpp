@@ -14,6 +14,7 @@
 
 #include "channel_control.hpp"
 #include "common/futex.hpp"
+#include "common/sealed_memfd.hpp"
 #include "spin_then_sleep.hpp"
 #include "vdtu/channel.hpp"
 
@@ -23,31 +24,8 @@ using detail::ChannelControl;
 
 namespace {
 
-constexpr unsigned kRequiredSeals = F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL;
-
 [[noreturn]] void throw_errno(const char* what) {
   throw std::system_error(errno, std::generic_category(), what);
-}
-
-// Sealed against resizing, so no peer can truncate it and make us fault.
-UniqueFd make_sealed_memfd(std::size_t size) {
-  UniqueFd fd(::memfd_create("vdtu-channel", MFD_CLOEXEC | MFD_ALLOW_SEALING));
-  if (!fd) throw_errno("memfd_create");
-  if (::ftruncate(fd.get(), static_cast<off_t>(size)) != 0) throw_errno("ftruncate");
-  if (::fcntl(fd.get(), F_ADD_SEALS, kRequiredSeals) != 0) throw_errno("F_ADD_SEALS");
-  return fd;
-}
-
-void check_attachable(int memfd, std::size_t expected_size) {
-  const int seals = ::fcntl(memfd, F_GET_SEALS);
-  if (seals < 0 || (static_cast<unsigned>(seals) & kRequiredSeals) != kRequiredSeals) {
-    throw std::runtime_error("channel memory is not a sealed memfd");
-  }
-  struct stat st {};
-  if (::fstat(memfd, &st) != 0) throw_errno("fstat");
-  if (static_cast<std::size_t>(st.st_size) != expected_size) {
-    throw std::runtime_error("channel memory size does not match its geometry");
-  }
 }
 
 }  // namespace
@@ -86,7 +64,7 @@ SharedChannel::SharedChannel(UniqueFd memfd, UniqueFd eventfd, MappedRegion regi
 
 SharedChannel SharedChannel::create(ChannelGeometry geometry) {
   if (auto why = geometry.problem()) throw std::invalid_argument(*why);
-  UniqueFd memfd = make_sealed_memfd(geometry.total_bytes());
+  UniqueFd memfd = make_sealed_memfd("vdtu-channel", geometry.total_bytes());
   UniqueFd eventfd(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
   if (!eventfd) throw_errno("eventfd");
   MappedRegion region(memfd.get(), geometry.total_bytes());
@@ -103,7 +81,7 @@ SharedChannel SharedChannel::create(ChannelGeometry geometry) {
 SharedChannel SharedChannel::attach(UniqueFd memfd, UniqueFd eventfd, ChannelGeometry expected) {
   if (auto why = expected.problem()) throw std::invalid_argument(*why);
   if (!memfd) throw std::invalid_argument("no channel memory fd");
-  check_attachable(memfd.get(), expected.total_bytes());
+  check_sealed_memfd(memfd.get(), expected.total_bytes(), "channel memory");
   MappedRegion region(memfd.get(), expected.total_bytes());
   ChannelControl header{};
   std::memcpy(&header, region.data(), sizeof(header));  // copy out, then validate

@@ -6,16 +6,11 @@
 #include <chrono>
 #include <cstring>
 
-#include "channel/spin_then_sleep.hpp"
 #include "node_bridge.hpp"
-#include "node_state.hpp"
+#include "node_core.hpp"
 
 namespace vdtu::dtu {
 namespace {
-
-// Longer than a sleeping PE needs to wake up and send its next request (tens
-// of µs in a VM); a shorter window makes every request find us asleep.
-constexpr auto kSpinAfterWork = std::chrono::microseconds(200);
 
 Status check_access(const NodeEndpoint& e, const MemoryRequest& r, std::size_t window_size) {
   if (e.kind != EndpointKind::kMemory) return Status::kNotConfigured;
@@ -27,11 +22,11 @@ Status check_access(const NodeEndpoint& e, const MemoryRequest& r, std::size_t w
 
 }  // namespace
 
-void NodeState::answer_memory(std::uint32_t pe, std::uint64_t replylabel, Status st,
-                              std::span<const std::byte> data) {
-  auto& p = pes[pe];
+void NodeCore::answer_memory(std::uint32_t pe, std::uint64_t replylabel, Status st,
+                             std::span<const std::byte> data) {
+  auto& p = pes_[pe];
   if (!p.alive || !p.memory_out) return;  // it died meanwhile
-  if (st != Status::kOk) ++stats.memory_rejected;
+  if (st != Status::kOk) ++stats_.memory_rejected;
   std::vector<std::byte> response(1 + data.size());
   response[0] = static_cast<std::byte>(st);
   if (!data.empty()) std::memcpy(response.data() + 1, data.data(), data.size());
@@ -41,15 +36,15 @@ void NodeState::answer_memory(std::uint32_t pe, std::uint64_t replylabel, Status
   p.memory_out->try_send(h, response);  // room was reserved before the request was taken
 }
 
-bool NodeState::serve_memory_request(std::uint32_t pe) {
-  auto& p = pes[pe];
+bool NodeCore::serve_memory_request(std::uint32_t pe) {
+  auto& p = pes_[pe];
   // Take a request only when its answer has room: nothing is dropped, a PE
   // that does not read its answers just stops being served.
   std::uint32_t room = 0;
   if (p.memory_remote_pending || p.memory_out->try_reserve(1, room) != Status::kOk) return false;
   MessageView m;
   if (p.memory_in->try_fetch(m) != Status::kOk) return false;
-  ++stats.memory_requests;
+  ++stats_.memory_requests;
   const std::uint64_t replylabel = m.header.replylabel;
   MemoryRequest r{};
   Status st = Status::kInvalidArgument;
@@ -70,7 +65,7 @@ bool NodeState::serve_memory_request(std::uint32_t pe) {
     st = Status::kTooLarge;
   }
   if (st == Status::kOk && remote) {
-    st = bridge ? bridge->forward_memory(pe, e->memory, r, data, replylabel) : Status::kPeerGone;
+    st = bridge_ ? bridge_->forward_memory(pe, e->memory, r, data, replylabel) : Status::kPeerGone;
     if (st == Status::kOk) {
       p.memory_remote_pending = true;  // the bridge answers
       p.memory_in->ack();
@@ -86,34 +81,16 @@ bool NodeState::serve_memory_request(std::uint32_t pe) {
   return true;
 }
 
-void NodeState::serve_memory() {
-  std::array<std::uint64_t, kPendingWords> pending{};
-  detail::PollAfterWork idle(kSpinAfterWork);
-  while (!stopping.load(std::memory_order_acquire)) {
-    service_doorbell.take_pending(0, pending);
-    bool worked = false;
-    {
-      std::lock_guard lock(mutex);
-      for (std::uint32_t pe = 0; pe < pes.size() && pe < kChannelsPerEndpoint; ++pe) {
-        const std::uint64_t bit = std::uint64_t{1} << (pe % 64);
-        if ((pending[pe / 64] & bit) == 0) continue;
-        auto& p = pes[pe];
-        if (!p.alive || !p.memory_in || !serve_memory_request(pe)) {
-          // Nothing (more) to take now; a remote answer or the next request
-          // rings the doorbell again.
-          if (!p.alive || !p.memory_in || p.memory_remote_pending || p.memory_in->available() == 0) {
-            pending[pe / 64] &= ~bit;
-          }
-          continue;
-        }
-        worked = true;
-      }
-    }
-    if (idle.poll_again(worked)) continue;
-    service_doorbell.sleep(
-        kRescanInterval, [&] { return !service_doorbell.anything_pending(service_doorbell.config_epoch()); });
-    for (auto& w : pending) w = ~std::uint64_t{0};  // rescan after every sleep
+// One round over the PEs: a request is taken when its answer has room, so
+// nothing is dropped; a PE that does not read its answers is not served.
+bool NodeCore::serve_memory() {
+  bool worked = false;
+  for (std::uint32_t pe = 0; pe < pes_.size(); ++pe) {
+    auto& p = pes_[pe];
+    if (!p.alive || p.memory_remote_pending || p.memory_in->available() == 0) continue;
+    worked = serve_memory_request(pe) || worked;
   }
+  return worked;
 }
 
 }  // namespace vdtu::dtu

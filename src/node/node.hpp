@@ -2,91 +2,38 @@
 // The node: the trusted process that owns the endpoint table, creates every
 // channel, launches PEs as processes and notices when they die. Only a
 // privileged PE (a kernel) may ask it to configure endpoints.
+//
+// One thread (the node's event loop, node_loop.hpp) does all of the node's
+// work; the methods here hand it requests and wait for the answers, so they
+// may be called from any thread.
 
 #include <sys/types.h>
 
 #include <chrono>
-#include <cstdint>
 #include <memory>
 #include <optional>
-#include <string>
-#include <vector>
 
-#include "bridge/datagram_seal.hpp"
-#include "bridge/fault_injector.hpp"
-#include "vdtu/dtu_types.hpp"
+#include "node_config.hpp"
+#include "vdtu/unique_fd.hpp"
 
 namespace vdtu::dtu {
 
-// Another node of the cluster: where its bridge listens and which PEs it owns.
-struct PeerNode {
-  std::uint16_t id = 0;
-  std::string host = "127.0.0.1";
-  std::uint16_t port = 0;
-  PeId first_pe = 0;
-  std::uint32_t pe_count = 0;
-};
-
-struct NodeConfig {
-  std::uint16_t node_id = 0;
-  PeId first_pe = 0;            // global id of this node's first PE
-  std::uint32_t pe_count = 64;  // PEs this node can host
-  std::uint32_t endpoints_per_pe = 16;
-  std::size_t pe_memory_bytes = std::size_t{1} << 20;       // each PE's local memory
-  std::size_t global_memory_bytes = std::size_t{64} << 20;  // the node's memory PE
-  // The bridge (only with peers): DTU messages to their PEs travel over UDP.
-  std::string bridge_host = "127.0.0.1";
-  std::uint16_t bridge_port = 0;
-  int bridge_fd = -1;  // >= 0: an inherited, already bound UDP socket instead (host/port unused)
-  std::vector<PeerNode> peers;
-  bridge::FaultRates faults;                      // injected on our outgoing datagrams
-  std::optional<bridge::ClusterKey> cluster_key;  // every datagram sealed and checked with it
-  std::chrono::milliseconds peer_timeout{3000};   // silence after which a peer counts as gone
-};
-
-struct PeProgram {
-  std::string path;
-  std::vector<std::string> args;
-  bool privileged = false;
-};
-
-struct NodeStats {
-  std::uint64_t control_requests = 0;
-  std::uint64_t control_denied = 0;
-  std::uint64_t malformed_requests = 0;
-  std::uint64_t memory_requests = 0;
-  std::uint64_t memory_rejected = 0;
-  std::uint64_t pes_exited = 0;
-  std::uint64_t channels_created = 0;
-  std::uint64_t channels_alive = 0;
-  // bridge
-  std::uint64_t datagrams_sent = 0;
-  std::uint64_t datagrams_received = 0;
-  std::uint64_t datagrams_rejected = 0;  // malformed, stale, unknown sender
-  std::uint64_t datagrams_forged = 0;    // with a cluster key: failed authentication
-  std::uint64_t datagrams_replayed = 0;  // with a cluster key: authentic, but seen before
-  std::uint64_t retransmissions = 0;
-  std::uint64_t duplicates_dropped = 0;
-  std::uint64_t remote_messages = 0;         // DTU messages and replies forwarded to peers
-  std::uint64_t remote_unknown_binding = 0;  // arrived for a binding that is gone: dropped
-  std::uint64_t remote_bindings_refused = 0;
-  std::uint64_t peers_lost = 0;
-  std::uint64_t peers_returned = 0;  // lost peers that came back as a new incarnation
-  bridge::FaultStats faults;
-};
-
-class NodeState;
+class NodeLoop;
 
 class Node {
  public:
   explicit Node(const NodeConfig& config);
-  ~Node();  // kills the PEs still running and joins the node's threads
+  ~Node();  // kills the PEs still running, lets the bridge drain, stops the loop
   Node(const Node&) = delete;
   Node& operator=(const Node&) = delete;
 
-  // Starts a program on the next free PE and returns its global id. Throws
+  // Starts a program on a free PE and returns its global id. Throws
   // std::runtime_error when no PE is free or the program cannot be started.
   PeId launch(const PeProgram& program);
+  // A PE without a process of its own: the returned socket is its end of the
+  // control connection (hand it to a Dtu in this process, e.g. on a thread).
+  // The PE ends when that socket is closed.
+  UniqueFd attach(bool privileged, PeId& pe);
   // True once every launched PE has exited (false on timeout).
   bool wait_all_exited(std::chrono::milliseconds timeout);
   // Exit code of a PE that ended (128 + signal if killed), nothing while it runs.
@@ -97,7 +44,7 @@ class Node {
   [[nodiscard]] std::uint16_t bridge_port() const;
 
  private:
-  std::unique_ptr<NodeState> state_;
+  std::unique_ptr<NodeLoop> loop_;
 };
 
 }  // namespace vdtu::dtu

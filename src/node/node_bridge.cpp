@@ -1,16 +1,12 @@
 #include "node_bridge.hpp"
 
 #include <fmt/core.h>
-#include <poll.h>
-#include <sys/eventfd.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <bit>
 #include <cstring>
 #include <random>
-
-#include "channel/spin_then_sleep.hpp"
+#include <utility>
 
 namespace vdtu::dtu {
 namespace {
@@ -18,9 +14,12 @@ namespace {
 using namespace std::chrono_literals;
 
 constexpr std::uint32_t kRemoteReceiveSlots = 64;  // channel size for unlimited credits
-constexpr auto kBindPatience = 10s;                // a target endpoint may appear late (boot order)
-constexpr auto kSpinWhenIdle = 100us;              // poll before sleeping: a wake-up costs tens of us
-constexpr auto kSilenceBeforeFirstContact = 10s;   // a peer that never answered is given longer
+// The largest payload one MESSAGE carries: a frame holds the bridge header,
+// the DTU header and the payload. Larger messages are refused at configuration.
+constexpr std::uint32_t kMaxRemotePayload =
+    static_cast<std::uint32_t>(bridge::kMaxFramePayload - sizeof(BridgeHeader) - kHeaderSize);
+constexpr auto kBindPatience = 10s;               // a target endpoint may appear late (boot order)
+constexpr auto kSilenceBeforeFirstContact = 10s;  // a peer that never answered is given longer
 
 template <class T>
 std::span<const std::byte> bytes_of(const T& value) {
@@ -41,6 +40,38 @@ std::uint64_t random_session() {
 }
 
 }  // namespace
+
+// The node's loop watches the eventfd of a channel the bridge consumes for
+// as long as the binding lives.
+class ChannelWatch {
+ public:
+  ChannelWatch() = default;
+  ChannelWatch(EventWatcher& watcher, const SharedChannel& channel)
+      : watcher_(&watcher), fd_(channel.eventfd()) {
+    watcher.watch(fd_, event_tag(EventKind::kBridgeEvent, static_cast<std::uint32_t>(fd_)));
+  }
+  ChannelWatch(const ChannelWatch&) = delete;
+  ChannelWatch& operator=(const ChannelWatch&) = delete;
+  ChannelWatch(ChannelWatch&& other) noexcept
+      : watcher_(std::exchange(other.watcher_, nullptr)), fd_(std::exchange(other.fd_, -1)) {}
+  ChannelWatch& operator=(ChannelWatch&& other) noexcept {
+    if (this != &other) {
+      stop();
+      watcher_ = std::exchange(other.watcher_, nullptr);
+      fd_ = std::exchange(other.fd_, -1);
+    }
+    return *this;
+  }
+  ~ChannelWatch() { stop(); }
+
+ private:
+  void stop() {
+    if (watcher_ != nullptr) watcher_->unwatch(fd_);
+    watcher_ = nullptr;
+  }
+  EventWatcher* watcher_ = nullptr;
+  int fd_ = -1;
+};
 
 struct NodeBridge::Peer {
   Peer(const PeerNode& c, std::uint16_t self_id, std::uint64_t session)
@@ -72,6 +103,7 @@ struct NodeBridge::Outbound {
   std::shared_ptr<SharedChannel> reply;
   std::unique_ptr<Consumer> requests;
   std::unique_ptr<Producer> replies;
+  ChannelWatch request_watch;
   EpId reply_ep = kNoReplyEp;
   std::uint16_t reply_index = 0;
   std::uint32_t window = 0;  // messages the peer can still take
@@ -92,58 +124,34 @@ struct NodeBridge::Inbound {
   std::shared_ptr<SharedChannel> reply;
   std::unique_ptr<Producer> messages;
   std::unique_ptr<Consumer> replies;
+  ChannelWatch reply_watch;
   std::deque<std::vector<std::byte>> waiting;  // at most the sender's window (plus its channel, when closing)
   bool closing = false;  // the sender's endpoint is gone: deliver what waits, then release
 };
 
-NodeBridge::NodeBridge(NodeState& state)
-    : state_(state),
-      socket_(state.config.bridge_fd >= 0
-                  ? bridge::UdpSocket::adopt(UniqueFd(state.config.bridge_fd))
-                  : bridge::UdpSocket::bind(state.config.bridge_host, state.config.bridge_port)),
-      wake_(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)),
-      doorbell_(Doorbell::create(state.config.endpoints_per_pe)),
-      faults_(state.config.faults),
+NodeBridge::NodeBridge(NodeCore& core, EventWatcher& watcher)
+    : core_(core),
+      watcher_(watcher),
+      socket_(core.config().bridge_fd >= 0
+                  ? bridge::UdpSocket::adopt(UniqueFd(core.config().bridge_fd))
+                  : bridge::UdpSocket::bind(core.config().bridge_host, core.config().bridge_port)),
+      doorbell_(Doorbell::create(core.config().endpoints_per_pe)),
+      faults_(core.config().faults),
       buffer_(bridge::kMaxFramePayload + sizeof(bridge::FrameHeader) + bridge::DatagramSealer::kOverhead +
               1) {
-  if (state.config.cluster_key) sealer_.emplace(*state.config.cluster_key, state.config.node_id);
+  const auto& config = core.config();
+  if (config.cluster_key) sealer_.emplace(*config.cluster_key, config.node_id);
   const auto session = random_session();
-  for (const auto& p : state.config.peers)
-    peers_.push_back(std::make_unique<Peer>(p, state.config.node_id, session));
+  for (const auto& p : config.peers) peers_.push_back(std::make_unique<Peer>(p, config.node_id, session));
+  watcher_.watch(socket_.fd(), event_tag(EventKind::kBridgeSocket, 0));
 }
 
-NodeBridge::~NodeBridge() { stop(); }
+NodeBridge::~NodeBridge() { watcher_.unwatch(socket_.fd()); }
 
-void NodeBridge::start() {
-  thread_ = std::thread([this] { run(); });
-}
-
-void NodeBridge::drain(std::chrono::milliseconds patience) {
-  const auto deadline = Clock::now() + patience;
-  while (Clock::now() < deadline) {
-    {
-      std::lock_guard lock(state_.mutex);
-      const bool quiet = std::all_of(peers_.begin(), peers_.end(), [](const auto& p) {
-        return p->lost || (p->backlog.empty() && p->link.in_flight() == 0);
-      });
-      if (quiet) return;
-    }
-    std::this_thread::sleep_for(1ms);
-  }
-}
-
-void NodeBridge::stop() {
-  {
-    std::lock_guard lock(state_.mutex);
-    stopping_ = true;
-  }
-  poke();
-  if (thread_.joinable()) thread_.join();
-}
-
-void NodeBridge::poke() const {
-  const std::uint64_t one = 1;
-  [[maybe_unused]] auto n = ::write(wake_.get(), &one, sizeof(one));
+bool NodeBridge::quiet() const {
+  return std::all_of(peers_.begin(), peers_.end(), [](const auto& p) {
+    return p->lost || (p->backlog.empty() && p->link.in_flight() == 0);
+  });
 }
 
 NodeBridge::Peer* NodeBridge::peer_owning(PeId pe) {
@@ -162,78 +170,72 @@ NodeBridge::Peer* NodeBridge::peer_by_id(std::uint16_t id) {
 
 // ---- control plane -----------------------------------------------------------
 
-Status NodeBridge::connect_send(std::uint32_t pe, EpId ep, const SendConfig& c,
-                                std::vector<Update>& updates) {
+Status NodeBridge::connect_send(std::uint32_t pe, EpId ep, const SendConfig& c) {
   Peer* peer = peer_owning(c.target_pe);
-  if (peer == nullptr || c.target_ep >= state_.config.endpoints_per_pe) return Status::kInvalidArgument;
+  if (peer == nullptr || c.target_ep >= core_.config().endpoints_per_pe) return Status::kInvalidArgument;
   if (peer->lost) return Status::kPeerGone;
   const bool wants_reply = c.reply_ep != kNoReplyEp;
-  if (wants_reply && c.reply_ep >= state_.config.endpoints_per_pe) return Status::kInvalidArgument;
+  if (wants_reply && c.reply_ep >= core_.config().endpoints_per_pe) return Status::kInvalidArgument;
   if (c.credits == 0) return Status::kInvalidArgument;
-  if (c.max_msg_size == 0 || c.max_msg_size > ChannelGeometry::kMaxSlotSize - kHeaderSize)
-    return Status::kTooLarge;
+  if (c.max_msg_size == 0 || c.max_msg_size > kMaxRemotePayload) return Status::kTooLarge;
   const auto slot_size = std::max<std::uint32_t>(ChannelGeometry::kMinSlotSize,
                                                  std::bit_ceil(c.max_msg_size + std::uint32_t{kHeaderSize}));
-  auto& pes = state_.pes;
-  if (!state_.reply_endpoint_ready(pe, c)) return Status::kNotConfigured;
-  state_.invalidate(pe, ep, Status::kNotConfigured, updates);
-  auto& reply_recv = pes[pe].endpoints[wants_reply ? c.reply_ep : 0];
-  std::optional<std::uint16_t> reply_index;
-  if (wants_reply && !(reply_index = state_.allocate_inbound(reply_recv))) return Status::kNoResources;
+  if (!core_.reply_endpoint_ready(pe, c)) return Status::kNotConfigured;
+  core_.invalidate(pe, ep, Status::kNotConfigured);
+  const auto reply_slot_size = wants_reply ? core_.pe(pe).endpoints[c.reply_ep].slot_size : 0;
+  const BindingSpec spec{std::nullopt,
+                         wants_reply,
+                         wants_reply ? std::optional(LocalReceiver{pe, c.reply_ep}) : std::nullopt,
+                         channel_slots(c.credits, kRemoteReceiveSlots),
+                         slot_size,
+                         reply_slot_size};
+  BoundChannels bound;
+  if (const auto st = core_.bind_channels(spec, bound); st != Status::kOk) return st;
 
   auto out = std::make_unique<Outbound>();
   out->peer = peer;
   out->id = next_binding_++;
   out->pe = pe;
   out->ep = ep;
-  const auto slots = channel_slots(c.credits, kRemoteReceiveSlots);
-  try {
-    out->request = make_channel(slots, slot_size);
-    if (wants_reply) out->reply = make_channel(slots, reply_recv.slot_size);
-  } catch (const std::exception& e) {
-    fmt::print(stderr, "vdtu node: cannot create a channel: {}\n", e.what());
-    if (reply_index) reply_recv.used.reset(*reply_index);
-    return Status::kNoResources;
-  }
+  out->request = bound.request;
+  out->reply = bound.reply;
   out->requests = std::make_unique<Consumer>(*out->request);
+  out->request_watch = ChannelWatch(watcher_, *out->request);
   if (wants_reply) {
     out->replies = std::make_unique<Producer>(*out->reply);
     out->reply_ep = c.reply_ep;
-    out->reply_index = *reply_index;
-    reply_recv.inbound[*reply_index] = out->reply;
+    out->reply_index = bound.reply_index;
   }
-  out->window = slots;
-  state_.stats.channels_created += wants_reply ? 2 : 1;
+  out->window = spec.slots;
 
-  auto& e = pes[pe].endpoints[ep];
+  auto& e = core_.pe(pe).endpoints[ep];
   e.kind = EndpointKind::kSend;
   e.send = c;
   e.request = out->request;
   e.reply = out->reply;
   e.index_at_target = 0;
-  e.reply_index = reply_index.value_or(0);
+  e.reply_index = bound.reply_index;
   e.remote_binding = out->id;
-  updates.push_back(NodeState::sender_update(pe, ep, e, doorbell_.fd(), c.target_pe));
+  core_.queue(NodeCore::sender_update(pe, ep, e, doorbell_.fd(), c.target_pe));
 
   BindBody b{};
   b.target_pe = c.target_pe;
   b.target_ep = c.target_ep;
-  b.sender_pe = state_.global_id(pe);
+  b.sender_pe = core_.global_id(pe);
   b.sender_ep = ep;
-  b.sender_vpe = pes[pe].vpe;
+  b.sender_vpe = core_.pe(pe).vpe;
   b.label = c.label;
   b.credits = c.credits;
   b.max_msg_size = c.max_msg_size;
   b.sender_reply_ep = wants_reply ? c.reply_ep : kNoReplyEp;
-  b.reply_slot_size = wants_reply ? reply_recv.slot_size : 0;
+  b.reply_slot_size = reply_slot_size;
   emit(*peer, BridgeOp::kBind, out->id, bytes_of(b));
   outbound_[out->id] = std::move(out);
-  poke();
   return Status::kOk;
 }
 
 void NodeBridge::disconnect_send(std::uint32_t id) {
-  // The caller (NodeState::invalidate) ends the channels and the reply slot.
+  // The caller (NodeCore::invalidate) ends the channels and the reply slot.
   auto it = outbound_.find(id);
   if (it == outbound_.end()) return;
   auto& out = *it->second;
@@ -244,7 +246,6 @@ void NodeBridge::disconnect_send(std::uint32_t id) {
     emit(*out.peer, BridgeOp::kUnbind, id);
   }
   outbound_.erase(it);
-  poke();
 }
 
 void NodeBridge::receiver_gone(std::uint32_t pe, EpId ep, Status reason) {
@@ -265,8 +266,9 @@ void NodeBridge::receiver_gone(std::uint32_t pe, EpId ep, Status reason) {
     if (!in.peer->lost) emit(*in.peer, BridgeOp::kUnbound, in.id, bytes_of(body));
     it = inbound_.erase(it);
   }
-  poke();
 }
+
+void NodeBridge::pe_gone(std::uint32_t pe) { memory_waiting_.erase(pe); }
 
 void NodeBridge::add_stats(NodeStats& into) const {
   into.datagrams_sent += datagrams_sent_;
@@ -289,80 +291,60 @@ void NodeBridge::add_stats(NodeStats& into) const {
   into.faults = faults_.stats();
 }
 
-// ---- the bridge thread -----------------------------------------------------------
+// ---- the node loop's rounds ------------------------------------------------------
 
-void NodeBridge::run() {
-  detail::PollAfterWork idle(kSpinWhenIdle);
-  std::vector<Update> updates;
-  for (;;) {
-    bool busy = false;
-    {
-      std::lock_guard lock(state_.mutex);
-      if (stopping_) return;
-      busy = step(Clock::now(), updates);
-      state_.deliver(updates);
+bool NodeBridge::arm_for_sleep() {
+  armed_.clear();
+  const auto arm = [&](Consumer* c) {
+    if (c->arm_event()) {
+      armed_.push_back(c);
+      return true;
     }
-    if (!idle.poll_again(busy)) sleep_until_activity();
+    return false;
+  };
+  bool ready = false;
+  for (auto& [id, out] : outbound_) {
+    if (out->window > 0 && !arm(out->requests.get())) ready = true;
+    if (ready) break;
   }
-}
-
-// Until a datagram, a channel event or a poke; at the latest when a
-// retransmission or a heartbeat is due.
-void NodeBridge::sleep_until_activity() {
-  std::vector<pollfd> fds{{socket_.fd(), POLLIN, 0}, {wake_.get(), POLLIN, 0}};
-  std::vector<Consumer*> armed;
-  std::chrono::milliseconds timeout =
-      std::chrono::duration_cast<std::chrono::milliseconds>(state_.config.peer_timeout / 4);
-  {
-    std::lock_guard lock(state_.mutex);
-    for (const auto& p : peers_) {
-      if (p->link.in_flight() > 0) timeout = 2ms;
-    }
-    bool ready = false;
-    const auto arm = [&](Consumer* c, const SharedChannel& ch) {
-      if (ready || c == nullptr) return;
-      if (!c->arm_event()) {
-        ready = true;
-        return;
-      }
-      armed.push_back(c);
-      fds.push_back({ch.eventfd(), POLLIN, 0});
-    };
-    for (auto& [id, out] : outbound_) {
-      if (out->window > 0) arm(out->requests.get(), *out->request);
-    }
-    for (auto& [key, in] : inbound_) {
-      if (in->replies) arm(in->replies.get(), *in->reply);
-    }
-    if (ready) {
-      for (auto* c : armed) c->disarm_event();
-      return;
-    }
-  }
-  ::poll(fds.data(), fds.size(), static_cast<int>(timeout.count()));
-  std::uint64_t drained = 0;
-  [[maybe_unused]] auto n = ::read(wake_.get(), &drained, sizeof(drained));
-  std::lock_guard lock(state_.mutex);
-  // Bindings may have gone while we slept: disarm only the ones still here.
-  for (auto& [id, out] : outbound_) out->requests->disarm_event();
   for (auto& [key, in] : inbound_) {
-    if (in->replies) in->replies->disarm_event();
+    if (ready) break;
+    if (in->replies && !arm(in->replies.get())) ready = true;
   }
+  if (!ready) return true;
+  disarm_after_sleep();
+  return false;
 }
 
-bool NodeBridge::step(Clock::time_point now, std::vector<Update>& updates) {
+void NodeBridge::disarm_after_sleep() {
+  for (auto* c : armed_) c->cancel_event();
+  armed_.clear();
+}
+
+// Until a retransmission (2 ms while anything is unacknowledged) or a
+// heartbeat is due; datagrams and channel events wake the loop earlier.
+std::chrono::milliseconds NodeBridge::sleep_limit(Clock::time_point /*now*/) const {
+  const bool in_flight = std::any_of(peers_.begin(), peers_.end(), [](const auto& p) {
+    return p->link.in_flight() > 0 || !p->backlog.empty();
+  });
+  if (in_flight) return 2ms;
+  return std::max<std::chrono::milliseconds>(
+      1ms, std::chrono::duration_cast<std::chrono::milliseconds>(core_.config().peer_timeout / 4));
+}
+
+bool NodeBridge::step(Clock::time_point now) {
   bool busy = receive_datagrams(now);
   std::vector<std::byte> message;
   for (auto& p : peers_) {
     while (p->link.receive(message)) {
       busy = true;
-      if (!p->lost) handle(*p, message, now, updates);
+      if (!p->lost) handle(*p, message, now);
     }
   }
   for (auto it = inbound_.begin(); it != inbound_.end();) {
     auto& in = *it->second;
     if (!in.bound) {
-      const auto result = try_bind(in, updates);
+      const auto result = try_bind(in);
       if (result == BindResult::kNotYet && now < in.give_up) {
         ++it;
         continue;
@@ -377,7 +359,7 @@ bool NodeBridge::step(Clock::time_point now, std::vector<Update>& updates) {
     }
     busy = pump_inbound(in) || busy;
     if (in.closing && in.waiting.empty()) {
-      release(in, updates);
+      release(in);
       it = inbound_.erase(it);
       continue;
     }
@@ -386,7 +368,7 @@ bool NodeBridge::step(Clock::time_point now, std::vector<Update>& updates) {
   for (auto& [id, out] : outbound_) busy = pump_outbound(*out) || busy;
   for (auto& p : peers_) {
     flush(*p);
-    check_peer(*p, now, updates);
+    check_peer(*p, now);
     p->link.poll(now, [&](std::span<const std::byte> datagram) { transmit(*p, datagram); });
   }
   return busy;
@@ -422,7 +404,7 @@ void NodeBridge::reject(std::uint64_t& count, const sockaddr_in& from, std::stri
   ++count;
   if (!std::has_single_bit(count)) return;  // the 1st, 2nd, 4th, ...: visible, but no flood of lines
   fmt::print(stderr, "vdtu node {}: bridge: discarded a datagram from {}: {} ({} so far)\n",
-             state_.config.node_id, bridge::format_address(from), why, count);
+             core_.config().node_id, bridge::format_address(from), why, count);
 }
 
 bool NodeBridge::receive_datagrams(Clock::time_point now) {
@@ -462,8 +444,7 @@ bool NodeBridge::receive_datagrams(Clock::time_point now) {
   return any;
 }
 
-void NodeBridge::handle(Peer& peer, std::span<const std::byte> message, Clock::time_point now,
-                        std::vector<Update>& updates) {
+void NodeBridge::handle(Peer& peer, std::span<const std::byte> message, Clock::time_point now) {
   BridgeHeader h{};
   if (message.size() < sizeof(h)) {
     ++malformed_messages_;
@@ -483,7 +464,7 @@ void NodeBridge::handle(Peer& peer, std::span<const std::byte> message, Clock::t
       in.closing = true;
       if (in.bound) pump_inbound(in);
       if (in.waiting.empty()) {
-        release(in, updates);
+        release(in);
         inbound_.erase(it);
       }
       return;
@@ -499,10 +480,10 @@ void NodeBridge::handle(Peer& peer, std::span<const std::byte> message, Clock::t
       }
       if (b.reason != Status::kPeerGone) {  // a receiver that ended is no news
         fmt::print(stderr, "vdtu node {}: node {} refused binding {} of PE {} EP {}: {}\n",
-                   state_.config.node_id, peer.config.id, binding, state_.global_id(pe), ep,
+                   core_.config().node_id, peer.config.id, binding, core_.global_id(pe), ep,
                    to_string(b.reason));
       }
-      end_outbound(it, b.reason, updates);
+      end_outbound(it, b.reason);
       return;
     }
     case BridgeOp::kMessage: {
@@ -568,7 +549,6 @@ Status NodeBridge::forward_memory(std::uint32_t pe, const MemoryConfig& c, const
     ++waiting.parts_left;
     done += length;
   } while (done < r.length);
-  poke();
   return Status::kOk;
 }
 
@@ -586,7 +566,7 @@ void NodeBridge::serve_remote_memory(Peer& peer, std::uint32_t requester, std::s
   const std::uint32_t length = access.length;
   MemoryReplyBody reply{Status::kOk};
   const auto window =
-      state_.memory_window({access.target_pe, access.offset, length, kMemReadWrite, kThisNode});
+      core_.memory_window({access.target_pe, access.offset, length, kMemReadWrite, kThisNode});
   if ((op != MemoryOp::kRead && op != MemoryOp::kWrite) ||
       (op == MemoryOp::kWrite && data.size() != length)) {
     reply.status = Status::kInvalidArgument;
@@ -598,8 +578,8 @@ void NodeBridge::serve_remote_memory(Peer& peer, std::uint32_t requester, std::s
   if (reply.status == Status::kOk && op == MemoryOp::kRead)
     answer.insert(answer.end(), window.begin(), window.end());
   std::memcpy(answer.data(), &reply, sizeof(reply));
-  ++state_.stats.memory_requests;
-  if (reply.status != Status::kOk) ++state_.stats.memory_rejected;
+  ++core_.counters().memory_requests;
+  if (reply.status != Status::kOk) ++core_.counters().memory_rejected;
   emit(peer, BridgeOp::kMemoryReply, requester, answer);
 }
 
@@ -623,18 +603,17 @@ NodeBridge::MemoryWaitMap::iterator NodeBridge::complete_remote_memory(MemoryWai
                                                                        Status status) {
   const auto pe = it->first;
   const auto& waiting = it->second;
-  state_.pes[pe].memory_remote_pending = false;
-  state_.answer_memory(
+  core_.pe(pe).memory_remote_pending = false;
+  core_.answer_memory(
       pe, waiting.replylabel, status,
       status == Status::kOk ? std::span<const std::byte>(waiting.read) : std::span<const std::byte>{});
-  state_.service_doorbell.ring(0, pe);  // it may have more for the memory service
   return memory_waiting_.erase(it);
 }
 
 void NodeBridge::bind(Peer& peer, const BridgeHeader& h, std::span<const std::byte> body,
                       Clock::time_point now) {
   auto in = std::make_unique<Inbound>();
-  if (!read_body(body, in->bind) || !state_.is_local(in->bind.target_pe)) {
+  if (!read_body(body, in->bind) || !core_.is_local(in->bind.target_pe)) {
     ++malformed_messages_;
     return;
   }
@@ -646,11 +625,11 @@ void NodeBridge::bind(Peer& peer, const BridgeHeader& h, std::span<const std::by
 
 // Binds to the target receive endpoint, if it is there yet. A refusal that
 // waiting cannot cure is answered at once.
-NodeBridge::BindResult NodeBridge::try_bind(Inbound& in, std::vector<Update>& updates) {
+NodeBridge::BindResult NodeBridge::try_bind(Inbound& in) {
   const auto& b = in.bind;
-  const auto target = state_.index_of(b.target_pe);
-  if (!target || b.target_ep >= state_.config.endpoints_per_pe) return BindResult::kNotYet;
-  auto& recv = state_.pes[*target].endpoints[b.target_ep];
+  const auto target = core_.index_of(b.target_pe);
+  if (!target || b.target_ep >= core_.config().endpoints_per_pe) return BindResult::kNotYet;
+  const auto& recv = core_.pe(*target).endpoints[b.target_ep];
   if (recv.kind != EndpointKind::kReceive || recv.terminated) return BindResult::kNotYet;
   const auto refuse = [&](Status reason) {
     in.refusal = reason;
@@ -663,28 +642,24 @@ NodeBridge::BindResult NodeBridge::try_bind(Inbound& in, std::vector<Update>& up
        b.reply_slot_size > ChannelGeometry::kMaxSlotSize || !std::has_single_bit(b.reply_slot_size))) {
     return refuse(Status::kInvalidArgument);
   }
-  const auto index = state_.allocate_inbound(recv);
-  if (!index) return refuse(Status::kNoResources);
-  const auto slots = channel_slots(b.credits, recv.slot_count);
-  try {
-    in.channel = make_channel(slots, recv.slot_size);
-    if (wants_reply) in.reply = make_channel(slots, b.reply_slot_size);
-  } catch (const std::exception& e) {
-    fmt::print(stderr, "vdtu node: cannot create a channel: {}\n", e.what());
-    recv.used.reset(*index);
-    return refuse(Status::kNoResources);
-  }
-  recv.inbound[*index] = in.channel;
+  const BindingSpec spec{LocalReceiver{*target, b.target_ep},       wants_reply,    std::nullopt,
+                         channel_slots(b.credits, recv.slot_count), recv.slot_size, b.reply_slot_size};
+  BoundChannels bound;
+  if (const auto st = core_.bind_channels(spec, bound); st != Status::kOk) return refuse(st);
+  in.channel = bound.request;
+  in.reply = bound.reply;
   in.messages = std::make_unique<Producer>(*in.channel);
-  if (wants_reply) in.replies = std::make_unique<Consumer>(*in.reply);
+  if (wants_reply) {
+    in.replies = std::make_unique<Consumer>(*in.reply);
+    in.reply_watch = ChannelWatch(watcher_, *in.reply);
+  }
   in.pe = *target;
-  in.index = *index;
+  in.index = bound.request_index;
   in.bound = true;
-  state_.stats.channels_created += wants_reply ? 2 : 1;
-  const InboundChannelInfo info{*target,        b.target_ep,       *index,      slots,
+  const InboundChannelInfo info{*target,        b.target_ep,       in.index,    spec.slots,
                                 recv.slot_size, b.sender_pe,       b.sender_ep, b.sender_vpe,
                                 b.label,        b.sender_reply_ep, 0,           b.reply_slot_size};
-  updates.push_back(NodeState::inbound_update(info, in.channel, in.reply, doorbell_.fd()));
+  core_.queue(NodeCore::inbound_update(info, in.channel, in.reply, doorbell_.fd()));
   return BindResult::kBound;
 }
 
@@ -701,7 +676,7 @@ std::uint32_t NodeBridge::produce(std::deque<std::vector<std::byte>>& queue, Pro
       const auto st = producer.try_send(header, std::span(bytes).subspan(kHeaderSize));
       if (st == Status::kFull) break;
       if (st == Status::kOk) {
-        state_.pes[pe].doorbell.ring(ep, index);
+        core_.pe(pe).doorbell.ring(ep, index);
       } else {
         ++unknown_binding_;  // terminated meanwhile: the receiver cannot take it any more
       }
@@ -754,31 +729,21 @@ bool NodeBridge::pump_outbound(Outbound& out) {
 
 // The peer ended the binding (or is lost): the sender's endpoint goes, and
 // says why. The binding goes first, so the invalidation does not echo an UNBIND.
-NodeBridge::OutboundMap::iterator NodeBridge::end_outbound(OutboundMap::iterator it, Status reason,
-                                                           std::vector<Update>& updates) {
+NodeBridge::OutboundMap::iterator NodeBridge::end_outbound(OutboundMap::iterator it, Status reason) {
   const auto pe = it->second->pe;
   const auto ep = it->second->ep;
   it = outbound_.erase(it);
-  state_.pes[pe].endpoints[ep].remote_binding = 0;
-  state_.invalidate(pe, ep, reason, updates);
+  core_.pe(pe).endpoints[ep].remote_binding = 0;
+  core_.invalidate(pe, ep, reason);
   return it;
 }
 
 // Like a local sender's invalidation: the receiver drops the channel.
-void NodeBridge::release(Inbound& in, std::vector<Update>& updates) {
+void NodeBridge::release(Inbound& in) {
   if (!in.bound) return;
-  auto& e = state_.pes[in.pe].endpoints[in.bind.target_ep];
+  const auto& e = core_.pe(in.pe).endpoints[in.bind.target_ep];
   if (e.kind == EndpointKind::kReceive && e.inbound[in.index] == in.channel) {
-    e.inbound[in.index]->terminate();
-    e.inbound[in.index].reset();
-    e.used.reset(in.index);
-    if (state_.pes[in.pe].alive) {
-      Update u{in.pe, {}, {}, {}};
-      u.message.kind = NodeMessageKind::kChannelGone;
-      u.message.ep = in.bind.target_ep;
-      u.message.channel = in.index;
-      updates.push_back(std::move(u));
-    }
+    core_.release_inbound(in.pe, in.bind.target_ep, in.index);
   }
   if (in.reply) in.reply->terminate();
 }
@@ -797,18 +762,18 @@ void NodeBridge::flush(Peer& peer) {
     peer.backlog.pop_front();
 }
 
-void NodeBridge::check_peer(Peer& peer, Clock::time_point now, std::vector<Update>& updates) {
+void NodeBridge::check_peer(Peer& peer, Clock::time_point now) {
   if (peer.lost) return;
   if (peer.last_heard == Clock::time_point{}) peer.last_heard = now;
   const auto silence = now - peer.last_heard;
   const auto limit = peer.heard
-                         ? state_.config.peer_timeout
-                         : std::max<Clock::duration>(state_.config.peer_timeout, kSilenceBeforeFirstContact);
+                         ? core_.config().peer_timeout
+                         : std::max<Clock::duration>(core_.config().peer_timeout, kSilenceBeforeFirstContact);
   if (silence > limit && (peer.heard || peer.link.in_flight() > 0)) {
-    lose_peer(peer, updates);
+    lose_peer(peer);
     return;
   }
-  if (now - peer.last_heartbeat >= state_.config.peer_timeout / 4) {
+  if (now - peer.last_heartbeat >= core_.config().peer_timeout / 4) {
     peer.last_heartbeat = now;
     emit(peer, BridgeOp::kHeartbeat, 0);
   }
@@ -818,7 +783,7 @@ void NodeBridge::check_peer(Peer& peer, Clock::time_point now, std::vector<Updat
 // afresh with the fresh link lose_peer left. Its old incarnation stays dead.
 bool NodeBridge::welcome_back(Peer& peer, const bridge::FrameHeader& h, const sockaddr_in& from) {
   if (h.session == peer.dead_session || h.magic != bridge::kFrameMagic ||
-      h.dst_node != state_.config.node_id) {
+      h.dst_node != core_.config().node_id) {
     reject(datagrams_unknown_, from, "from a node that was lost");
     return false;
   }
@@ -826,7 +791,7 @@ bool NodeBridge::welcome_back(Peer& peer, const bridge::FrameHeader& h, const so
   ++peers_returned_;
   peer.heard = false;
   peer.last_heard = Clock::time_point{};
-  fmt::print(stderr, "vdtu node {}: node {} is back (a new incarnation)\n", state_.config.node_id,
+  fmt::print(stderr, "vdtu node {}: node {} is back (a new incarnation)\n", core_.config().node_id,
              peer.config.id);
   return true;
 }
@@ -834,7 +799,7 @@ bool NodeBridge::welcome_back(Peer& peer, const bridge::FrameHeader& h, const so
 // The peer went silent: every binding with it ends, as if its PEs had died.
 // Its link starts over with a new session, so that nothing of this
 // incarnation reaches a restarted peer.
-void NodeBridge::lose_peer(Peer& peer, std::vector<Update>& updates) {
+void NodeBridge::lose_peer(Peer& peer) {
   peer.lost = true;
   peer.backlog.clear();
   peer.dead_session = peer.link.peer_session();
@@ -848,20 +813,20 @@ void NodeBridge::lose_peer(Peer& peer, std::vector<Update>& updates) {
   peer.link = bridge::ReliableLink(peer.link_config(random_session()));
   ++peers_lost_;
   fmt::print(stderr, "vdtu node {}: node {} is silent for too long; its bindings end\n",
-             state_.config.node_id, peer.config.id);
+             core_.config().node_id, peer.config.id);
   for (auto it = outbound_.begin(); it != outbound_.end();) {
     if (it->second->peer != &peer) {
       ++it;
       continue;
     }
-    it = end_outbound(it, Status::kPeerGone, updates);
+    it = end_outbound(it, Status::kPeerGone);
   }
   for (auto it = inbound_.begin(); it != inbound_.end();) {
     if (it->second->peer != &peer) {
       ++it;
       continue;
     }
-    release(*it->second, updates);
+    release(*it->second);
     it = inbound_.erase(it);
   }
 }

@@ -19,14 +19,14 @@
 #include <map>
 #include <memory>
 #include <string_view>
-#include <thread>
 #include <vector>
 
 #include "bridge/fault_injector.hpp"
 #include "bridge/reliable_link.hpp"
 #include "bridge/udp_socket.hpp"
 #include "bridge_messages.hpp"
-#include "node_state.hpp"
+#include "event_watcher.hpp"
+#include "node_core.hpp"
 
 namespace vdtu::dtu {
 
@@ -34,26 +34,35 @@ class NodeBridge {
  public:
   using Clock = std::chrono::steady_clock;
 
-  // Binds the UDP socket (throws std::system_error); start() runs the thread.
-  explicit NodeBridge(NodeState& state);
+  // Binds the UDP socket (throws std::system_error) and asks `watcher` to
+  // watch it.
+  NodeBridge(NodeCore& core, EventWatcher& watcher);
   ~NodeBridge();
   NodeBridge(const NodeBridge&) = delete;
   NodeBridge& operator=(const NodeBridge&) = delete;
 
-  void start();
-  // Waits (at most `patience`) until every peer has acknowledged what we
-  // sent, or is lost.
-  void drain(std::chrono::milliseconds patience);
-  void stop();
+  // One round: datagrams in, messages to and from the bindings' channels,
+  // timers. True if anything moved.
+  bool step(Clock::time_point now);
+  // Before the node's loop sleeps: arm the channels the bridge consumes.
+  // False if one has something already (the arming is undone).
+  bool arm_for_sleep();
+  void disarm_after_sleep();
+  // How long the loop may sleep before a retransmission or heartbeat is due.
+  [[nodiscard]] std::chrono::milliseconds sleep_limit(Clock::time_point now) const;
+  // Every peer acknowledged what we sent, or is lost.
+  [[nodiscard]] bool quiet() const;
   [[nodiscard]] std::uint16_t port() const { return socket_.port(); }
 
-  // --- control plane; the caller holds state.mutex --------------------------
+  // --- control plane -------------------------------------------------------------
   // Binds send endpoint `ep` of PE index `pe` to a PE on a peer node.
-  Status connect_send(std::uint32_t pe, EpId ep, const SendConfig& c, std::vector<Update>& updates);
+  Status connect_send(std::uint32_t pe, EpId ep, const SendConfig& c);
   // The send endpoint of binding `id` was invalidated.
   void disconnect_send(std::uint32_t id);
   // Receive endpoint `ep` of PE index `pe` is gone: remote senders learn why.
   void receiver_gone(std::uint32_t pe, EpId ep, Status reason);
+  // PE index `pe` ended: a memory access of it that waits for a peer is forgotten.
+  void pe_gone(std::uint32_t pe);
   // True if `node` is a peer that is not lost.
   [[nodiscard]] bool reaches(std::uint16_t node);
   // Sends PE `pe`'s checked memory request to the node owning the memory;
@@ -68,25 +77,21 @@ class NodeBridge {
   struct Inbound;
   using OutboundMap = std::map<std::uint32_t, std::unique_ptr<Outbound>>;
 
-  void run();
-  bool step(Clock::time_point now, std::vector<Update>& updates);
-  void sleep_until_activity();
   bool receive_datagrams(Clock::time_point now);
-  void handle(Peer& peer, std::span<const std::byte> message, Clock::time_point now,
-              std::vector<Update>& updates);
+  void handle(Peer& peer, std::span<const std::byte> message, Clock::time_point now);
   void bind(Peer& peer, const BridgeHeader& h, std::span<const std::byte> body, Clock::time_point now);
   enum class BindResult : std::uint8_t { kBound, kNotYet, kRefused };
-  BindResult try_bind(Inbound& in, std::vector<Update>& updates);
-  void release(Inbound& in, std::vector<Update>& updates);
-  OutboundMap::iterator end_outbound(OutboundMap::iterator it, Status reason, std::vector<Update>& updates);
+  BindResult try_bind(Inbound& in);
+  void release(Inbound& in);
+  OutboundMap::iterator end_outbound(OutboundMap::iterator it, Status reason);
   bool pump_inbound(Inbound& in);
   std::uint32_t produce(std::deque<std::vector<std::byte>>& queue, Producer& producer, std::uint32_t pe,
                         EpId ep, std::uint16_t index);
   std::uint32_t forward(Consumer& consumer, Peer& peer, BridgeOp op, std::uint32_t id, std::uint32_t limit,
                         bool drain);
   bool pump_outbound(Outbound& out);
-  void check_peer(Peer& peer, Clock::time_point now, std::vector<Update>& updates);
-  void lose_peer(Peer& peer, std::vector<Update>& updates);
+  void check_peer(Peer& peer, Clock::time_point now);
+  void lose_peer(Peer& peer);
   void emit(Peer& peer, BridgeOp op, std::uint32_t binding, std::span<const std::byte> body = {});
   void flush(Peer& peer);
   void transmit(const Peer& peer, std::span<const std::byte> datagram);
@@ -98,16 +103,15 @@ class NodeBridge {
   // The frame inside a received datagram; nullopt if it must be discarded.
   std::optional<std::span<const std::byte>> unseal(std::span<const std::byte> datagram,
                                                    const sockaddr_in& from);
-  void poke() const;
   Peer* peer_owning(PeId pe);
   Peer* peer_by_id(std::uint16_t id);
   [[nodiscard]] static std::uint64_t inbound_key(std::uint16_t peer, std::uint32_t id) {
     return (std::uint64_t{peer} << 32U) | id;
   }
 
-  NodeState& state_;
+  NodeCore& core_;
+  EventWatcher& watcher_;
   bridge::UdpSocket socket_;
-  UniqueFd wake_;
   Doorbell doorbell_;  // what senders ring; the bridge watches channels instead
   std::vector<std::unique_ptr<Peer>> peers_;
   OutboundMap outbound_;
@@ -130,9 +134,8 @@ class NodeBridge {
   std::vector<std::byte> buffer_;
   std::vector<std::byte> sealed_;  // with a cluster key: a datagram in its sealed form
   std::vector<std::byte> opened_;  // ... and one opened again
-  std::thread thread_;
-  bool stopping_ = false;  // under state.mutex
-  // counters (under state.mutex)
+  std::vector<Consumer*> armed_;   // while the loop sleeps
+  // counters
   std::uint64_t datagrams_sent_ = 0;
   std::uint64_t datagrams_received_ = 0;
   std::uint64_t datagrams_unknown_ = 0;

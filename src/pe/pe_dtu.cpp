@@ -15,6 +15,7 @@
 #include "channel/spin_then_sleep.hpp"
 #include "pe_endpoints.hpp"
 #include "protocol/fd_socket.hpp"
+#include "protocol/pe_page.hpp"
 #include "vdtu/dtu.hpp"
 
 namespace vdtu {
@@ -24,6 +25,7 @@ using namespace dtu;
 namespace {
 
 constexpr auto kMemorySpin = std::chrono::microseconds(500);
+constexpr auto kMemoryPatience = std::chrono::seconds(5);
 constexpr std::size_t kMaxOutstandingLabels = 4096;
 
 template <class T>
@@ -46,7 +48,7 @@ class Dtu::Impl {
 
   // ---- updates ------------------------------------------------------------
   void refresh() {
-    const auto epoch = doorbell_.config_epoch();
+    const auto epoch = page_.config_epoch();
     if (epoch == seen_epoch_) return;
     seen_epoch_ = epoch;
     drain(false, 0, nullptr);
@@ -70,9 +72,13 @@ class Dtu::Impl {
         return;
       }
       NodeMessage m{};
-      if (result != RecvResult::kMessage || n != sizeof(m)) continue;
+      if ((result != RecvResult::kMessage && result != RecvResult::kFdsLost) || n != sizeof(m)) continue;
       std::memcpy(&m, buffer.data(), sizeof(m));
       if (m.magic != kControlMagic) continue;
+      if (result == RecvResult::kFdsLost) {
+        lose_update(m);
+        continue;
+      }
       if (m.kind == NodeMessageKind::kReply) {
         if (reply != nullptr && m.request_id == request_id) {
           *reply = m.status;
@@ -340,11 +346,11 @@ class Dtu::Impl {
     // Updates are applied here, not just noticed: a PE that only waits would
     // otherwise see the same moved epoch forever and never sleep.
     auto ready = [&] {
-      if (doorbell_.config_epoch() != seen_epoch_) {
+      if (page_.config_epoch() != seen_epoch_) {
         refresh();
         return true;
       }
-      return doorbell_.anything_pending(seen_epoch_, receive_mask);
+      return doorbell_.anything_pending(receive_mask);
     };
     detail::Spinner spinner;
     while (std::chrono::steady_clock::now() - start < spin) {
@@ -384,7 +390,7 @@ class Dtu::Impl {
       const auto now = std::chrono::steady_clock::now();
       if (now >= deadline) return Status::kTimeout;
       doorbell_.sleep(std::min<std::chrono::nanoseconds>(deadline - now, std::chrono::milliseconds(5)),
-                      [&] { return doorbell_.config_epoch() == seen_epoch_; });
+                      [&] { return page_.config_epoch() == seen_epoch_; });
     }
   }
 
@@ -416,17 +422,8 @@ class Dtu::Impl {
       h.length = static_cast<std::uint16_t>(sizeof(r) + (op == MemoryOp::kWrite ? n : 0));
       memory_tx_->finish(0, h);
       if (auto st = memory_tx_->publish(1); st != Status::kOk) return st;
-      service_doorbell_.ring(0, service_index_);
-      // Synchronous, like a DTU command: the node is working for us, so poll
-      // far longer than for a message that may never come.
-      if (auto st = memory_rx_->wait_readable(WaitPolicy{kMemorySpin, true}, std::chrono::seconds(5));
-          st != Status::kOk)
-        return st;
       MessageView m;
-      if (memory_rx_->try_fetch(m) != Status::kOk || m.header.label != memory_request_id_ ||
-          m.payload.empty()) {
-        return Status::kBroken;
-      }
+      if (auto st = await_memory_answer(m); st != Status::kOk) return st;
       const auto st = static_cast<Status>(m.payload[0]);
       if (st == Status::kOk && op == MemoryOp::kRead) {
         if (m.payload.size() != n + 1U) return Status::kBroken;
@@ -438,6 +435,26 @@ class Dtu::Impl {
       if (total == 0) break;
     }
     return Status::kOk;
+  }
+
+  // Synchronous, like a DTU command: the node is working for us, so poll far
+  // longer than for a message that may never come. Answers to requests that
+  // timed out earlier arrive late: they are skipped.
+  Status await_memory_answer(MessageView& m) {
+    const auto deadline = detail::deadline_after(kMemoryPatience);
+    for (;;) {
+      const auto left = deadline - std::chrono::steady_clock::now();
+      if (left <= std::chrono::nanoseconds::zero()) return Status::kTimeout;
+      if (auto st = memory_rx_->wait_readable(WaitPolicy{kMemorySpin, true}, left); st != Status::kOk)
+        return st;
+      if (memory_rx_->try_fetch(m) != Status::kOk || m.payload.empty() ||
+          m.header.label > memory_request_id_) {
+        return Status::kBroken;
+      }
+      if (m.header.label == memory_request_id_) return Status::kOk;
+      memory_rx_->ack();
+      ++stats_.late_memory_answers;
+    }
   }
 
  private:
@@ -458,7 +475,6 @@ class Dtu::Impl {
     vpe_ = m.vpe;
     privileged_ = m.privileged != 0;
     endpoints_ = m.endpoints;
-    service_index_ = m.channel;
     doorbell_ = Doorbell::attach(std::move(fds[0]), endpoints_);
     memory_ = MappedRegion(fds[1].get(), m.local_memory_bytes);
     const ChannelGeometry g{m.slot_count, m.slot_size};
@@ -468,11 +484,24 @@ class Dtu::Impl {
         std::make_unique<SharedChannel>(SharedChannel::attach(std::move(fds[4]), std::move(fds[5]), g));
     memory_tx_ = std::make_unique<Producer>(*memory_requests_);
     memory_rx_ = std::make_unique<Consumer>(*memory_responses_);
-    service_doorbell_ = Doorbell::attach(std::move(fds[6]), 1);
+    page_ = PePage::attach(std::move(fds[6]));
     eps_.resize(endpoints_);
     gone_reason_.assign(endpoints_, Status::kNotConfigured);
-    seen_epoch_ = doorbell_.config_epoch();
+    seen_epoch_ = page_.config_epoch();
     drain(false, 0, nullptr);
+  }
+
+  // An update whose fds did not arrive cannot be applied: say so loudly, and
+  // a send endpoint it would have set up reports kNoResources.
+  void lose_update(const NodeMessage& m) {
+    ++stats_.lost_updates;
+    fmt::print(stderr,
+               "vdtu PE {}: an endpoint update for EP {} lost its file descriptors (open-file limit?)\n", pe_,
+               m.ep);
+    if (m.kind == NodeMessageKind::kSendEndpoint && m.ep < endpoints_) {
+      clear(m.ep);
+      gone_reason_[m.ep] = Status::kNoResources;
+    }
   }
 
   void apply(const NodeMessage& m, std::vector<UniqueFd>& fds) {
@@ -578,8 +607,7 @@ class Dtu::Impl {
 
   UniqueFd socket_;
   Doorbell doorbell_;
-  Doorbell service_doorbell_;
-  std::uint16_t service_index_ = 0;
+  PePage page_;
   std::unique_ptr<SharedChannel> memory_requests_;
   std::unique_ptr<SharedChannel> memory_responses_;
   std::unique_ptr<Producer> memory_tx_;

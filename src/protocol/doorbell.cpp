@@ -1,22 +1,14 @@
 #include "doorbell.hpp"
 
-#include <fcntl.h>
-#include <sys/mman.h>
-#include <sys/stat.h>
-#include <unistd.h>
-
 #include <atomic>
-#include <cerrno>
-#include <stdexcept>
-#include <system_error>
 
 #include "common/futex.hpp"
+#include "common/sealed_memfd.hpp"
 
 namespace vdtu::dtu {
 namespace {
 
 constexpr std::size_t kLine = 64;
-constexpr std::size_t kEpochOffset = 4;
 
 std::atomic_ref<std::uint32_t> word32(std::byte* at) {
   return std::atomic_ref<std::uint32_t>(*reinterpret_cast<std::uint32_t*>(at));
@@ -35,25 +27,15 @@ std::size_t DoorbellLayout::bytes_for(std::uint32_t endpoints) {
 }
 
 Doorbell Doorbell::create(std::uint32_t endpoints) {
-  UniqueFd fd(::memfd_create("vdtu-doorbell", MFD_CLOEXEC | MFD_ALLOW_SEALING));
-  if (!fd) throw std::system_error(errno, std::generic_category(), "memfd_create");
   const auto size = DoorbellLayout::bytes_for(endpoints);
-  if (::ftruncate(fd.get(), static_cast<off_t>(size)) != 0 ||
-      ::fcntl(fd.get(), F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) != 0) {
-    throw std::system_error(errno, std::generic_category(), "doorbell memfd");
-  }
+  UniqueFd fd = make_sealed_memfd("vdtu-doorbell", size);
   MappedRegion region(fd.get(), size);
   return {std::move(fd), std::move(region), endpoints};
 }
 
 Doorbell Doorbell::attach(UniqueFd fd, std::uint32_t endpoints) {
   const auto size = DoorbellLayout::bytes_for(endpoints);
-  struct stat st {};
-  const int seals = ::fcntl(fd.get(), F_GET_SEALS);
-  if (::fstat(fd.get(), &st) != 0 || static_cast<std::size_t>(st.st_size) != size || seals < 0 ||
-      (seals & F_SEAL_SHRINK) == 0) {
-    throw std::runtime_error("doorbell page has the wrong size or is not sealed");
-  }
+  check_sealed_memfd(fd.get(), size, "doorbell page");
   MappedRegion region(fd.get(), size);
   return {std::move(fd), std::move(region), endpoints};
 }
@@ -87,8 +69,7 @@ bool Doorbell::take_pending(std::uint32_t ep, std::span<std::uint64_t, kPendingW
   return any;
 }
 
-bool Doorbell::anything_pending(std::uint32_t seen_epoch, std::uint64_t endpoint_mask) const {
-  if (config_epoch() != seen_epoch) return true;
+bool Doorbell::anything_pending(std::uint64_t endpoint_mask) const {
   for (std::uint32_t ep = 0; ep < endpoints_; ++ep) {
     if (ep < 64 && (endpoint_mask & (std::uint64_t{1} << ep)) == 0) continue;
     for (std::uint32_t w = 0; w < kPendingWords; ++w) {
@@ -97,15 +78,6 @@ bool Doorbell::anything_pending(std::uint32_t seen_epoch, std::uint64_t endpoint
     }
   }
   return false;
-}
-
-std::uint32_t Doorbell::config_epoch() const {
-  return word32(region_.data() + kEpochOffset).load(std::memory_order_seq_cst);
-}
-
-void Doorbell::bump_epoch() {
-  word32(region_.data() + kEpochOffset).fetch_add(1, std::memory_order_seq_cst);
-  wake();
 }
 
 void Doorbell::wake() {

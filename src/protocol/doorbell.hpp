@@ -2,16 +2,18 @@
 // A PE's doorbell page: how senders tell a receiver *which* of its channels
 // may hold messages, so it never scans all of them, and how it sleeps.
 //
-//   line 0      sleeping (futex word), config_epoch (node bumps it after it
-//               sent the PE an endpoint update), wake_requests
+//   line 0      sleeping (futex word)
 //   line 1+e    pending bits of receive endpoint e: bit c = channel c may have
 //               messages (512 channels per endpoint)
 //
-// Every sender to the PE maps this page, so its bits are hints, not truth: a
-// hostile sender can set bits (the receiver finds the channel empty) or clear
-// them (the receiver rescans every channel whenever a sleep times out, so such
-// a sender delays other senders' messages by at most kRescanInterval, and
-// never loses them). Channels themselves are never shared between senders.
+// Every sender to the PE maps this page, so everything in it is a hint, not
+// truth: a hostile sender can set bits (the receiver finds the channel empty),
+// clear them (the receiver rescans every channel whenever a sleep times out,
+// so such a sender delays other senders' messages by at most kRescanInterval,
+// and never loses them) or play with the sleeping word (spurious or missed
+// wake-ups, bounded the same way). Channels themselves are never shared
+// between senders, and what must not be forged (the config epoch) is in the
+// PE's private page (pe_page.hpp).
 
 #include <chrono>
 #include <cstdint>
@@ -49,13 +51,9 @@ class Doorbell {
   // Returns true if any bit was set.
   bool take_pending(std::uint32_t ep, std::span<std::uint64_t, kPendingWords> into);
   // Receiver: true if any endpoint in `endpoint_mask` (bit e: endpoint e) has
-  // pending bits, or the config epoch moved.
-  [[nodiscard]] bool anything_pending(std::uint32_t seen_epoch,
-                                      std::uint64_t endpoint_mask = ~std::uint64_t{0}) const;
-  [[nodiscard]] std::uint32_t config_epoch() const;
-  // Node: after sending the PE an update.
-  void bump_epoch();
-  // Node (wake_pe) or anyone: wake the receiver if it sleeps.
+  // pending bits.
+  [[nodiscard]] bool anything_pending(std::uint64_t endpoint_mask = ~std::uint64_t{0}) const;
+  // Node (after an update) or anyone: wake the receiver if it sleeps.
   void wake();
   // Receiver: sleep until rung, woken or `timeout`. `still_idle` is the final
   // check after announcing sleep (see the channel's spin_then_sleep.hpp).

@@ -57,7 +57,8 @@ RecvResult recv_with_fds(int socket, std::span<std::byte> buffer, std::size_t& r
     }
   }
   received = static_cast<std::size_t>(n);
-  if ((msg.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) != 0) return RecvResult::kMalformed;
+  if ((msg.msg_flags & MSG_TRUNC) != 0) return RecvResult::kMalformed;
+  if ((msg.msg_flags & MSG_CTRUNC) != 0) return RecvResult::kFdsLost;
   return RecvResult::kMessage;
 }
 

@@ -16,7 +16,9 @@ inline constexpr std::size_t kMaxFdsPerMessage = 8;
 // full, or the socket failed.
 bool send_with_fds(int socket, std::span<const std::byte> data, std::span<const int> fds);
 
-enum class RecvResult { kMessage, kWouldBlock, kClosed, kMalformed };
+// kFdsLost: the message arrived whole, but the fds attached to it did not fit
+// the receiver (its open-file limit, or more than kMaxFdsPerMessage).
+enum class RecvResult { kMessage, kWouldBlock, kClosed, kMalformed, kFdsLost };
 
 // Receives one datagram into `buffer` (size in `received`) and its fds.
 RecvResult recv_with_fds(int socket, std::span<std::byte> buffer, std::size_t& received,

@@ -1,0 +1,38 @@
+#pragma once
+// A PE's private page: shared by the node and that PE alone, never by the
+// PEs that send to it. What must not be forged by another PE lives here
+// rather than in the doorbell page every sender maps:
+//
+//   line 0   config_epoch: the node bumps it after it sent the PE endpoint
+//            updates; the PE reads its control socket when it moved.
+//
+// The PE itself can write the page; that only misleads the PE itself.
+
+#include <cstdint>
+
+#include "vdtu/mapped_region.hpp"
+#include "vdtu/unique_fd.hpp"
+
+namespace vdtu::dtu {
+
+class PePage {
+ public:
+  PePage() = default;
+  // Node: a fresh page.
+  static PePage create();
+  // PE: map the page received in the node's hello. Throws on a bad size or seals.
+  static PePage attach(UniqueFd fd);
+
+  [[nodiscard]] int fd() const { return fd_.get(); }
+  [[nodiscard]] bool valid() const { return fd_.valid(); }
+  [[nodiscard]] std::uint32_t config_epoch() const;
+  // Node: after sending the PE an update.
+  void bump_epoch();
+
+ private:
+  PePage(UniqueFd fd, MappedRegion region) : fd_(std::move(fd)), region_(std::move(region)) {}
+  UniqueFd fd_;
+  MappedRegion region_;
+};
+
+}  // namespace vdtu::dtu

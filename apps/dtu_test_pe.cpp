@@ -3,6 +3,7 @@
 #include <fmt/core.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstring>
 #include <functional>
@@ -512,6 +513,29 @@ int configure_echo_clients(Dtu& dtu, const Args& a) {
   return 0;
 }
 
+// The largest payload a message to another node carries: a 65000-byte frame
+// minus the bridge's 5-byte and the DTU's 25-byte header.
+constexpr std::uint32_t kLargestRemotePayload = 64970;
+
+// Server PE 0 with 64 KiB slots; the client (on another node) gets a send
+// endpoint 3 for the largest message a frame carries, after one that asks
+// for more than any frame can carry was refused, and the usual echo pair.
+int configure_large_echo_server(Dtu& dtu, const Args& a) {
+  CHECK_STATUS(dtu.config_receive(pe_arg(a, 0), 0, {18, 16}), Status::kOk);
+  return 0;
+}
+
+int configure_large_echo_client(Dtu& dtu, const Args& a) {
+  const PeId server = pe_arg(a, 0);
+  const PeId client = pe_arg(a, 1);
+  CHECK_STATUS(dtu.config_receive(client, 4, {17, 16}), Status::kOk);
+  CHECK_STATUS(dtu.config_send(client, 3, {server, 0, client, 1, 65511, 4}), Status::kTooLarge);
+  CHECK_STATUS(dtu.config_send(client, 3, {server, 0, client, 1, kLargestRemotePayload + 1, 4}),
+               Status::kTooLarge);
+  CHECK_STATUS(dtu.config_send(client, 3, {server, 0, client, 1, kLargestRemotePayload, 4}), Status::kOk);
+  return configure_echo_clients(dtu, a);
+}
+
 int configure_echo(Dtu& dtu, const Args& a) {
   if (const int rc = configure_echo_server(dtu, a); rc != 0) return rc;
   return configure_echo_clients(dtu, a);
@@ -562,6 +586,20 @@ int echo_client(Dtu& dtu, const Args& a) {
   return expect_gone ? 7 : 0;
 }
 
+// One message of the largest size there and back, then the usual round trips.
+int large_echo_client(Dtu& dtu, const Args& a) {
+  CHECK_STATUS(dtu.wait_for_endpoint(3, EndpointKind::kSend), Status::kOk);
+  std::vector<std::byte> big(kLargestRemotePayload);
+  for (std::size_t i = 0; i < big.size(); ++i) big[i] = static_cast<std::byte>(i * 7 + 3);
+  CHECK_STATUS(dtu.send(3, big, 77, SendMode::kWait, 5s), Status::kOk);
+  ReceivedMessage m;
+  CHECK_STATUS(dtu.receive(4, m, 10s), Status::kOk);
+  CHECK(m.header.label == 77);
+  CHECK(m.payload.size() == big.size() && std::equal(big.begin(), big.end(), m.payload.begin()));
+  dtu.ack(m);
+  return echo_client(dtu, a);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -583,6 +621,9 @@ int main(int argc, char** argv) {
         {"burst-receiver", burst_receiver},
         {"configure-echo-server", configure_echo_server},
         {"configure-echo-clients", configure_echo_clients},
+        {"configure-large-echo-server", configure_large_echo_server},
+        {"configure-large-echo-client", configure_large_echo_client},
+        {"large-echo-client", large_echo_client},
         {"sender", sender},
         {"receiver", receiver},
         {"unprivileged", unprivileged},

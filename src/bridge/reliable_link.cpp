@@ -41,11 +41,11 @@ Status ReliableLink::send(std::span<const std::byte> message) {
   return Status::kOk;
 }
 
-void ReliableLink::on_datagram(std::span<const std::byte> datagram) {
+ReliableLink::Received ReliableLink::on_datagram(std::span<const std::byte> datagram) {
   FrameHeader h{};
   if (datagram.size() < sizeof(h)) {
     ++stats_.malformed;
-    return;
+    return Received::kRejected;
   }
   std::memcpy(&h, datagram.data(), sizeof(h));  // copy out, then validate
   const bool addressed = h.src_node == config_.peer && h.dst_node == config_.self;
@@ -54,31 +54,33 @@ void ReliableLink::on_datagram(std::span<const std::byte> datagram) {
       h.length != datagram.size() - sizeof(h) || h.length > kMaxFramePayload ||
       (h.type == FrameType::kAck && h.length != 0)) {
     ++stats_.malformed;
-    return;
+    return Received::kRejected;
   }
   if (peer_session_ == 0) peer_session_ = h.session;
   if (h.session != peer_session_) {
     ++stats_.stale;
-    return;
+    return Received::kRejected;
   }
   // The peer's cumulative ack retires our frames below it. An ack beyond what
   // we ever sent is a lie: ignore the frame.
   if (h.ack > next_seq_) {
     ++stats_.malformed;
-    return;
+    return Received::kRejected;
   }
-  if (!in_flight_.empty() && in_flight_.front().seq < h.ack) retransmit_after_ = config_.retransmit_after;
+  const bool retires = !in_flight_.empty() && in_flight_.front().seq < h.ack;
+  if (retires) retransmit_after_ = config_.retransmit_after;
   while (!in_flight_.empty() && in_flight_.front().seq < h.ack) in_flight_.pop_front();
   peer_window_ = std::max<std::uint32_t>(h.window, 1);  // one probe may always go, or we could deadlock
-  if (h.type != FrameType::kData) return;
+  const auto old = retires ? Received::kNews : Received::kNothing;
+  if (h.type != FrameType::kData) return old;
   ack_due_ = true;  // every data frame is acknowledged, duplicates too (the ack may have been lost)
   if (h.seq < expected_ || early_.count(h.seq) != 0) {
     ++stats_.duplicates;
-    return;
+    return old;
   }
   if (h.seq >= expected_ + config_.window || free_receive_slots() == 0) {
     ++stats_.beyond_window;
-    return;
+    return old;
   }
   auto payload = datagram.subspan(sizeof(h));
   if (h.seq != expected_) ++stats_.out_of_order;
@@ -88,6 +90,7 @@ void ReliableLink::on_datagram(std::span<const std::byte> datagram) {
     early_.erase(it);
     ++expected_;
   }
+  return Received::kNews;
 }
 
 void ReliableLink::poll(Clock::time_point now, const Transmit& transmit) {

@@ -50,8 +50,14 @@ class ReliableLink {
   // Queues one message. kFull when the peer's window (or ours) is exhausted:
   // the caller keeps the message and tries again; nothing is dropped.
   Status send(std::span<const std::byte> message);
+  // What a received datagram was to the link.
+  enum class Received : std::uint8_t {
+    kNews,      // new data, or an acknowledgement that retired frames: the peer is alive
+    kNothing,   // valid but old: a duplicate, a repeated ack, beyond the window
+    kRejected,  // malformed, misaddressed or from another incarnation (counted)
+  };
   // Feeds one received datagram; invalid ones are counted and ignored.
-  void on_datagram(std::span<const std::byte> datagram);
+  Received on_datagram(std::span<const std::byte> datagram);
   // Emits what is due now: new data, retransmissions, an acknowledgement.
   void poll(Clock::time_point now, const Transmit& transmit);
   // Next message in order, if any; its slot in the window frees.

@@ -20,6 +20,11 @@ constexpr std::uint32_t kMaxRemotePayload =
     static_cast<std::uint32_t>(bridge::kMaxFramePayload - sizeof(BridgeHeader) - kHeaderSize);
 constexpr auto kBindPatience = 10s;               // a target endpoint may appear late (boot order)
 constexpr auto kSilenceBeforeFirstContact = 10s;  // a peer that never answered is given longer
+constexpr std::uint32_t kDatagramsPerStep = 256;  // then the loop serves its PEs again
+// A part of a remote memory access: it and its header, or its answer and its
+// header, fit one frame.
+constexpr std::uint32_t kMemoryPart = bridge::kMaxFramePayload - 64;
+constexpr std::size_t kMaxBacklogBytes = std::size_t{4} << 20;  // per peer: then we stop taking its messages
 
 template <class T>
 std::span<const std::byte> bytes_of(const T& value) {
@@ -87,6 +92,8 @@ struct NodeBridge::Peer {
   bridge::ReliableLink link;
   std::uint64_t dead_session = 0;              // of the incarnation we lost: its late datagrams are stale
   std::deque<std::vector<std::byte>> backlog;  // control messages the link could not take yet
+  std::size_t backlog_bytes = 0;
+  std::uint64_t inbound_bindings = 0;  // its send endpoints bound to ours
   Clock::time_point last_heard{};
   Clock::time_point last_heartbeat{};
   bool heard = false;
@@ -107,6 +114,7 @@ struct NodeBridge::Outbound {
   EpId reply_ep = kNoReplyEp;
   std::uint16_t reply_index = 0;
   std::uint32_t window = 0;  // messages the peer can still take
+  std::uint32_t slots = 0;   // the window when nothing is outstanding
   std::deque<std::vector<std::byte>> replies_waiting;
 };
 
@@ -126,6 +134,9 @@ struct NodeBridge::Inbound {
   std::unique_ptr<Consumer> replies;
   ChannelWatch reply_watch;
   std::deque<std::vector<std::byte>> waiting;  // at most the sender's window (plus its channel, when closing)
+  std::uint32_t window = 0;                    // the sender's window (its channel's slots)
+  std::uint64_t delivered = 0;                 // messages moved into the receiver's channel
+  std::uint64_t replied = 0;                   // replies forwarded to the sender
   bool closing = false;  // the sender's endpoint is gone: deliver what waits, then release
 };
 
@@ -207,6 +218,7 @@ Status NodeBridge::connect_send(std::uint32_t pe, EpId ep, const SendConfig& c) 
     out->reply_index = bound.reply_index;
   }
   out->window = spec.slots;
+  out->slots = spec.slots;
 
   auto& e = core_.pe(pe).endpoints[ep];
   e.kind = EndpointKind::kSend;
@@ -264,7 +276,7 @@ void NodeBridge::receiver_gone(std::uint32_t pe, EpId ep, Status reason) {
     }
     const UnboundBody body{reason};
     if (!in.peer->lost) emit(*in.peer, BridgeOp::kUnbound, in.id, bytes_of(body));
-    it = inbound_.erase(it);
+    it = erase_inbound(it);
   }
 }
 
@@ -273,7 +285,8 @@ void NodeBridge::pe_gone(std::uint32_t pe) { memory_waiting_.erase(pe); }
 void NodeBridge::add_stats(NodeStats& into) const {
   into.datagrams_sent += datagrams_sent_;
   into.datagrams_received += datagrams_received_;
-  into.datagrams_rejected += datagrams_unknown_;
+  into.datagrams_rejected += datagrams_unknown_ + datagrams_strangers_;
+  into.datagrams_from_strangers += datagrams_strangers_;
   into.datagrams_forged += datagrams_forged_;
   into.datagrams_replayed += datagrams_replayed_;
   into.remote_messages += forwarded_;
@@ -336,7 +349,11 @@ bool NodeBridge::step(Clock::time_point now) {
   bool busy = receive_datagrams(now);
   std::vector<std::byte> message;
   for (auto& p : peers_) {
-    while (p->link.receive(message)) {
+    // What the peer asks for (answers, credit, refusals) waits in its backlog
+    // until the link takes it. While that is large, the peer's messages wait
+    // in the link, whose window then closes: the peer is pushed back instead
+    // of growing our memory.
+    while (p->backlog_bytes < kMaxBacklogBytes && p->link.receive(message)) {
       busy = true;
       if (!p->lost) handle(*p, message, now);
     }
@@ -353,14 +370,14 @@ bool NodeBridge::step(Clock::time_point now) {
         ++refused_;
         const UnboundBody body{result == BindResult::kRefused ? in.refusal : Status::kNotConfigured};
         emit(*in.peer, BridgeOp::kUnbound, in.id, bytes_of(body));
-        it = inbound_.erase(it);
+        it = erase_inbound(it);
         continue;
       }
     }
     busy = pump_inbound(in) || busy;
     if (in.closing && in.waiting.empty()) {
       release(in);
-      it = inbound_.erase(it);
+      it = erase_inbound(it);
       continue;
     }
     ++it;
@@ -387,11 +404,15 @@ void NodeBridge::transmit(const Peer& peer, std::span<const std::byte> datagram)
 }
 
 std::optional<std::span<const std::byte>> NodeBridge::unseal(std::span<const std::byte> datagram,
-                                                             const sockaddr_in& from) {
+                                                             const sockaddr_in& from,
+                                                             std::optional<std::uint32_t>& sealed_by) {
   if (!sealer_) return datagram;
   std::uint32_t sender = 0;
   const auto opened = sealer_->open(datagram, opened_, sender);
-  if (opened == bridge::DatagramSealer::Opened::kOk) return std::span<const std::byte>(opened_);
+  if (opened == bridge::DatagramSealer::Opened::kOk) {
+    sealed_by = sender;
+    return std::span<const std::byte>(opened_);
+  }
   if (opened == bridge::DatagramSealer::Opened::kReplayed) {
     reject(datagrams_replayed_, from, "replayed");
   } else {
@@ -407,17 +428,36 @@ void NodeBridge::reject(std::uint64_t& count, const sockaddr_in& from, std::stri
              core_.config().node_id, bridge::format_address(from), why, count);
 }
 
+NodeBridge::Peer* NodeBridge::peer_at(const sockaddr_in& from) {
+  for (auto& p : peers_) {
+    if (p->address.sin_addr.s_addr == from.sin_addr.s_addr && p->address.sin_port == from.sin_port)
+      return p.get();
+  }
+  return nullptr;
+}
+
+// A datagram counts only if it comes from the address a peer is configured
+// at, names that peer as its sender and, when sealed, was sealed by it.
+// At most kDatagramsPerStep per round, so a flood cannot keep the loop from
+// its PEs.
 bool NodeBridge::receive_datagrams(Clock::time_point now) {
-  bool any = false;
+  std::uint32_t taken = 0;
   sockaddr_in from{};
-  while (auto n = socket_.receive(buffer_, &from)) {
-    any = true;
+  for (; taken < kDatagramsPerStep; ++taken) {
+    const auto n = socket_.receive(buffer_, &from);
+    if (!n) break;
     ++datagrams_received_;
     if (*n >= buffer_.size()) {
       reject(datagrams_unknown_, from, "too large");
       continue;
     }
-    const auto unsealed = unseal(std::span(buffer_).first(*n), from);
+    Peer* peer = peer_at(from);
+    if (peer == nullptr) {
+      reject(datagrams_strangers_, from, "not from a peer's address");
+      continue;
+    }
+    std::optional<std::uint32_t> sealed_by;
+    const auto unsealed = unseal(std::span(buffer_).first(*n), from, sealed_by);
     if (!unsealed) continue;
     const auto frame = *unsealed;
     bridge::FrameHeader h{};
@@ -426,22 +466,19 @@ bool NodeBridge::receive_datagrams(Clock::time_point now) {
       continue;
     }
     std::memcpy(&h, frame.data(), sizeof(h));
-    Peer* peer = peer_by_id(h.src_node);
-    if (peer == nullptr) {
-      reject(datagrams_unknown_, from, "not from a peer");
+    if (h.src_node != peer->config.id || (sealed_by && *sealed_by != h.src_node)) {
+      reject(datagrams_unknown_, from, "names another node than the one at its address");
       continue;
     }
     if (peer->lost && !welcome_back(*peer, h, from)) continue;
-    const auto before = peer->link.stats().malformed + peer->link.stats().stale;
-    peer->link.on_datagram(frame);
-    if (peer->link.stats().malformed + peer->link.stats().stale == before) {
-      peer->last_heard = now;
-      peer->heard = true;
-    } else {
+    if (peer->link.on_datagram(frame) == bridge::ReliableLink::Received::kRejected) {
       reject(link_rejections_, from, "malformed, misaddressed or from another incarnation");
+      continue;
     }
+    peer->last_heard = now;
+    peer->heard = true;
   }
-  return any;
+  return taken > 0;
 }
 
 void NodeBridge::handle(Peer& peer, std::span<const std::byte> message, Clock::time_point now) {
@@ -465,7 +502,7 @@ void NodeBridge::handle(Peer& peer, std::span<const std::byte> message, Clock::t
       if (in.bound) pump_inbound(in);
       if (in.waiting.empty()) {
         release(in);
-        inbound_.erase(it);
+        erase_inbound(it);
       }
       return;
     }
@@ -492,13 +529,30 @@ void NodeBridge::handle(Peer& peer, std::span<const std::byte> message, Clock::t
         ++unknown_binding_;
         return;
       }
-      it->second->waiting.emplace_back(body.begin(), body.end());
+      auto& in = *it->second;
+      // The sender forwards at most its window before credit comes back, and
+      // when it closes, what its channel still held: never more than twice the
+      // window. A peer that sends more ignores flow control: the binding ends.
+      if (in.waiting.size() >= 2 * std::size_t{in.window}) {
+        ++window_violations_;
+        const UnboundBody refusal{Status::kInvalidArgument};
+        emit(peer, BridgeOp::kUnbound, binding, bytes_of(refusal));
+        release(in);
+        erase_inbound(it);
+        return;
+      }
+      in.waiting.emplace_back(body.begin(), body.end());
       return;
     }
     case BridgeOp::kReply: {
       auto it = outbound_.find(binding);
       if (it == outbound_.end() || !it->second->replies) {
         ++unknown_binding_;
+        return;
+      }
+      // Replies answer requests: never more than the window can be due.
+      if (it->second->replies_waiting.size() >= it->second->slots) {
+        ++window_violations_;
         return;
       }
       it->second->replies_waiting.emplace_back(body.begin(), body.end());
@@ -508,7 +562,13 @@ void NodeBridge::handle(Peer& peer, std::span<const std::byte> message, Clock::t
       CreditBody b{};
       auto it = outbound_.find(binding);
       if (!read_body(body, b) || it == outbound_.end()) return;
-      it->second->window += b.count;
+      auto& out = *it->second;
+      if (b.count > out.slots - out.window) {  // credit for more than was sent
+        ++window_violations_;
+        out.window = out.slots;
+        return;
+      }
+      out.window += b.count;
       return;
     }
     case BridgeOp::kHeartbeat: return;
@@ -529,13 +589,11 @@ Status NodeBridge::forward_memory(std::uint32_t pe, const MemoryConfig& c, const
                                   std::span<const std::byte> data, std::uint64_t replylabel) {
   Peer* peer = peer_by_id(c.node);
   if (peer == nullptr || peer->lost) return Status::kPeerGone;
-  // A part and its header, or a part's answer and its header, fit one frame.
-  constexpr std::uint32_t kPart = bridge::kMaxFramePayload - 64;
   auto& waiting = memory_waiting_[pe];
-  waiting = {peer, replylabel, 0, Status::kOk, {}};
+  waiting = {peer, replylabel, 0, Status::kOk, {}, r.op == MemoryOp::kRead ? r.length : 0};
   std::uint32_t done = 0;
   do {
-    const std::uint32_t length = std::min(kPart, r.length - done);
+    const std::uint32_t length = std::min(kMemoryPart, r.length - done);
     MemoryAccessBody access{};
     access.target_pe = c.target_pe;
     access.op = r.op;
@@ -565,6 +623,12 @@ void NodeBridge::serve_remote_memory(Peer& peer, std::uint32_t requester, std::s
   const auto op = access.op;
   const std::uint32_t length = access.length;
   MemoryReplyBody reply{Status::kOk};
+  if (length > kMemoryPart) {  // an answer must fit one frame
+    ++malformed_messages_;
+    reply.status = Status::kTooLarge;
+    emit(peer, BridgeOp::kMemoryReply, requester, bytes_of(reply));
+    return;
+  }
   const auto window =
       core_.memory_window({access.target_pe, access.offset, length, kMemReadWrite, kThisNode});
   if ((op != MemoryOp::kRead && op != MemoryOp::kWrite) ||
@@ -594,8 +658,15 @@ void NodeBridge::finish_remote_memory(Peer& peer, std::uint32_t pe, std::span<co
   auto& waiting = it->second;
   if (waiting.status == Status::kOk) waiting.status = reply.status;
   const auto data = body.subspan(sizeof(reply));
-  waiting.read.insert(waiting.read.end(), data.begin(), data.end());
+  if (data.size() > waiting.expected - waiting.read.size()) {
+    ++malformed_messages_;  // more than was asked for: the access fails, nothing more is kept
+    waiting.status = Status::kBroken;
+  } else {
+    waiting.read.insert(waiting.read.end(), data.begin(), data.end());
+  }
   if (--waiting.parts_left > 0) return;
+  if (waiting.status == Status::kOk && waiting.read.size() != waiting.expected)
+    waiting.status = Status::kBroken;
   complete_remote_memory(it, waiting.status);
 }
 
@@ -617,10 +688,27 @@ void NodeBridge::bind(Peer& peer, const BridgeHeader& h, std::span<const std::by
     ++malformed_messages_;
     return;
   }
+  const auto key = inbound_key(peer.config.id, h.binding);
+  if (auto old = inbound_.find(key); old != inbound_.end()) {
+    // An honest peer never reuses a live id: end the old binding first, so
+    // nothing of it (its channel slot above all) is left behind.
+    ++malformed_messages_;
+    release(*old->second);
+    erase_inbound(old);
+  }
+  // A peer has at most one binding per send endpoint of its PEs.
+  if (peer.inbound_bindings >= std::uint64_t{peer.config.pe_count} * core_.config().endpoints_per_pe) {
+    ++refused_;
+    const UnboundBody refusal{Status::kNoResources};
+    emit(peer, BridgeOp::kUnbound, h.binding, bytes_of(refusal));
+    return;
+  }
   in->peer = &peer;
   in->id = h.binding;
   in->give_up = now + kBindPatience;
-  inbound_[inbound_key(peer.config.id, h.binding)] = std::move(in);
+  in->window = channel_slots(in->bind.credits, kRemoteReceiveSlots);
+  inbound_[key] = std::move(in);
+  ++peer.inbound_bindings;
 }
 
 // Binds to the target receive endpoint, if it is there yet. A refusal that
@@ -710,12 +798,16 @@ std::uint32_t NodeBridge::forward(Consumer& consumer, Peer& peer, BridgeOp op, s
 
 bool NodeBridge::pump_inbound(Inbound& in) {
   const auto moved = produce(in.waiting, *in.messages, in.pe, in.bind.target_ep, in.index);
+  in.delivered += moved;
   if (moved > 0 && !in.closing) {  // a closing binding's sender is gone
     const CreditBody credit{moved};
     emit(*in.peer, BridgeOp::kCredit, in.id, bytes_of(credit));
   }
-  const auto replies =
-      in.replies ? forward(*in.replies, *in.peer, BridgeOp::kReply, in.id, UINT32_MAX, false) : 0;
+  // A receiver answers what it got, once each: more replies than requests
+  // stay in its channel (which then fills), they do not flood the peer.
+  const auto due = static_cast<std::uint32_t>(std::min<std::uint64_t>(in.delivered - in.replied, UINT32_MAX));
+  const auto replies = in.replies ? forward(*in.replies, *in.peer, BridgeOp::kReply, in.id, due, false) : 0;
+  in.replied += replies;
   return moved + replies > 0;
 }
 
@@ -748,18 +840,32 @@ void NodeBridge::release(Inbound& in) {
   if (in.reply) in.reply->terminate();
 }
 
+NodeBridge::InboundMap::iterator NodeBridge::erase_inbound(InboundMap::iterator it) {
+  --it->second->peer->inbound_bindings;
+  return inbound_.erase(it);
+}
+
 void NodeBridge::emit(Peer& peer, BridgeOp op, std::uint32_t binding, std::span<const std::byte> body) {
+  if (sizeof(BridgeHeader) + body.size() > bridge::kMaxFramePayload) {
+    // Only a PE writing past its endpoint's size gets here (configuration
+    // refuses larger messages): dropped and counted, never left to jam the link.
+    ++oversized_;
+    return;
+  }
   std::vector<std::byte> m(sizeof(BridgeHeader) + body.size());
   const BridgeHeader h{op, binding};
   std::memcpy(m.data(), &h, sizeof(h));
   if (!body.empty()) std::memcpy(m.data() + sizeof(h), body.data(), body.size());
+  peer.backlog_bytes += m.size();
   peer.backlog.push_back(std::move(m));
   flush(peer);
 }
 
 void NodeBridge::flush(Peer& peer) {
-  while (!peer.backlog.empty() && peer.link.send(peer.backlog.front()) == Status::kOk)
+  while (!peer.backlog.empty() && peer.link.send(peer.backlog.front()) == Status::kOk) {
+    peer.backlog_bytes -= peer.backlog.front().size();
     peer.backlog.pop_front();
+  }
 }
 
 void NodeBridge::check_peer(Peer& peer, Clock::time_point now) {
@@ -827,7 +933,7 @@ void NodeBridge::lose_peer(Peer& peer) {
       continue;
     }
     release(*it->second);
-    it = inbound_.erase(it);
+    it = erase_inbound(it);
   }
 }
 

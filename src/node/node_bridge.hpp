@@ -76,6 +76,7 @@ class NodeBridge {
   struct Outbound;
   struct Inbound;
   using OutboundMap = std::map<std::uint32_t, std::unique_ptr<Outbound>>;
+  using InboundMap = std::map<std::uint64_t, std::unique_ptr<Inbound>>;
 
   bool receive_datagrams(Clock::time_point now);
   void handle(Peer& peer, std::span<const std::byte> message, Clock::time_point now);
@@ -84,6 +85,7 @@ class NodeBridge {
   BindResult try_bind(Inbound& in);
   void release(Inbound& in);
   OutboundMap::iterator end_outbound(OutboundMap::iterator it, Status reason);
+  InboundMap::iterator erase_inbound(InboundMap::iterator it);
   bool pump_inbound(Inbound& in);
   std::uint32_t produce(std::deque<std::vector<std::byte>>& queue, Producer& producer, std::uint32_t pe,
                         EpId ep, std::uint16_t index);
@@ -101,9 +103,12 @@ class NodeBridge {
   // Counts a discarded datagram and logs it now and then.
   void reject(std::uint64_t& count, const sockaddr_in& from, std::string_view why);
   // The frame inside a received datagram; nullopt if it must be discarded.
+  // `sealed_by`: the authenticated sender, when datagrams are sealed.
   std::optional<std::span<const std::byte>> unseal(std::span<const std::byte> datagram,
-                                                   const sockaddr_in& from);
+                                                   const sockaddr_in& from,
+                                                   std::optional<std::uint32_t>& sealed_by);
   Peer* peer_owning(PeId pe);
+  Peer* peer_at(const sockaddr_in& from);  // by configured address
   Peer* peer_by_id(std::uint16_t id);
   [[nodiscard]] static std::uint64_t inbound_key(std::uint16_t peer, std::uint32_t id) {
     return (std::uint64_t{peer} << 32U) | id;
@@ -115,7 +120,7 @@ class NodeBridge {
   Doorbell doorbell_;  // what senders ring; the bridge watches channels instead
   std::vector<std::unique_ptr<Peer>> peers_;
   OutboundMap outbound_;
-  std::map<std::uint64_t, std::unique_ptr<Inbound>> inbound_;
+  InboundMap inbound_;
   // One PE's request, sent in parts that each fit a frame.
   struct RemoteMemory {
     Peer* peer = nullptr;
@@ -123,6 +128,7 @@ class NodeBridge {
     std::uint32_t parts_left = 0;
     Status status = Status::kOk;  // the first failure of any part
     std::vector<std::byte> read;  // the parts' data, in order (the link keeps it)
+    std::uint32_t expected = 0;   // bytes the parts of a read return in all
   };
   using MemoryWaitMap = std::map<std::uint32_t, RemoteMemory>;
   MemoryWaitMap memory_waiting_;  // by requesting PE index
@@ -139,13 +145,16 @@ class NodeBridge {
   std::uint64_t datagrams_sent_ = 0;
   std::uint64_t datagrams_received_ = 0;
   std::uint64_t datagrams_unknown_ = 0;
-  std::uint64_t link_rejections_ = 0;  // only to pace the log; the links count them by kind
+  std::uint64_t datagrams_strangers_ = 0;  // not from any peer's configured address
+  std::uint64_t link_rejections_ = 0;      // only to pace the log; the links count them by kind
   std::uint64_t datagrams_forged_ = 0;
   std::uint64_t datagrams_replayed_ = 0;
   std::uint64_t forwarded_ = 0;
   std::uint64_t unknown_binding_ = 0;
   std::uint64_t refused_ = 0;
   std::uint64_t malformed_messages_ = 0;
+  std::uint64_t window_violations_ = 0;  // a peer sent beyond a binding's window or credit
+  std::uint64_t oversized_ = 0;          // messages too large for a frame: dropped
   std::uint64_t peers_lost_ = 0;
   std::uint64_t peers_returned_ = 0;
 };

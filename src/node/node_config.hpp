@@ -57,9 +57,10 @@ struct NodeStats {
   // bridge
   std::uint64_t datagrams_sent = 0;
   std::uint64_t datagrams_received = 0;
-  std::uint64_t datagrams_rejected = 0;  // malformed, stale, unknown sender
-  std::uint64_t datagrams_forged = 0;    // with a cluster key: failed authentication
-  std::uint64_t datagrams_replayed = 0;  // with a cluster key: authentic, but seen before
+  std::uint64_t datagrams_rejected = 0;        // malformed, stale, unknown sender (all kinds)
+  std::uint64_t datagrams_from_strangers = 0;  // not from any peer's configured address
+  std::uint64_t datagrams_forged = 0;          // with a cluster key: failed authentication
+  std::uint64_t datagrams_replayed = 0;        // with a cluster key: authentic, but seen before
   std::uint64_t retransmissions = 0;
   std::uint64_t duplicates_dropped = 0;
   std::uint64_t remote_messages = 0;         // DTU messages and replies forwarded to peers

@@ -126,3 +126,34 @@ TEST_F(NodeTest, KilledPeIsCleanedUpAndOthersKeepWorking) {
 
 }  // namespace
 }  // namespace vdtu::dtu
+
+namespace vdtu::dtu {
+namespace {
+
+// A node runs any number of programs over its life, not just `pes`: slots
+// of PEs that ended are reused (never-used ones first), and a new PE in a
+// reused slot starts with nothing of its predecessor.
+TEST(NodeSlots, SlotsOfEndedPesAreReused) {
+  NodeConfig config;
+  config.pe_count = 2;
+  Node node(config);
+  const PeId first = node.launch(role("unprivileged"));
+  const PeId second = node.launch(role("unprivileged"));
+  EXPECT_NE(first, second);
+  ASSERT_TRUE(node.wait_all_exited(60s));
+  for (int round = 0; round < 5; ++round) {
+    const PeId pe = node.launch(role("unprivileged"));
+    EXPECT_TRUE(pe == first || pe == second) << "a slot of this node: " << pe;
+    ASSERT_TRUE(node.wait_all_exited(60s));
+    EXPECT_EQ(node.exit_code(pe), 0) << "round " << round;
+  }
+  EXPECT_EQ(node.stats().pes_exited, 7U);
+  EXPECT_EQ(node.stats().control_denied, 7U * 9U);
+  // Both slots busy: a third program finds no PE.
+  node.launch(role("idle"));
+  node.launch(role("idle"));
+  EXPECT_THROW(node.launch(role("idle")), std::runtime_error);
+}
+
+}  // namespace
+}  // namespace vdtu::dtu

@@ -292,6 +292,8 @@ void NodeBridge::add_stats(NodeStats& into) const {
   into.remote_messages += forwarded_;
   into.remote_unknown_binding += unknown_binding_;
   into.remote_bindings_refused += refused_;
+  into.remote_window_violations += window_violations_;
+  into.remote_oversized += oversized_;
   into.peers_lost += peers_lost_;
   into.peers_returned += peers_returned_;
   into.malformed_requests += malformed_messages_;
@@ -561,7 +563,14 @@ void NodeBridge::handle(Peer& peer, std::span<const std::byte> message, Clock::t
     case BridgeOp::kCredit: {
       CreditBody b{};
       auto it = outbound_.find(binding);
-      if (!read_body(body, b) || it == outbound_.end()) return;
+      if (!read_body(body, b)) {
+        ++malformed_messages_;
+        return;
+      }
+      if (it == outbound_.end()) {
+        ++unknown_binding_;
+        return;
+      }
       auto& out = *it->second;
       if (b.count > out.slots - out.window) {  // credit for more than was sent
         ++window_violations_;

@@ -66,6 +66,8 @@ struct NodeStats {
   std::uint64_t remote_messages = 0;         // DTU messages and replies forwarded to peers
   std::uint64_t remote_unknown_binding = 0;  // arrived for a binding that is gone: dropped
   std::uint64_t remote_bindings_refused = 0;
+  std::uint64_t remote_window_violations = 0;  // a peer sent beyond a binding's window or credit
+  std::uint64_t remote_oversized = 0;          // messages too large for a frame: dropped
   std::uint64_t peers_lost = 0;
   std::uint64_t peers_returned = 0;  // lost peers that came back as a new incarnation
   bridge::FaultStats faults;

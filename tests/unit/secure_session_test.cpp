@@ -268,10 +268,11 @@ TEST(SecureSession, ReplayedHandshakesNeitherReplaceNorEndALiveSession) {
   c.run_until([] { return false; }, 20ms);
   const auto recorded = of_kind(
       c.log, {SessionKind::kInit, SessionKind::kCookie, SessionKind::kResponse, SessionKind::kConfirm});
-  std::set<std::vector<std::byte>> init_keys;
+  std::set<PublicKey> init_keys;
   for (const auto& d : of_kind(recorded, {SessionKind::kInit})) {
-    init_keys.emplace(d.bytes.begin() + offsetof(InitMessage, ephemeral),
-                      d.bytes.begin() + offsetof(InitMessage, cookie));
+    PublicKey key{};
+    std::memcpy(key.data(), d.bytes.data() + offsetof(InitMessage, ephemeral), key.size());
+    init_keys.insert(key);
   }
   const auto live = c.at(1).session_id(2);
   const auto work = c.at(1).stats().key_exchanges + c.at(2).stats().key_exchanges;
@@ -316,7 +317,9 @@ TEST(SecureSession, TheClusterKeyAloneOpensNoRecordedTraffic) {
     const NodeId peer = 3 - as;
     SessionEndpoint eavesdropper(c.config_for(as), std::vector<NodeId>{peer});
     for (const auto& d : c.log) {
-      if (d.to == as) EXPECT_NE(eavesdropper.open(d.bytes, peer, c.now, discard).verdict, Verdict::kFrame);
+      if (d.to == as) {
+        EXPECT_NE(eavesdropper.open(d.bytes, peer, c.now, discard).verdict, Verdict::kFrame);
+      }
     }
     EXPECT_EQ(eavesdropper.stats().frames_opened, 0U);
   }

@@ -34,6 +34,8 @@ std::optional<std::uint64_t> PeerSession::session_id() const {
   return current_->id;
 }
 
+bool PeerSession::is_current(const Session* session) const { return current_ && session == &*current_; }
+
 PeerSession::Session* PeerSession::session_with_id(std::uint64_t id) {
   if (current_ && current_->id == id) return &*current_;
   if (previous_ && previous_->id == id) return &*previous_;
@@ -74,11 +76,11 @@ Opened PeerSession::open_sealed(const SessionContext& ctx, std::span<const std::
   }
   if (!session->confirmed) {
     session->confirmed = true;
-    if (session == &*current_) previous_until_ = ctx.now + ctx.config.previous_grace;
+    if (is_current(session)) previous_until_ = ctx.now + ctx.config.previous_grace;
   }
   if (h.kind == SessionKind::kConfirm) {
     // The initiator repeats CONFIRM until it hears from us under the session.
-    if (session == &*current_ && !session->we_initiated) send_confirm(ctx);
+    if (is_current(session) && !session->we_initiated) send_confirm(ctx);
     return accepted(peer_, change);
   }
   return {Verdict::kFrame, peer_, change, std::span<const std::byte>(plain)};
@@ -246,7 +248,10 @@ void PeerSession::poll(const SessionContext& ctx) {
   if (candidate_ && ctx.now - candidate_->session.established >= config.handshake_timeout) candidate_.reset();
   if (current_ && !current_->confirmed) {
     if (ctx.now - current_->established >= config.handshake_timeout) {
-      current_.reset();  // the responder never took it up: start over
+      // The responder never took it up: it still uses the session this one
+      // replaced, if any, so that one is current again; then start over.
+      current_ = std::move(previous_);
+      previous_.reset();
     } else if (ctx.now >= next_confirm_) {
       send_confirm(ctx);
       confirm_backoff_ = std::min<SessionClock::duration>(2 * confirm_backoff_, config.retry_max);

@@ -86,6 +86,7 @@ class PeerSession {
     SessionClock::time_point last_response{};
   };
 
+  [[nodiscard]] bool is_current(const Session* session) const;
   Session* session_with_id(std::uint64_t id);
   PeerChange install(const SessionContext& ctx, Session session);
   void start_attempt(const SessionContext& ctx);

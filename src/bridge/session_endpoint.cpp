@@ -46,7 +46,10 @@ Opened SessionEndpoint::open(std::span<const std::byte> datagram, NodeId expecte
 Opened SessionEndpoint::dispatch(PeerSession& peer, std::span<const std::byte> datagram,
                                  const SessionContext& ctx) {
   Opened rejected{Verdict::kMalformed, peer.peer(), PeerChange::kNone, {}};
-  if (datagram.size() < 2 || static_cast<std::uint8_t>(datagram[1]) != kSessionVersion) return rejected;
+  if (datagram.size() < 2 || datagram.size() > kMaxUdpPayload ||
+      static_cast<std::uint8_t>(datagram[1]) != kSessionVersion) {
+    return rejected;
+  }
   switch (static_cast<SessionKind>(datagram[0])) {
     case SessionKind::kData:
     case SessionKind::kConfirm: return peer.open_sealed(ctx, datagram, plain_);

@@ -141,11 +141,14 @@ TEST(SecureSession, EveryChangedByteAndEveryTruncationIsRejected) {
   auto longer = d;
   longer.push_back(std::byte{0});
   EXPECT_EQ(c.deliver(2, 1, longer).verdict, Verdict::kForged);
+  auto beyond_udp = d;
+  beyond_udp.resize(kMaxUdpPayload + 1);
+  EXPECT_EQ(c.deliver(2, 1, beyond_udp).verdict, Verdict::kMalformed);
   EXPECT_EQ(c.deliver(2, 1, d).verdict, Verdict::kFrame) << "the rejections did not burn the counter";
   const auto& s = c.at(2).stats();
   EXPECT_EQ(s.forged, d.size() - 10 + d.size() - kSealOverhead + 1);
   EXPECT_EQ(s.stale, 8U);
-  EXPECT_EQ(s.malformed, 2 + kSealOverhead);
+  EXPECT_EQ(s.malformed, 2 + kSealOverhead + 1);
   EXPECT_TRUE(c.events.size() == 2U) << "nothing changed a session";
 }
 
@@ -395,6 +398,37 @@ TEST(SecureSession, AHandshakeCutOffHalfwayIsRepeatedUntilItCompletes) {
   EXPECT_EQ(
       c.count_events(1, 2, PeerChange::kNewIncarnation) + c.count_events(2, 1, PeerChange::kNewIncarnation),
       0U);
+}
+
+// The same during a rekey: the initiator took the new session up, the
+// responder never hears of it. The initiator keeps opening what the responder
+// seals under the old session all along (as `previous`, then as current
+// again when it gives the new one up), and the rekey completes later.
+TEST(SecureSession, ARekeyCutOffHalfwayKeepsTheOldSessionWorking) {
+  SessionConfig base;
+  base.rekey_after = 1s;
+  SessionCluster c({1, 2}, {}, 1, base);
+  ASSERT_TRUE(pair_up(c));
+  ASSERT_EQ(c.at(1).stats().collisions, 1U) << "node 1 initiated, so node 1 rekeys";
+  const auto first = c.at(1).session_id(2);
+  bool cut = true;
+  c.block = [&](const Datagram& d) {
+    const auto kind = testing::kind_of(d);
+    return cut && d.from == 1 && (kind == SessionKind::kConfirm || kind == SessionKind::kData);
+  };
+  std::uint64_t sent = 0;
+  const auto t0 = c.now;
+  while (c.now - t0 < 8s) {
+    if (c.send_frame(2, 1, sent) == Status::kOk) ++sent;
+    c.step();
+  }
+  EXPECT_NE(c.at(1).session_id(2), first) << "node 1 switched (more than once)";
+  EXPECT_EQ(c.at(2).session_id(1), first) << "node 2 never heard of it";
+  EXPECT_EQ(sent, 8000U);
+  EXPECT_EQ(c.frames.size(), sent) << "every frame from node 2 opened at node 1";
+  cut = false;
+  ASSERT_TRUE(c.run_until([&] { return c.paired(1, 2) && c.at(2).session_id(1) != first; }, 3s));
+  EXPECT_EQ(c.events.size(), 2U) << "the first contacts only";
 }
 
 // A hundred key holders claiming node 2's id send fresh INITs with valid

@@ -19,9 +19,12 @@
 //                    check `change` as above
 //     rejected()  -> count and drop
 //   seal(peer, frame, out) -> kOk: send `out`; kNotActive: no session yet
-//                    (keep the frame, the link resends it later)
+//                    (send nothing: the link still holds the frame and
+//                    resends it later)
 //   poll(now, transmit)    -> call as often as the links' poll
 //   restart(peer)          -> when the caller declares the peer lost
+//   transmit(peer, datagram) (the caller's) sends to that peer's configured
+//                    address, never to where a datagram came from
 
 #include <memory>
 #include <optional>

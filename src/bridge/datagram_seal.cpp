@@ -22,45 +22,6 @@ unsigned char* uchars(std::byte* p) { return reinterpret_cast<unsigned char*>(p)
 
 }  // namespace
 
-ClusterKey parse_cluster_key(std::string_view hex) {
-  ClusterKey key{};
-  std::size_t length = 0;
-  if (hex.size() != 2 * key.size() ||
-      ::sodium_hex2bin(uchars(key.data()), key.size(), hex.data(), hex.size(), nullptr, &length, nullptr) !=
-          0 ||
-      length != key.size()) {
-    throw std::invalid_argument("a cluster key is 64 hex digits (32 bytes)");
-  }
-  return key;
-}
-
-std::string random_cluster_key_hex() {
-  ensure_sodium();
-  ClusterKey key{};
-  ::randombytes_buf(key.data(), key.size());
-  std::string hex(2 * key.size() + 1, '\0');
-  ::sodium_bin2hex(hex.data(), hex.size(), uchars(key.data()), key.size());
-  hex.pop_back();
-  ::sodium_memzero(key.data(), key.size());
-  return hex;
-}
-
-bool ReplayWindow::accept(std::uint64_t counter) {
-  if (counter > highest_) {
-    const auto shift = counter - highest_;
-    seen_ = shift >= kWidth ? 0 : seen_ << shift;
-    seen_ |= 1U;
-    highest_ = counter;
-    return true;
-  }
-  const auto age = highest_ - counter;
-  if (age >= kWidth) return false;  // too old to tell: treated as a replay
-  const std::uint64_t bit = std::uint64_t{1} << age;
-  if ((seen_ & bit) != 0) return false;
-  seen_ |= bit;
-  return true;
-}
-
 DatagramSealer::DatagramSealer(const ClusterKey& key, std::uint32_t self_node)
     : key_(key),
       self_(self_node),
@@ -97,7 +58,9 @@ DatagramSealer::Opened DatagramSealer::open(std::span<const std::byte> sealed, s
   }
   // Only an authentic datagram may move the window, or a forger could
   // push it ahead and make every real datagram look old.
-  if (!windows_[sender].accept(counter)) return Opened::kReplayed;
+  auto& window = windows_[sender];
+  if (window.check(counter) != ReplayWindow<64>::Check::kNew) return Opened::kReplayed;
+  window.accept(counter);
   plain.resize(length);
   return Opened::kOk;
 }

@@ -90,14 +90,5 @@ TEST_F(SealTest, SendersHaveTheirOwnWindows) {
   EXPECT_EQ(node2.open(from1, plain, sender), DatagramSealer::Opened::kOk);
 }
 
-TEST(ClusterKey, ParsesHexAndRejectsTheRest) {
-  EXPECT_EQ(random_cluster_key_hex().size(), 64U);
-  EXPECT_NE(random_cluster_key_hex(), random_cluster_key_hex());
-  EXPECT_NO_THROW(parse_cluster_key(std::string(64, 'a')));
-  EXPECT_THROW(parse_cluster_key(std::string(63, 'a')), std::invalid_argument);
-  EXPECT_THROW(parse_cluster_key(std::string(64, 'g')), std::invalid_argument);
-  EXPECT_THROW(parse_cluster_key(""), std::invalid_argument);
-}
-
 }  // namespace
 }  // namespace vdtu::bridge

@@ -226,7 +226,7 @@ int flood_config(Dtu& dtu, const Args& a) {
   const PeId target = pe_arg(a, 0);
   for (int i = 0; i < 1'000'000; ++i) {
     const Status st = dtu.config_receive(target, static_cast<EpId>(i % 8), {12, 9});
-    if (st == Status::kInvalidArgument) return 0;  // no such PE any more
+    if (st == Status::kPeerGone) return 0;  // the PE ended
     CHECK_STATUS(st, Status::kOk);
   }
   return 3;  // never killed

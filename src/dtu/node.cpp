@@ -276,6 +276,16 @@ PeId NodeState::launch_locked(const PeProgram& program) {
                                p.memory_responses->eventfd(),
                                s.service_doorbell.fd()};
   if (!send_with_fds(node_end.get(), std::as_bytes(std::span(&hello, 1)), fds)) throw_errno("hello");
+  // Privileged PEs hear of every PE that ends, also of those that ended
+  // before they started (a kernel's VPE that exited at once).
+  for (std::uint32_t k = 0; program.privileged && k < s.pes.size(); ++k) {
+    if (!s.pes[k].exit_code) continue;
+    NodeMessage ended{};
+    ended.kind = NodeMessageKind::kPeExited;
+    ended.pe = s.global_id(k);
+    ended.label = static_cast<std::uint64_t>(*s.pes[k].exit_code);
+    if (!send_with_fds(node_end.get(), std::as_bytes(std::span(&ended, 1)), {})) throw_errno("exits");
+  }
 
   p.pid = spawn(program, pe_end.get());
   p.pidfd = UniqueFd(static_cast<int>(::syscall(SYS_pidfd_open, p.pid, 0)));

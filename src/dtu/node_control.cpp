@@ -65,6 +65,12 @@ std::optional<std::uint32_t> NodeState::index_of(PeId pe) const {
   return index;
 }
 
+Status NodeState::absent_pe_status(PeId pe) const {
+  if (!is_local(pe)) return Status::kInvalidArgument;
+  return pes[static_cast<std::uint16_t>(pe - config.first_pe)].pid > 0 ? Status::kPeerGone
+                                                                       : Status::kNotConfigured;
+}
+
 std::span<std::byte> NodeState::memory_window(const MemoryConfig& c) {
   std::span<std::byte> whole;
   if (c.target_pe == kGlobalMemoryPe) {
@@ -86,10 +92,10 @@ Status NodeState::handle_request(std::uint32_t requester, const ControlRequest& 
     return Status::kPermissionDenied;
   }
   const auto target = index_of(r.pe);
-  if (!target) return Status::kInvalidArgument;
+  if (!target) return absent_pe_status(r.pe);
   const bool per_endpoint = r.op != ControlOp::kInvalidateAll && r.op != ControlOp::kWake &&
                             r.op != ControlOp::kSetVpe && r.op != ControlOp::kPrivilege &&
-                            r.op != ControlOp::kLaunch;
+                            r.op != ControlOp::kLaunch && r.op != ControlOp::kClearMemory;
   if (per_endpoint && r.ep >= config.endpoints_per_pe) return Status::kInvalidArgument;
   switch (r.op) {
     case ControlOp::kConfigSend: return config_send(*target, r.ep, r.send, updates);
@@ -108,6 +114,7 @@ Status NodeState::handle_request(std::uint32_t requester, const ControlRequest& 
     case ControlOp::kSetVpe: pes[*target].vpe = r.vpe; return Status::kOk;
     case ControlOp::kPrivilege: pes[*target].privileged = true; return Status::kOk;
     case ControlOp::kLaunch: return launch_command(r, launched);
+    case ControlOp::kClearMemory: return clear_memory(r.memory);
     case ControlOp::kCount: break;
   }
   ++stats.malformed_requests;
@@ -180,7 +187,8 @@ Status NodeState::config_send(std::uint32_t pe, EpId ep, const SendConfig& c, st
     return bridge ? bridge->connect_send(pe, ep, c, updates) : Status::kInvalidArgument;
   }
   const auto target = index_of(c.target_pe);
-  if (!target || c.target_ep >= config.endpoints_per_pe) return Status::kInvalidArgument;
+  if (!target) return absent_pe_status(c.target_pe);  // a kernel retries one that does not run yet
+  if (c.target_ep >= config.endpoints_per_pe) return Status::kInvalidArgument;
   const bool wants_reply = c.reply_ep != kNoReplyEp;
   if (wants_reply && c.reply_ep >= config.endpoints_per_pe) return Status::kInvalidArgument;
   if (c.credits == 0) return Status::kInvalidArgument;

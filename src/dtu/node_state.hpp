@@ -117,6 +117,10 @@ class NodeState {
   std::unique_ptr<NodeBridge> bridge;  // with peers only
 
   [[nodiscard]] std::optional<std::uint32_t> index_of(PeId pe) const;
+  // Why index_of(pe) found nothing: kNotConfigured if the PE is in this
+  // node's range but does not run yet (the caller may retry), kPeerGone if
+  // it ended, kInvalidArgument if it is not this node's.
+  [[nodiscard]] Status absent_pe_status(PeId pe) const;
   [[nodiscard]] PeId global_id(std::uint32_t index) const {
     return static_cast<PeId>(config.first_pe + index);
   }
@@ -162,6 +166,8 @@ class NodeState {
   Status config_send(std::uint32_t pe, EpId ep, const SendConfig& c, std::vector<Update>& updates);
   Status config_receive(std::uint32_t pe, EpId ep, const ReceiveConfig& c, std::vector<Update>& updates);
   Status config_memory(std::uint32_t pe, EpId ep, const MemoryConfig& c, std::vector<Update>& updates);
+  // Zeroes a window of this node's memory, checked as a memory endpoint's (memory_clear.cpp).
+  Status clear_memory(const MemoryConfig& c);
   void terminate(std::uint32_t pe, EpId ep);
   void release_inbound(std::uint32_t pe, EpId ep, std::uint16_t index, std::vector<Update>& updates);
   // One request from PE `pe`'s memory channel, if there is one and room for

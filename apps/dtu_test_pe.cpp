@@ -384,7 +384,7 @@ int memory_user(Dtu& dtu, const Args&) {
 // pages at both ends; windows checked like a memory endpoint's.
 int clear_memory(Dtu& dtu, const Args&) {
   const PeId me = dtu.pe();
-  constexpr std::size_t kBytes = 3 * 4096;
+  constexpr std::size_t kBytes = std::size_t{3} * 4096;
   const auto expect = [](std::span<const std::byte> got, std::size_t from, std::size_t to, std::byte other) {
     for (std::size_t i = 0; i < got.size(); ++i)
       CHECK(got[i] == (i >= from && i < to ? std::byte{0} : other));

@@ -37,11 +37,14 @@ class AcceptingEndpoints final : public vdtu::kernel::EndpointControl {
   vdtu::PeId next_pe_ = 10;
 };
 
+// Also: the index finds every capability under its own id (an id used
+// twice would find one of them for both).
 void check_tree(const vdtu::kernel::Kernel& kernel, vdtu::VpeId vpes) {
   for (vdtu::VpeId v = 0; v < vpes; ++v) {
     for (vdtu::kif::Selector s = 0; s < 64; ++s) {
       const auto* cap = kernel.find(v, s);
-      if (cap == nullptr || cap->parent == 0) continue;
+      if (cap != nullptr && kernel.find(cap->id) != cap) std::abort();
+      if (cap == nullptr || cap->parent.is_null()) continue;
       const auto* parent = kernel.find(cap->parent);
       if (parent == nullptr) std::abort();
       bool listed = false;

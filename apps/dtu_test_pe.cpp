@@ -171,6 +171,7 @@ int unprivileged(Dtu& dtu, const Args&) {
   CHECK_STATUS(dtu.wake(me), Status::kPermissionDenied);
   CHECK_STATUS(dtu.set_vpe(me, 7), Status::kPermissionDenied);
   CHECK_STATUS(dtu.privilege(me), Status::kPermissionDenied);
+  CHECK_STATUS(dtu.clear_memory(kGlobalMemoryPe, 0, 4096), Status::kPermissionDenied);
   CHECK(dtu.endpoint_kind(0) == EndpointKind::kInvalid);
   return 0;
 }
@@ -189,6 +190,9 @@ int configuration_rules(Dtu& dtu, const Args& a) {
   CHECK_STATUS(dtu.config_receive(p2, 0, {30, 9}), Status::kInvalidArgument);
   CHECK_STATUS(dtu.config_receive(p2, 200, {12, 9}), Status::kInvalidArgument);
   CHECK_STATUS(dtu.config_receive(999, 0, {12, 9}), Status::kInvalidArgument);
+  // A PE of this node that does not run yet (the last of 64): worth a retry.
+  CHECK_STATUS(dtu.config_receive(63, 0, {12, 9}), Status::kNotConfigured);
+  CHECK_STATUS(dtu.config_send(p1, 1, {63, 0, 1, 4, 64, kNoReplyEp}), Status::kNotConfigured);
   CHECK_STATUS(dtu.config_receive(p2, 0, {12, 9}), Status::kOk);
   // Message larger than the receiver's slots, zero credits.
   CHECK_STATUS(dtu.config_send(p1, 1, {p2, 0, 1, 4, 512, kNoReplyEp}), Status::kTooLarge);
@@ -227,7 +231,7 @@ int flood_config(Dtu& dtu, const Args& a) {
   const PeId target = pe_arg(a, 0);
   for (int i = 0; i < 1'000'000; ++i) {
     const Status st = dtu.config_receive(target, static_cast<EpId>(i % 8), {12, 9});
-    if (st == Status::kNotConfigured) return 0;  // the PE does not run any more
+    if (st == Status::kPeerGone) return 0;  // the PE ended
     CHECK_STATUS(st, Status::kOk);
   }
   return 3;  // never killed
@@ -372,6 +376,36 @@ int memory_user(Dtu& dtu, const Args&) {
   CHECK_STATUS(dtu.read(2, 12345, copy), Status::kOk);
   CHECK(copy == big);
   CHECK_STATUS(dtu.send(5, text("check"), 0), Status::kOk);
+  return 0;
+}
+
+// A kernel zeroes memory (what REQMEM hands out): global memory through a
+// memory endpoint of its own, its own memory through its mapping. Partial
+// pages at both ends; windows checked like a memory endpoint's.
+int clear_memory(Dtu& dtu, const Args&) {
+  const PeId me = dtu.pe();
+  constexpr std::size_t kBytes = std::size_t{3} * 4096;
+  const auto expect = [](std::span<const std::byte> got, std::size_t from, std::size_t to, std::byte other) {
+    for (std::size_t i = 0; i < got.size(); ++i)
+      CHECK(got[i] == (i >= from && i < to ? std::byte{0} : other));
+  };
+  CHECK_STATUS(dtu.config_memory(me, 0, {kGlobalMemoryPe, 4096, kBytes, kMemReadWrite, kThisNode}),
+               Status::kOk);
+  CHECK_STATUS(dtu.wait_for_endpoint(0, EndpointKind::kMemory), Status::kOk);
+  const std::vector<std::byte> pattern(kBytes, std::byte{0x5a});
+  CHECK_STATUS(dtu.write(0, 0, pattern), Status::kOk);
+  CHECK_STATUS(dtu.clear_memory(kGlobalMemoryPe, 4096 + 100, 5000), Status::kOk);
+  std::vector<std::byte> back(kBytes);
+  CHECK_STATUS(dtu.read(0, 0, back), Status::kOk);
+  expect(back, 100, 5100, std::byte{0x5a});
+  const auto mine = dtu.local_memory().first(kBytes);
+  std::fill(mine.begin(), mine.end(), std::byte{0x77});
+  CHECK_STATUS(dtu.clear_memory(me, 10, 8000), Status::kOk);
+  expect(mine, 10, 8010, std::byte{0x77});
+  CHECK_STATUS(dtu.clear_memory(kGlobalMemoryPe, 0, 0), Status::kInvalidArgument);
+  CHECK_STATUS(dtu.clear_memory(kGlobalMemoryPe, ~std::uint64_t{0} - 5, 10), Status::kOutOfBounds);
+  CHECK_STATUS(dtu.clear_memory(me, dtu.local_memory().size() - 10, 11), Status::kOutOfBounds);
+  CHECK_STATUS(dtu.clear_memory(999, 0, 1), Status::kInvalidArgument);  // no such PE
   return 0;
 }
 
@@ -640,6 +674,7 @@ int main(int argc, char** argv) {
         {"remote-memory-until-gone", remote_memory_until_gone},
         {"memory-user", memory_user},
         {"memory-owner", memory_owner},
+        {"clear-memory", clear_memory},
         {"configure-forgery", configure_forgery},
         {"forgery-victim", forgery_victim},
         {"configure-echo", configure_echo},

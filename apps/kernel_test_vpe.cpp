@@ -5,6 +5,7 @@
 #include <fmt/core.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
 #include <chrono>
 #include <csignal>
@@ -65,14 +66,15 @@ class Mailbox {
     CHECK_STATUS(sys_.dtu().send(kMailboxSend, std::as_bytes(std::span(&step, 1)), 0, SendMode::kWait),
                  Status::kOk);
   }
-  void await(std::uint64_t step) {
+  void await(std::uint64_t step) { CHECK(take() == step); }
+  std::uint64_t take() {
     ReceivedMessage m;
     CHECK_STATUS(sys_.dtu().receive(kMailboxRecv, m, 30s), Status::kOk);
     std::uint64_t got = 0;
     CHECK(m.payload.size() == sizeof(got));
     std::memcpy(&got, m.payload.data(), sizeof(got));
-    CHECK(got == step);
     sys_.dtu().ack(m);
+    return got;
   }
 
  private:
@@ -357,6 +359,130 @@ int child(Syscalls& sys, const Args&) {
   return 42;
 }
 
+// ---- a VPE that ends before the kernel set it up, and one that waits for it ----
+
+// Exits with code ARG at once, without ever touching its DTU (main runs it).
+int exit_now(const Args& a) { return std::stoi(a.at(0)); }
+
+// Waits for the VPE granted at selector 10 and checks its exit code is ARG.
+int exit_waiter(Syscalls& sys, const Args& a) {
+  CHECK_STATUS(sys.noop(), Error::kNone);
+  int code = -1;
+  CHECK_STATUS(sys.vpe_wait(kPeerVpe, code), Error::kNone);
+  CHECK(code == std::stoi(a.at(0)));
+  CHECK_STATUS(sys.req_mem(20, 4096, kif::kPermRW), Error::kNone);  // the kernel works on
+  return 0;
+}
+
+// ---- REQMEM hands out zeroed memory ----
+constexpr std::uint64_t kDirtyBytes = 65536 + 100;  // ends in the middle of a page
+
+// REQMEM through the raw call: its answer's first value is the region's offset.
+std::uint64_t req_mem_at(Syscalls& sys, Selector dst, std::uint64_t size) {
+  kif::SyscallRequest r{};
+  r.opcode = kif::Syscall::kReqMem;
+  r.args[0] = dst;
+  r.args[1] = size;
+  r.args[2] = kif::kPermRW;
+  kif::SyscallReply reply{};
+  CHECK_STATUS(sys.call(r, reply), Error::kNone);
+  return reply.values[0];
+}
+
+// Fills a region with 0xab, frees it, tells the reader where it was.
+int dirty_writer(Syscalls& sys, const Args&) {
+  Mailbox box(sys);
+  const auto offset = req_mem_at(sys, 20, kDirtyBytes);
+  MemGate mem(sys, 20, 3);
+  CHECK_STATUS(mem.error(), Error::kNone);
+  const std::vector<std::byte> secret(kDirtyBytes, std::byte{0xab});
+  CHECK_STATUS(mem.write(0, secret), Status::kOk);
+  CHECK_STATUS(sys.revoke(20), Error::kNone);
+  box.post(offset);
+  box.await(1);
+  return 0;
+}
+
+// Gets the same region (the allocator hands out the first fit) and reads zeros.
+int zero_reader(Syscalls& sys, const Args&) {
+  Mailbox box(sys);
+  const auto where = box.take();
+  CHECK(req_mem_at(sys, 20, kDirtyBytes) == where);
+  MemGate mem(sys, 20, 3);
+  CHECK_STATUS(mem.error(), Error::kNone);
+  std::vector<std::byte> back(kDirtyBytes, std::byte{1});
+  CHECK_STATUS(mem.read(0, back), Status::kOk);
+  CHECK(std::all_of(back.begin(), back.end(), [](std::byte b) { return b == std::byte{0}; }));
+  box.post(1);
+  return 0;
+}
+
+// ---- a server that does not take its calls for a while (or ever) ----
+constexpr EpId kLazyEp = 3;
+constexpr Selector kLazySessions = 100;
+
+// Registers "lazy" with a receive buffer of two slots, hands COUNT sessions
+// to the closer, and reads nothing until the closer, which revokes them
+// (COUNT CLOSEs: most must wait in the kernel), says it was served
+// meanwhile. "late": then the CLOSEs must arrive all and in order, and the
+// closer's OPEN behind them is answered; "never": it exits instead.
+int lazy_server(Syscalls& sys, const Args& a) {
+  const auto count = static_cast<Selector>(std::stoul(a.at(0)));
+  const bool never = a.at(1) == "never";
+  Mailbox box(sys);
+  CHECK_STATUS(sys.attach_rb(kLazyEp, 8, 7), Error::kNone);
+  CHECK_STATUS(sys.create_gate(kif::kSelSelf, 20, kLazyEp, kLazyEp, 32), Error::kNone);
+  CHECK_STATUS(sys.create_srv(21, 20, "lazy"), Error::kNone);
+  for (Selector i = 0; i < count; ++i) {
+    CHECK_STATUS(sys.create_sess_at(kLazySessions + i, 21, i + 1), Error::kNone);
+    CHECK_STATUS(sys.delegate_to(kPeerVpe, kLazySessions + i, kLazySessions + i), Error::kNone);
+  }
+  box.post(1);
+  box.await(2);
+  if (never) return 0;
+  const auto next = [&](kif::ServiceRequest& r) {
+    ReceivedMessage m;
+    CHECK_STATUS(sys.dtu().receive(kLazyEp, m, 30s), Status::kOk);
+    CHECK(m.payload.size() == sizeof(r));
+    std::memcpy(&r, m.payload.data(), sizeof(r));
+    kif::ServiceReply answer{};
+    answer.ident = 1000;
+    CHECK_STATUS(sys.dtu().reply(m, std::as_bytes(std::span(&answer, 1))), Status::kOk);
+  };
+  kif::ServiceRequest r{};
+  for (Selector i = 0; i < count; ++i) {
+    next(r);
+    CHECK(r.op == kif::ServiceOp::kClose && r.ident == i + 1);
+  }
+  next(r);
+  CHECK(r.op == kif::ServiceOp::kOpen && r.arg == 5);
+  while (r.op != kif::ServiceOp::kShutdown) {
+    next(r);  // the session's CLOSE when the closer exits, then SHUTDOWN
+  }
+  return 0;
+}
+
+int closer(Syscalls& sys, const Args& a) {
+  const auto count = static_cast<std::uint32_t>(std::stoul(a.at(0)));
+  const bool never = a.at(1) == "never";
+  Mailbox box(sys);
+  box.await(1);
+  CHECK_STATUS(sys.revoke(kLazySessions, count), Error::kNone);
+  for (Selector s = 0; s < 100; ++s) {  // the server reads nothing meanwhile: we are served anyway
+    CHECK_STATUS(sys.noop(), Error::kNone);
+    CHECK_STATUS(sys.req_mem(20, 4096, kif::kPermRW), Error::kNone);
+    CHECK_STATUS(sys.revoke(20), Error::kNone);
+  }
+  box.post(2);
+  const Error opened = sys.create_sess(30, "lazy", 5);
+  if (!never) {
+    CHECK_STATUS(opened, Error::kNone);
+  } else {  // queued behind the CLOSEs when the server left, or after it was gone
+    CHECK(opened == Error::kServiceFailed || opened == Error::kNoSuchService);
+  }
+  return 0;
+}
+
 // ---- across kernels (and nodes): the "echo" service hands out send gates ----
 constexpr EpId kPingEp = 6;       // the server receives pings here
 constexpr EpId kHelloSendEp = 7;  // the server greets a client through its delegated gate
@@ -529,6 +655,7 @@ int main(int argc, char** argv) {
   }
   const std::string role = argv[1];
   const Args args(argv + 2, argv + argc);
+  if (role == "exit-now") return exit_now(args);
   const std::map<std::string, std::function<int(Syscalls&, const Args&)>> roles{
       {"basics", basics},
       {"memory", memory},
@@ -545,6 +672,11 @@ int main(int argc, char** argv) {
       {"gate-client", gate_client},
       {"doomed-holder", doomed_holder},
       {"spanning-revoker", spanning_revoker},
+      {"exit-waiter", exit_waiter},
+      {"dirty-writer", dirty_writer},
+      {"zero-reader", zero_reader},
+      {"lazy-server", lazy_server},
+      {"closer", closer},
   };
   auto it = roles.find(role);
   if (it == roles.end()) {

@@ -1,5 +1,5 @@
 // The SemperOS kernel as a privileged PE of a vdtu node.
-//   semper_kernel --vpes 0,1,2 [--grant HOLDER:TARGET:SELECTOR ...]
+//   semper_kernel [--vpes 0,1,2] [--grant HOLDER:TARGET:SELECTOR ...]
 //                 [--kernel ID --member KERNEL:NODE:KERNEL_PE:FIRST_PE-LAST_PE ...]
 #include <fmt/core.h>
 
@@ -15,7 +15,8 @@ int run(int argc, char** argv) {
   std::vector<std::string> grants;
   std::vector<std::string> members;
   vdtu::kernel::KernelBoot boot;
-  app.add_option("--vpes", vpes, "PEs running this kernel's VPEs")->delimiter(',')->required();
+  app.add_option("--vpes", vpes, "PEs running this kernel's VPEs (none: it only answers other kernels)")
+      ->delimiter(',');
   app.add_option("--grant", grants, "Give VPE HOLDER a capability for VPE TARGET at SELECTOR (H:T:S)");
   app.add_option("--global-memory", boot.global_memory_bytes, "Bytes of the node's global memory");
   app.add_option("--pe-memory", boot.pe_memory_bytes, "Bytes of each PE's local memory");

@@ -111,6 +111,9 @@ class Dtu {
   Status privilege(PeId pe);
   // Starts `command` (program, then arguments) as a new, unprivileged PE.
   Status launch(std::span<const std::string> command, PeId& pe);
+  // Zeroes [offset, offset + size) of PE `pe`'s memory, or (kGlobalMemoryPe)
+  // the node's global memory; the window is checked like a memory endpoint's.
+  Status clear_memory(PeId pe, std::uint64_t offset, std::uint64_t size);
 
   // Applies pending endpoint updates; waits until `ep` has `kind`.
   Status wait_for_endpoint(EpId ep, EndpointKind kind,

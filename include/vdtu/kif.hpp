@@ -49,7 +49,8 @@ enum class Error : std::uint64_t {
   kServiceFailed,   // the server refused or did not answer
   kEndpointFailed,  // the node refused the endpoint configuration
   kNotSupported,
-  kExists,  // a service of that name exists already
+  kExists,       // a service of that name exists already
+  kServiceBusy,  // too many calls wait for that server already: try again later
 };
 
 std::string_view to_string(Error e);

@@ -19,6 +19,7 @@ std::string_view to_string(Error e) {
     case Error::kEndpointFailed: return "endpoint configuration failed";
     case Error::kNotSupported: return "not supported";
     case Error::kExists: return "exists already";
+    case Error::kServiceBusy: return "service busy";
   }
   return "unknown error";
 }

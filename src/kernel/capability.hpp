@@ -11,25 +11,11 @@
 #include <variant>
 #include <vector>
 
+#include "cap_id.hpp"
 #include "vdtu/dtu_types.hpp"
 #include "vdtu/kif.hpp"
 
 namespace vdtu::kernel {
-
-using CapId = std::uint64_t;
-
-enum class CapType : std::uint8_t { kVpe = 1, kMemory = 2, kSendGate = 3, kService = 4, kSession = 5 };
-std::string_view to_string(CapType t);
-
-// pe:16 | vpe:16 | type:8 | object:24. The PE locates the owning kernel with
-// one membership lookup; the object counter makes the id unique there.
-constexpr CapId make_cap_id(PeId pe, VpeId vpe, CapType type, std::uint32_t object) {
-  return (CapId{pe} << 48U) | (CapId{vpe} << 32U) | (CapId{static_cast<std::uint8_t>(type)} << 24U) |
-         (object & 0xffffffU);
-}
-constexpr PeId pe_of(CapId id) { return static_cast<PeId>(id >> 48U); }
-constexpr VpeId vpe_of(CapId id) { return static_cast<VpeId>(id >> 32U); }
-constexpr CapType type_of(CapId id) { return static_cast<CapType>((id >> 24U) & 0xffU); }
 
 struct VpeObject {
   VpeId vpe = 0;
@@ -60,7 +46,7 @@ struct ServiceObject {
   SendGateObject gate;  // how the kernel reaches the server
   EpId kernel_ep = 0;   // the kernel's send endpoint bound to that gate
   bool alive = true;
-  CapId cap = 0;  // the server's service capability: sessions derive from it
+  CapId cap{};  // the server's service capability: sessions derive from it
 };
 
 inline constexpr std::uint16_t kLocalKernel = 0xffff;
@@ -69,15 +55,15 @@ struct SessionObject {
   std::shared_ptr<ServiceObject> service;  // null when the service lives on another kernel ...
   std::uint64_t ident = 0;
   std::uint16_t remote_kernel = kLocalKernel;  // ... namely this one,
-  CapId service_cap = 0;                       // which holds this service capability
+  CapId service_cap{};                         // which holds this service capability
 };
 
 using CapObject =
     std::variant<VpeObject, MemoryObject, SendGateObject, std::shared_ptr<ServiceObject>, SessionObject>;
 
 struct Capability {
-  CapId id = 0;
-  CapId parent = 0;  // 0: a root
+  CapId id{};
+  CapId parent{};  // null: a root
   std::vector<CapId> children;
   VpeId owner = 0;
   kif::Selector selector = 0;
@@ -85,7 +71,7 @@ struct Capability {
   std::optional<EpId> activated_on;  // endpoint of the owner this capability configured
   std::uint64_t revoking = 0;        // != 0: the revocation that took it (kept until it completes)
 
-  [[nodiscard]] CapType type() const { return type_of(id); }
+  [[nodiscard]] CapType type() const { return id.type; }
 };
 
 }  // namespace vdtu::kernel

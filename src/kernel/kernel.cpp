@@ -70,9 +70,9 @@ Kernel::Vpe& Kernel::add_vpe(VpeId vpe, PeId pe) {
   auto& v = vpes_[vpe];
   v.id = vpe;
   v.pe = pe;
-  insert(v, kif::kSelSelf, CapType::kVpe, VpeObject{vpe, pe}, 0);
+  insert(v, kif::kSelSelf, CapType::kVpe, VpeObject{vpe, pe}, kNoCap);
   insert(v, kif::kSelMemory, CapType::kMemory,
-         MemoryObject{pe, 0, config_.pe_memory_bytes, kif::kPermRW, false, config_.node}, 0);
+         MemoryObject{pe, 0, config_.pe_memory_bytes, kif::kPermRW, false, config_.node}, kNoCap);
   return v;
 }
 
@@ -89,7 +89,11 @@ Status Kernel::start(Vpe& v) {
   return Status::kOk;
 }
 
-Status Kernel::boot_vpe(VpeId vpe, PeId pe) { return start(add_vpe(vpe, pe)); }
+Status Kernel::boot_vpe(VpeId vpe, PeId pe) {
+  auto known = vpes_.find(vpe);
+  Vpe& v = known != vpes_.end() ? known->second : add_vpe(vpe, pe);
+  return v.started ? Status::kOk : start(v);
+}
 
 std::size_t Kernel::alive_vpes() const {
   return static_cast<std::size_t>(
@@ -101,7 +105,7 @@ Error Kernel::grant_vpe(VpeId holder, VpeId target, Selector selector) {
   auto t = vpes_.find(target);
   if (h == vpes_.end() || t == vpes_.end()) return Error::kInvalidArgs;
   if (auto e = check_free(h->second, selector, 1); e != Error::kNone) return e;
-  insert(h->second, selector, CapType::kVpe, VpeObject{target, t->second.pe}, 0);
+  insert(h->second, selector, CapType::kVpe, VpeObject{target, t->second.pe}, kNoCap);
   return Error::kNone;
 }
 
@@ -123,6 +127,7 @@ std::optional<SyscallReply> Kernel::syscall(VpeId caller, std::span<const std::b
   deferred_call_ = 0;
   auto v = vpes_.find(caller);
   if (v == vpes_.end() || !v->second.alive) return reply(Error::kInvalidArgs);
+  if (!ids_left()) return reply(Error::kOutOfMemory);
   SyscallRequest r{};
   if (message.size() < sizeof(r.opcode)) return reply(Error::kMalformed);
   std::memcpy(&r, message.data(), std::min(message.size(), sizeof(r)));
@@ -158,24 +163,36 @@ Error Kernel::check_free(const Vpe& vpe, std::uint64_t first, std::uint64_t coun
   return Error::kNone;
 }
 
-Capability& Kernel::insert(Vpe& owner, Selector selector, CapType type, CapObject object, CapId parent) {
-  return insert_with_id(owner, selector, std::move(object), parent,
-                        make_cap_id(owner.pe, owner.id, type, next_object_++));
-}
+bool Kernel::ids_left() const { return ids_.has_room_for(kMaxRange + kMaxRemoteCaps); }
 
-// A parent on another kernel learnt of its new child there (or is told).
-Capability& Kernel::insert_with_id(Vpe& owner, Selector selector, CapObject object, CapId parent, CapId id) {
+// Puts the capability at `selector` of `owner`; the caller checked that the
+// selector is free, the id is not in use and a local parent exists.
+Capability& Kernel::place(Vpe& owner, Selector selector, CapObject object, CapId parent, CapId id) {
   auto cap = std::make_unique<Capability>();
   cap->id = id;
   cap->parent = parent;
   cap->owner = owner.id;
   cap->selector = selector;
   cap->object = std::move(object);
-  if (parent != 0 && is_local(parent)) index_.at(parent)->children.push_back(cap->id);
+  // A parent on another kernel learnt of its new child there (or is told).
+  if (!parent.is_null() && is_local(parent)) index_.at(parent)->children.push_back(id);
   auto& ref = *cap;
-  index_[cap->id] = &ref;
+  index_[id] = &ref;
   owner.caps[selector] = std::move(cap);
   return ref;
+}
+
+Capability& Kernel::insert(Vpe& owner, Selector selector, CapType type, CapObject object, CapId parent) {
+  return place(owner, selector, std::move(object), parent, ids_.next(owner.pe, owner.id, type));
+}
+
+Capability* Kernel::insert_with_id(Vpe& owner, Selector selector, CapObject object, CapId parent, CapId id) {
+  if (id.is_null() || id_in_use(id)) {
+    ++refused_ids_;
+    return nullptr;
+  }
+  if (!parent.is_null() && is_local(parent) && !id_in_use(parent)) return nullptr;  // the parent went
+  return &place(owner, selector, std::move(object), parent, id);
 }
 
 Error Kernel::clone_range(Vpe& from, std::uint64_t from_first, Vpe& to, std::uint64_t to_first,
@@ -206,13 +223,11 @@ void Kernel::tear_down(Capability& cap) {
       owner.activations.erase(a);
     }
   }
-  if (auto* mem = as<MemoryObject>(cap); mem != nullptr && mem->allocated) {
-    global_memory_.release(mem->offset, mem->size);
-  }
   if (auto* srv = as<std::shared_ptr<ServiceObject>>(cap)) {
     auto& s = **srv;
     s.alive = false;
     services_.erase(s.name);
+    fail_calls_to(s);
     endpoints_.invalidate(config_.kernel_pe, s.kernel_ep);
     kernel_eps_used_[s.kernel_ep] = false;
     auto gone = make_kernelcall(Kernelcall::kServiceGone);
@@ -222,7 +237,7 @@ void Kernel::tear_down(Capability& cap) {
   // A client's session ends: the server hears CLOSE (nobody waits for the answer).
   if (auto* sess = as<SessionObject>(cap);
       sess != nullptr && sess->service && sess->service->alive && cap.owner != sess->service->server) {
-    outbox_.push_back({next_call_++, sess->service->kernel_ep, {kif::ServiceOp::kClose, sess->ident, 0, 0}});
+    notify_service(sess->service->kernel_ep, {kif::ServiceOp::kClose, sess->ident, 0, 0});
   }
   if (auto* sess = as<SessionObject>(cap); sess != nullptr && sess->remote_kernel != kLocalKernel) {
     send_close_session(sess->remote_kernel, sess->service_cap, sess->ident);
@@ -244,8 +259,7 @@ std::size_t Kernel::alive_clients() const {
 
 void Kernel::shut_down_services() {
   for (const auto& [name, service] : services_) {
-    if (service->alive)
-      outbox_.push_back({next_call_++, service->kernel_ep, {kif::ServiceOp::kShutdown, 0, 0, 0}});
+    if (service->alive) notify_service(service->kernel_ep, {kif::ServiceOp::kShutdown, 0, 0, 0});
   }
 }
 
@@ -328,8 +342,16 @@ Kernel::Result Kernel::req_mem(Vpe& v, const SyscallRequest& r) {
   if (r.args[2] == 0 || (r.args[2] & ~std::uint64_t{kif::kPermRW}) != 0) return reply(Error::kInvalidArgs);
   const auto offset = global_memory_.allocate(r.args[1]);
   if (!offset) return reply(Error::kOutOfMemory);
+  // Zeroed when handed out rather than when freed: whatever happened to the
+  // region before (a VPE wrote it, a remote holder wrote it late), the new
+  // owner sees zeros, and if the node cannot clear it nobody gets it.
+  // Revocations stay free of node requests.
+  if (endpoints_.clear_memory(kGlobalMemoryPe, *offset, r.args[1]) != Status::kOk) {
+    global_memory_.release(*offset, r.args[1]);
+    return reply(Error::kEndpointFailed);
+  }
   insert(v, static_cast<Selector>(r.args[0]), CapType::kMemory,
-         MemoryObject{kGlobalMemoryPe, *offset, r.args[1], r.args[2], true, config_.node}, 0);
+         MemoryObject{kGlobalMemoryPe, *offset, r.args[1], r.args[2], true, config_.node}, kNoCap);
   return reply(Error::kNone, *offset);
 }
 
@@ -456,22 +478,10 @@ std::vector<DeferredReply> Kernel::vpe_exited(VpeId vpe, int code) {
   for (const auto& [sel, cap] : v.caps) {
     if (cap->revoking == 0) roots.push_back(cap->id);
   }
-  v.alive = false;  // its endpoints are gone with it: no invalidations
-  revoke_now(roots);
+  v.alive = false;    // its endpoints are gone with it: no invalidations
+  revoke_now(roots);  // its services' calls fail (fail_calls_to), answered through take_finished
   v.activations.clear();
-  for (auto p = pending_.begin(); p != pending_.end();) {
-    const auto& pc = p->second;
-    const bool own = !pc.remote && pc.caller == vpe;
-    const bool orphaned = !pc.service->alive;
-    if (!own && orphaned) {
-      if (pc.remote) {
-        answer_remote(pc, kif::ServiceReply{Error::kServiceFailed, 0, 0, 0});
-      } else {
-        failed.push_back({pc.caller, p->first, reply(Error::kServiceFailed)});
-      }
-    }
-    p = (own || orphaned) ? pending_.erase(p) : std::next(p);
-  }
+  std::erase_if(pending_, [&](const auto& p) { return !p.second.remote && p.second.caller == vpe; });
   std::erase_if(remote_calls_, [&](const auto& c) { return c.second.caller == vpe; });
   return failed;
 }
@@ -495,12 +505,12 @@ Kernel::Result Kernel::create_srv(Vpe& v, const SyscallRequest& r) {
       g.pe, g.ep, g.label, kCreditsUnlimited, sizeof(kif::ServiceRequest), kKernelServiceReplyEp};
   if (endpoints_.config_send(config_.kernel_pe, kep, sc) != Status::kOk) return reply(Error::kEndpointFailed);
   kernel_eps_used_[kep] = true;
-  auto service = std::make_shared<ServiceObject>(ServiceObject{name, v.id, g, kep, true, 0});
+  auto service = std::make_shared<ServiceObject>(ServiceObject{name, v.id, g, kep, true, kNoCap});
   services_[name] = service;
   service->cap = insert(v, static_cast<Selector>(r.args[0]), CapType::kService, service, gate->id).id;
   if (name.size() <= kMaxServiceName) {  // longer names stay local
     auto announce = make_kernelcall(Kernelcall::kAnnounceService);
-    announce.args[0] = service->cap;
+    announce.service = service->cap;
     set_name(announce, name);
     broadcast(announce);
   }
@@ -511,15 +521,66 @@ Kernel::Result Kernel::defer(Vpe& caller, const SyscallRequest& r, std::shared_p
                              CapId service_cap, kif::ServiceRequest request) {
   deferred_call_ =
       queue_service_call(request, PendingCall{caller.id, r, std::move(service), service_cap, std::nullopt});
+  if (deferred_call_ == 0) return reply(Error::kServiceBusy);
   return std::nullopt;
 }
 
 // The server hears `request`; its answer resumes `pending` (service_reply).
 std::uint64_t Kernel::queue_service_call(kif::ServiceRequest request, PendingCall pending) {
+  auto& queue = service_queues_[pending.service->kernel_ep];
+  if (queue.size() >= config_.max_queued_service_calls) return 0;
   const auto id = next_call_++;
-  outbox_.push_back({id, pending.service->kernel_ep, request});
+  queue.push_back({id, pending.service->kernel_ep, request, true});
   pending_[id] = std::move(pending);
   return id;
+}
+
+void Kernel::notify_service(EpId kernel_ep, kif::ServiceRequest request) {
+  service_queues_[kernel_ep].push_back({next_call_++, kernel_ep, request, false});
+}
+
+void Kernel::fail_service_call(std::uint64_t call) {
+  kif::ServiceReply failed{};
+  failed.error = Error::kServiceFailed;
+  if (auto d = service_reply(call, failed)) finished_.push_back(*d);
+}
+
+// Calls queued for the service, sent to it or waiting for its answer end
+// now: its endpoint is gone (and may serve another service soon).
+void Kernel::fail_calls_to(const ServiceObject& service) {
+  service_queues_.erase(service.kernel_ep);
+  std::vector<std::uint64_t> calls;
+  for (const auto& [id, pc] : pending_) {
+    if (pc.service.get() == &service) calls.push_back(id);
+  }
+  for (auto id : calls) fail_service_call(id);
+}
+
+void Kernel::pump_service_calls(const std::function<Status(const ServiceCall&)>& send) {
+  for (auto q = service_queues_.begin(); q != service_queues_.end();) {
+    auto& queue = q->second;
+    while (!queue.empty()) {
+      const ServiceCall call = queue.front();
+      if (call.awaited && pending_.count(call.id) == 0) {  // its caller went meanwhile
+        queue.pop_front();
+        continue;
+      }
+      const Status st = send(call);
+      if (st == Status::kFull || st == Status::kNoCredits) break;  // the server is behind: next round
+      queue.pop_front();
+      if (st != Status::kOk && call.awaited) fail_service_call(call.id);
+    }
+    q = queue.empty() ? service_queues_.erase(q) : std::next(q);
+  }
+}
+
+std::vector<ServiceCall> Kernel::take_outbox() {
+  std::vector<ServiceCall> out;
+  pump_service_calls([&](const ServiceCall& c) {
+    out.push_back(c);
+    return Status::kOk;
+  });
+  return out;
 }
 
 // args: dst_sel, arg; name
@@ -533,7 +594,7 @@ Kernel::Result Kernel::create_sess(Vpe& v, const SyscallRequest& r) {
     auto m = make_kernelcall(Kernelcall::kOpenSession);
     m.args[0] = r.args[1];
     set_name(m, name);
-    m.ids[0] = make_cap_id(v.pe, v.id, CapType::kSession, next_object_++);
+    m.ids[0] = ids_.next(v.pe, v.id, CapType::kSession);
     m.count = 1;
     return call_remote(v, r, remote->second.kernel, m, {m.ids[0]});
   }
@@ -569,15 +630,15 @@ Kernel::Result Kernel::obtain_or_delegate(Vpe& v, const SyscallRequest& r) {
   return defer(v, r, so.service, sess->id, {op, so.ident, r.args[2], r.args[3]});
 }
 
-std::vector<ServiceCall> Kernel::take_outbox() { return std::exchange(outbox_, {}); }
-
 std::optional<DeferredReply> Kernel::service_reply(std::uint64_t call, const kif::ServiceReply& answer) {
   auto p = pending_.find(call);
   if (p == pending_.end()) return std::nullopt;  // late, duplicate or forged: ignored
   const PendingCall pc = p->second;
   pending_.erase(p);
   if (pc.remote) {
-    answer_remote(pc, answer);
+    auto checked = answer;
+    if (!ids_left()) checked.error = Error::kOutOfMemory;
+    answer_remote(pc, checked);
     return std::nullopt;
   }
   auto v = vpes_.find(pc.caller);
@@ -586,6 +647,7 @@ std::optional<DeferredReply> Kernel::service_reply(std::uint64_t call, const kif
   const auto& r = pc.request;
   auto done = [&](Error e, std::uint64_t v0 = 0) { return DeferredReply{pc.caller, call, reply(e, v0)}; };
   if (answer.error != Error::kNone) return done(Error::kServiceFailed);
+  if (!ids_left()) return done(Error::kOutOfMemory);
   if (!pc.service->alive) return done(Error::kServiceFailed);
   auto server = vpes_.find(pc.service->server);
   if (server == vpes_.end() || !server->second.alive) return done(Error::kServiceFailed);

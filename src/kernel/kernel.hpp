@@ -2,19 +2,20 @@
 // SemperOS kernel semantics for the VPEs of one kernel: capability tables,
 // the derivation tree, syscalls, services and sessions, revocation.
 // Pure logic: messages in, replies out; endpoints through EndpointControl.
-// Calls that need a server are deferred: they leave a ServiceCall in the
-// outbox and finish in service_reply().
+// Calls that need a server are deferred: they leave a ServiceCall in that
+// service's queue and finish in service_reply(). The queues are handed to
+// the DTU by pump_service_calls(), which never waits for a slow server.
 
 #include <cstdint>
+#include <deque>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
+#include <set>
 #include <span>
 #include <unordered_map>
 #include <vector>
-
-#include <deque>
-#include <set>
 
 #include "capability.hpp"
 #include "endpoint_control.hpp"
@@ -34,6 +35,10 @@ struct KernelConfig {
   std::uint16_t node = 0;
   Membership members;
   std::uint64_t global_memory_offset = 0;  // this kernel's share of the node's global memory
+  // Calls waiting to be sent to one service; a syscall beyond that gets
+  // kServiceBusy at once. (Each VPE has one syscall in flight, so only many
+  // VPEs calling one stalled server reach it.)
+  std::size_t max_queued_service_calls = 256;
 };
 
 // The kernel's own endpoints.
@@ -52,6 +57,7 @@ struct ServiceCall {
   std::uint64_t id = 0;
   EpId kernel_ep = 0;
   kif::ServiceRequest request;
+  bool awaited = false;  // a call waits for the answer (CLOSE and SHUTDOWN: nobody)
 };
 
 struct DeferredReply {
@@ -70,7 +76,9 @@ class Kernel {
   Kernel(const KernelConfig& config, EndpointControl& endpoints);
 
   // Boot: a VPE running on `pe`, with its VPE cap at selector 0 and its local
-  // memory at selector 1, and its syscall endpoints set up (started).
+  // memory at selector 1, and its syscall endpoints set up (started). On
+  // failure the VPE stays known but not started (a PE that ended before the
+  // kernel reached it: its exit arrives as usual); calling again retries.
   Status boot_vpe(VpeId vpe, PeId pe);
   // Boot: gives `holder` a capability for VPE `target` at `selector`.
   kif::Error grant_vpe(VpeId holder, VpeId target, kif::Selector selector);
@@ -79,6 +87,13 @@ class Kernel {
   // for a server (then `deferred` names it and the outbox holds the request).
   std::optional<kif::SyscallReply> syscall(VpeId caller, std::span<const std::byte> message,
                                            std::uint64_t& deferred);
+  // Hands the queued service calls to `send`, oldest first per service. A
+  // call that `send` cannot take yet (kFull, kNoCredits) stays first in its
+  // queue for the next round; one it refuses otherwise fails (kServiceFailed
+  // to whoever waits, through take_finished or a kernelcall).
+  void pump_service_calls(const std::function<Status(const ServiceCall&)>& send);
+  [[nodiscard]] bool has_queued_service_calls() const { return !service_queues_.empty(); }
+  // Everything queued, as if every server took it at once (tests).
   std::vector<ServiceCall> take_outbox();
   // A server answered call `call`.
   std::optional<DeferredReply> service_reply(std::uint64_t call, const kif::ServiceReply& reply);
@@ -113,6 +128,10 @@ class Kernel {
   // Revocations or calls to other kernels still under way.
   [[nodiscard]] bool has_remote_work() const { return !revocations_.empty() || !remote_calls_.empty(); }
   [[nodiscard]] std::uint64_t malformed_kernelcalls() const { return malformed_kernelcalls_; }
+  // Capabilities refused because their id was in use already (never overwritten).
+  [[nodiscard]] std::uint64_t refused_ids() const { return refused_ids_; }
+  // Tests: as if `count` capabilities had been created and revoked meanwhile.
+  void skip_object_ids(std::uint64_t count) { ids_.skip(count); }
 
   [[nodiscard]] std::size_t capability_count() const { return index_.size(); }
   [[nodiscard]] const Capability* find(VpeId vpe, kif::Selector selector) const;
@@ -137,7 +156,7 @@ class Kernel {
     VpeId caller = 0;
     kif::SyscallRequest request;
     std::shared_ptr<ServiceObject> service;
-    CapId service_cap = 0;
+    CapId service_cap{};
     std::optional<RemoteRequester> remote;  // set: the caller is on that kernel
   };
   // A syscall of ours that waits for another kernel.
@@ -192,10 +211,17 @@ class Kernel {
 
   Capability* lookup(Vpe& vpe, std::uint64_t selector, CapType type, kif::Error& error);
   kif::Error check_free(const Vpe& vpe, std::uint64_t first, std::uint64_t count) const;
+  // A capability with a fresh id (ids_ never repeats one: this cannot fail).
   Capability& insert(Vpe& owner, kif::Selector selector, CapType type, CapObject object, CapId parent);
   kif::Error clone_range(Vpe& from, std::uint64_t from_first, Vpe& to, std::uint64_t to_first,
                          std::uint64_t count);
-  Capability& insert_with_id(Vpe& owner, kif::Selector selector, CapObject object, CapId parent, CapId id);
+  // A capability whose id was made earlier (sent to another kernel and back):
+  // refused (nullptr, counted) if that id is in use.
+  Capability* insert_with_id(Vpe& owner, kif::Selector selector, CapObject object, CapId parent, CapId id);
+  Capability& place(Vpe& owner, kif::Selector selector, CapObject object, CapId parent, CapId id);
+  [[nodiscard]] bool id_in_use(const CapId& id) const { return index_.count(id) != 0; }
+  // Fresh ids for an operation that may create up to kMaxRange capabilities.
+  [[nodiscard]] bool ids_left() const;
   // Revocation (kernel_remote.cpp): begin, add the roots, then finish_if_done.
   std::uint64_t begin_revocation();
   // `parent`: for a remote root, the local capability it hangs off (or 0).
@@ -210,6 +236,7 @@ class Kernel {
   std::uint64_t revoke_each(const std::vector<std::pair<CapId, CapId>>& roots_and_parents);
   void tear_down(Capability& cap);
   [[nodiscard]] bool is_local(CapId id) const;
+  bool already_child(const Capability& parent, const CapId& child);
   [[nodiscard]] std::optional<KernelId> owner_of(CapId id) const;
   void send_kernelcall(KernelId to, KernelcallMessage m);
   void send_remove_child(CapId parent, CapId child);  // to the parent's kernel
@@ -217,7 +244,13 @@ class Kernel {
   void send_error(KernelId to, Kernelcall reply_op, std::uint64_t call, kif::Error e);
   void send_revoke(KernelId to, CapId id, std::uint64_t call);
   [[nodiscard]] bool every_peer_in(const std::set<KernelId>& said) const;  // or gone
+  // 0 if the service has too many calls queued already (kServiceBusy).
   std::uint64_t queue_service_call(kif::ServiceRequest request, PendingCall pending);
+  // CLOSE and SHUTDOWN: nobody waits, never refused.
+  void notify_service(EpId kernel_ep, kif::ServiceRequest request);
+  // The service is gone: its queued and sent calls fail.
+  void fail_calls_to(const ServiceObject& service);
+  void fail_service_call(std::uint64_t call);
   void broadcast(const KernelcallMessage& m);
   Result call_remote(Vpe& caller, const kif::SyscallRequest& r, KernelId kernel, KernelcallMessage m,
                      std::vector<CapId> ids);
@@ -254,15 +287,15 @@ class Kernel {
     VpeId caller = 0;
     VpeId target = 0;
   };
-  std::map<std::uint64_t, Wait> waits_;  // VPECTRL wait calls by id
-  std::vector<ServiceCall> outbox_;
-  std::uint32_t next_object_ = 1;
+  std::map<std::uint64_t, Wait> waits_;                     // VPECTRL wait calls by id
+  std::map<EpId, std::deque<ServiceCall>> service_queues_;  // by the kernel's endpoint to the service
+  CapIdAllocator ids_;
   std::uint64_t next_call_ = 1;
   std::uint64_t deferred_call_ = 0;  // set by a handler that defers its syscall
   // several kernels
   struct RemoteService {
     KernelId kernel = 0;
-    CapId cap = 0;
+    CapId cap{};
   };
   std::map<std::string, RemoteService, std::less<>> remote_services_;
   std::map<std::uint64_t, RemoteCall> remote_calls_;
@@ -275,6 +308,7 @@ class Kernel {
   std::set<KernelId> peers_finished_;
   bool announced_finished_ = false;
   std::uint64_t malformed_kernelcalls_ = 0;
+  std::uint64_t refused_ids_ = 0;
 };
 
 }  // namespace vdtu::kernel

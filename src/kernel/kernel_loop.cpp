@@ -27,6 +27,9 @@ class DtuEndpointControl final : public EndpointControl {
     return dtu_.config_memory(pe, ep, c);
   }
   Status invalidate(PeId pe, EpId ep) override { return dtu_.invalidate(pe, ep); }
+  Status clear_memory(PeId pe, std::uint64_t offset, std::uint64_t size) override {
+    return dtu_.clear_memory(pe, offset, size);
+  }
   Status launch(const std::vector<std::string>& command, PeId& pe) override {
     return dtu_.launch(command, pe);
   }
@@ -40,8 +43,10 @@ std::span<const std::byte> bytes_of(const T& value) {
   return std::as_bytes(std::span(&value, 1));
 }
 
-constexpr ReceiveConfig kKernelcallBuffer{16, 10};  // 64 slots of 1 KiB
-constexpr auto kConnectPatience = 10s;              // peers on this node may boot later
+constexpr ReceiveConfig kKernelcallBuffer{kKernelcallSlotOrder + 6, kKernelcallSlotOrder};  // 64 slots
+// Peers and VPEs on this node may start after us: the node says
+// kNotConfigured for a PE of its range that does not run yet.
+constexpr auto kStartPatience = 10s;
 // While another kernel owes us an answer, poll this long before sleeping: a
 // crossing to another node takes tens of µs, a wake-up from sleep as long.
 constexpr auto kSpinAwaitingKernel = 1ms;
@@ -81,9 +86,18 @@ class Loop {
       return false;
     }
     if (!peers_.empty() && !connect_peers()) return false;
+    const auto deadline = std::chrono::steady_clock::now() + kStartPatience;
     for (PeId pe : boot.vpes) {
-      if (kernel_.boot_vpe(pe, pe) != Status::kOk) {
-        fmt::print(stderr, "kernel: cannot set up the syscall endpoints of PE {}\n", pe);
+      Status st = Status::kNotConfigured;
+      while ((st = kernel_.boot_vpe(pe, pe)) == Status::kNotConfigured &&
+             std::chrono::steady_clock::now() < deadline) {
+        std::this_thread::sleep_for(2ms);
+      }
+      // A VPE that ended before we reached it is an exit like any other: the
+      // node reports it (to us too), and the kernel revokes what it held.
+      if (st == Status::kPeerGone) continue;
+      if (st != Status::kOk) {
+        fmt::print(stderr, "kernel: cannot set up the syscall endpoints of PE {}: {}\n", pe, to_string(st));
         return false;
       }
     }
@@ -105,9 +119,10 @@ class Loop {
       serve_service_replies();
       serve_kernelcalls();
       if (!peers_.empty()) kernel_.announce_no_clients();
-      if (!shut_down_ && kernel_.alive_vpes() > 0 && (exits_seen_ || !peers_.empty()) &&
-          kernel_.cluster_has_no_clients()) {
-        kernel_.shut_down_services();  // only servers left anywhere: they may end
+      // Only servers left anywhere: nobody can call them any more, they may
+      // end. (Before any VPE exits, too: a cluster of servers alone ends.)
+      if (!shut_down_ && kernel_.alive_vpes() > 0 && kernel_.cluster_has_no_clients()) {
+        kernel_.shut_down_services();
         shut_down_ = true;
       }
       flush();
@@ -125,10 +140,11 @@ class Loop {
   };
 
   // A send endpoint to every other kernel's kernelcall endpoint, labelled
-  // with our id. A peer on this node may not have its endpoint yet: retry.
+  // with our id. A peer on this node may not run or have its endpoint yet:
+  // retry. One that ended already is gone, as if it had ended later.
   bool connect_peers() {
     if (dtu_.config_receive(dtu_.pe(), kKernelcallEp, kKernelcallBuffer) != Status::kOk) return false;
-    const auto deadline = std::chrono::steady_clock::now() + kConnectPatience;
+    const auto deadline = std::chrono::steady_clock::now() + kStartPatience;
     for (auto& p : peers_) {
       const SendConfig gate{p.pe,      kKernelcallEp, self_, kCreditsUnlimited, sizeof(KernelcallMessage),
                             kNoReplyEp};
@@ -136,6 +152,12 @@ class Loop {
       while ((st = dtu_.config_send(dtu_.pe(), p.ep, gate)) == Status::kNotConfigured &&
              std::chrono::steady_clock::now() < deadline) {
         std::this_thread::sleep_for(2ms);
+      }
+      if (st == Status::kPeerGone) {
+        fmt::print(stderr, "kernel {}: kernel {} on PE {} ended before we started\n", self_, p.kernel, p.pe);
+        p.gone = true;
+        kernel_.kernel_gone(p.kernel);
+        continue;
       }
       if (st != Status::kOk) {
         fmt::print(stderr, "kernel {}: cannot reach kernel {} on PE {}: {}\n", self_, p.kernel, p.pe,
@@ -147,16 +169,18 @@ class Loop {
     return true;
   }
 
-  [[nodiscard]] bool queued() const {
+  [[nodiscard]] bool peers_queued() const {
     return std::any_of(peers_.begin(), peers_.end(), [](const Peer& p) { return !p.queue.empty(); });
   }
+  // Messages that wait for room in a channel: retried every millisecond.
+  [[nodiscard]] bool queued() const { return peers_queued() || kernel_.has_queued_service_calls(); }
 
   bool finished() {
     if (kernel_.alive_vpes() > 0) return false;
     if (peers_.empty()) return true;
     const bool ready = kernel_.ready_to_end();
     flush();  // the kFinished announcement
-    return ready && !queued();
+    return ready && !peers_queued();
   }
 
   // A peer whose endpoint the node removed is gone (its PE or node ended).
@@ -221,14 +245,12 @@ class Loop {
     for (const auto& d : kernel_.take_finished()) finish(d);
   }
 
+  // Never waits: a server that does not take its calls keeps them in its
+  // queue, and the kernel serves everyone else meanwhile.
   void send_service_calls() {
-    for (const auto& call : kernel_.take_outbox()) {
-      if (dtu_.send(call.kernel_ep, bytes_of(call.request), call.id, SendMode::kWait, 1s) == Status::kOk)
-        continue;
-      kif::ServiceReply failed{};
-      failed.error = kif::Error::kServiceFailed;
-      finish(kernel_.service_reply(call.id, failed));
-    }
+    kernel_.pump_service_calls([&](const ServiceCall& call) {
+      return dtu_.send(call.kernel_ep, bytes_of(call.request), call.id, SendMode::kFail);
+    });
   }
 
   void serve_service_replies() {
@@ -255,7 +277,6 @@ class Loop {
   void handle_exits() {
     const auto exits = dtu_.take_exits();
     if (exits.empty()) return;
-    exits_seen_ = true;
     // A server that answered and then exited published the answer first:
     // take it before declaring the service dead.
     serve_service_replies();
@@ -274,7 +295,6 @@ class Loop {
   std::vector<Peer> peers_;
   std::map<std::uint64_t, ReceivedMessage> waiting_;  // deferred syscalls by call id
   bool shut_down_ = false;
-  bool exits_seen_ = false;
 };
 
 }  // namespace

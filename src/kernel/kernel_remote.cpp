@@ -58,7 +58,15 @@ std::optional<CapObject> object_of(CapType type, const std::uint64_t (&w)[4]) {
   }
 }
 
-constexpr CapId kTypeMask = CapId{0xff} << 24U;
+// Up to kMaxRemoteCaps ids of one message: none may repeat.
+bool all_distinct(const CapId* ids, std::uint32_t count) {
+  for (std::uint32_t i = 0; i < count; ++i) {
+    for (std::uint32_t j = 0; j < i; ++j) {
+      if (ids[i] == ids[j]) return false;
+    }
+  }
+  return true;
+}
 
 }  // namespace
 
@@ -90,6 +98,14 @@ std::optional<KernelId> Kernel::owner_of(CapId id) const {
 
 bool Kernel::is_local(CapId id) const { return owner_of(id) == config_.self; }
 
+// Another kernel's ids never repeat either; one that does (a confused peer)
+// is refused rather than linked twice.
+bool Kernel::already_child(const Capability& parent, const CapId& child) {
+  if (std::find(parent.children.begin(), parent.children.end(), child) == parent.children.end()) return false;
+  ++refused_ids_;
+  return true;
+}
+
 void Kernel::send_kernelcall(KernelId to, KernelcallMessage m) {
   if (to == config_.self || gone_.count(to) != 0 || config_.members.find(to) == nullptr) return;
   kernel_outbox_.push_back({to, m});
@@ -117,7 +133,7 @@ void Kernel::send_revoke(KernelId to, CapId id, std::uint64_t call) {
 
 void Kernel::send_close_session(KernelId to, CapId service_cap, std::uint64_t ident) {
   auto m = make_kernelcall(Kernelcall::kCloseSession);
-  m.args[0] = service_cap;
+  m.service = service_cap;
   m.args[1] = ident;
   send_kernelcall(to, m);
 }
@@ -198,7 +214,7 @@ Kernel::Result Kernel::obtain_or_delegate_remote(Vpe& v, const SyscallRequest& r
   const auto count = r.args[2];
   if (count == 0 || count > kMaxRemoteCaps) return reply(Error::kInvalidArgs);
   auto m = make_kernelcall(obtain ? Kernelcall::kObtain : Kernelcall::kDelegate);
-  m.args[0] = so.service_cap;
+  m.service = so.service_cap;
   m.args[1] = so.ident;
   m.args[2] = count;
   m.args[3] = r.args[3];
@@ -207,7 +223,7 @@ Kernel::Result Kernel::obtain_or_delegate_remote(Vpe& v, const SyscallRequest& r
   if (obtain) {
     if (auto e = check_free(v, first, count); e != Error::kNone) return reply(e);
     for (std::uint64_t i = 0; i < count; ++i) {
-      m.ids[i] = make_cap_id(v.pe, v.id, CapType{}, next_object_++);
+      m.ids[i] = ids_.next(v.pe, v.id, CapType{});
       ids.push_back(m.ids[i]);
     }
   } else {
@@ -229,7 +245,11 @@ Kernel::Result Kernel::obtain_or_delegate_remote(Vpe& v, const SyscallRequest& r
 void Kernel::kc_connect(KernelId, const KernelcallMessage&) {}
 
 void Kernel::kc_announce_service(KernelId from, const KernelcallMessage& m) {
-  remote_services_[std::string(m.name, m.name_length)] = {from, m.args[0]};
+  if (m.service.is_null() || owner_of(m.service) != from) {
+    ++malformed_kernelcalls_;
+    return;
+  }
+  remote_services_[std::string(m.name, m.name_length)] = {from, m.service};
 }
 
 void Kernel::kc_service_gone(KernelId from, const KernelcallMessage& m) {
@@ -239,31 +259,41 @@ void Kernel::kc_service_gone(KernelId from, const KernelcallMessage& m) {
 
 void Kernel::kc_open_session(KernelId from, const KernelcallMessage& m) {
   auto s = services_.find(std::string_view(m.name, m.name_length));
-  if (s == services_.end() || !s->second->alive || m.count != 1 || owner_of(m.ids[0]) != from) {
+  if (s == services_.end() || !s->second->alive || m.count != 1 || m.ids[0].is_null() ||
+      owner_of(m.ids[0]) != from) {
     send_error(from, Kernelcall::kOpenSessionReply, m.call, Error::kNoSuchService);
     return;
   }
-  queue_service_call({kif::ServiceOp::kOpen, 0, 0, m.args[0]},
-                     PendingCall{0, {}, s->second, s->second->cap, RemoteRequester{from, m}});
+  if (queue_service_call({kif::ServiceOp::kOpen, 0, 0, m.args[0]},
+                         PendingCall{0, {}, s->second, s->second->cap, RemoteRequester{from, m}}) == 0) {
+    send_error(from, Kernelcall::kOpenSessionReply, m.call, Error::kServiceBusy);
+  }
 }
 
 void Kernel::kc_obtain_or_delegate(KernelId from, const KernelcallMessage& m) {
   const bool obtain = m.op == Kernelcall::kObtain;
-  auto* service_cap = index_.count(m.args[0]) != 0 ? index_.at(m.args[0]) : nullptr;
+  auto* service_cap = id_in_use(m.service) ? index_.at(m.service) : nullptr;
   auto* service =
       service_cap != nullptr ? std::get_if<std::shared_ptr<ServiceObject>>(&service_cap->object) : nullptr;
   bool valid = service != nullptr && (*service)->alive && m.count == m.args[2] && m.count > 0;
   for (std::uint32_t i = 0; valid && i < m.count; ++i) {
-    valid = owner_of(obtain ? m.ids[i] : m.caps[i].id) == from;  // a kernel speaks for its own caps only
+    const CapId& id = obtain ? m.ids[i] : m.caps[i].id;
+    valid = !id.is_null() && owner_of(id) == from;  // a kernel speaks for its own caps only
   }
+  if (valid && obtain && !all_distinct(m.ids, m.count)) {
+    ++refused_ids_;
+    valid = false;
+  }
+  const auto reply_op = obtain ? Kernelcall::kObtainReply : Kernelcall::kDelegateReply;
   if (!valid) {
-    send_error(from, obtain ? Kernelcall::kObtainReply : Kernelcall::kDelegateReply, m.call,
-               Error::kServiceFailed);
+    send_error(from, reply_op, m.call, Error::kServiceFailed);
     return;
   }
   const auto op = obtain ? kif::ServiceOp::kObtain : kif::ServiceOp::kDelegate;
-  queue_service_call({op, m.args[1], m.args[2], m.args[3]},
-                     PendingCall{0, {}, *service, service_cap->id, RemoteRequester{from, m}});
+  if (queue_service_call({op, m.args[1], m.args[2], m.args[3]},
+                         PendingCall{0, {}, *service, service_cap->id, RemoteRequester{from, m}}) == 0) {
+    send_error(from, reply_op, m.call, Error::kServiceBusy);
+  }
 }
 
 // Our server answered a call that another kernel's VPE made.
@@ -280,9 +310,11 @@ void Kernel::answer_remote(const PendingCall& pc, const kif::ServiceReply& answe
   switch (req.op) {
     case Kernelcall::kOpenSession: {
       out.op = Kernelcall::kOpenSessionReply;
-      if (answer.error != Error::kNone || !server_ok || index_.count(pc.service_cap) == 0)
+      if (answer.error != Error::kNone || !server_ok || !id_in_use(pc.service_cap))
         return fail(Error::kServiceFailed);
-      index_.at(pc.service_cap)->children.push_back(req.ids[0]);
+      auto& service_cap = *index_.at(pc.service_cap);
+      if (already_child(service_cap, req.ids[0])) return fail(Error::kInvalidArgs);
+      service_cap.children.push_back(req.ids[0]);
       out.args[0] = answer.ident;
       return send_kernelcall(pc.remote->kernel, out);
     }
@@ -296,12 +328,13 @@ void Kernel::answer_remote(const PendingCall& pc, const kif::ServiceReply& answe
         auto it = srv.caps.find(static_cast<Selector>(answer.first + i));
         if (it == srv.caps.end() || it->second->revoking != 0) return fail(Error::kNoSuchCap);
         if (!transferable(it->second->type())) return fail(Error::kNotSupported);
+        if (already_child(*it->second, with_type(req.ids[i], it->second->type())))
+          return fail(Error::kInvalidArgs);
         caps.push_back(it->second.get());
       }
       out.count = req.count;
       for (std::uint32_t i = 0; i < req.count; ++i) {
-        const CapId child =
-            (req.ids[i] & ~kTypeMask) | (CapId{static_cast<std::uint8_t>(caps[i]->type())} << 24U);
+        const CapId child = with_type(req.ids[i], caps[i]->type());
         caps[i]->children.push_back(child);
         out.caps[i].id = child;
         out.caps[i].parent = caps[i]->id;
@@ -340,16 +373,17 @@ void Kernel::kc_open_session_reply(KernelId from, const KernelcallMessage& m) {
   if (m.error != Error::kNone) return finish(rc->caller, m.call, reply(m.error));
   auto v = vpes_.find(rc->caller);
   const auto service = remote_services_.find(std::string_view(rc->request.name, rc->request.name_length));
-  const CapId service_cap = service != remote_services_.end() ? service->second.cap : 0;
-  const bool ok = v != vpes_.end() && v->second.alive && service_cap != 0 &&
-                  check_free(v->second, rc->request.args[0], 1) == Error::kNone;
-  if (!ok) {  // the caller went meanwhile: undo the other side
+  const CapId service_cap = service != remote_services_.end() ? service->second.cap : kNoCap;
+  const bool ok =
+      v != vpes_.end() && v->second.alive && !service_cap.is_null() &&
+      check_free(v->second, rc->request.args[0], 1) == Error::kNone &&
+      insert_with_id(v->second, static_cast<Selector>(rc->request.args[0]),
+                     SessionObject{nullptr, m.args[0], from, service_cap}, service_cap, id) != nullptr;
+  if (!ok) {  // the caller went meanwhile (or the id is taken): undo the other side
     send_remove_child(service_cap, id);
     send_close_session(from, service_cap, m.args[0]);
     return finish(rc->caller, m.call, reply(Error::kServiceFailed));
   }
-  insert_with_id(v->second, static_cast<Selector>(rc->request.args[0]),
-                 SessionObject{nullptr, m.args[0], from, service_cap}, service_cap, id);
   finish(rc->caller, m.call, reply(Error::kNone, m.args[0]));
 }
 
@@ -362,8 +396,16 @@ void Kernel::kc_obtain_reply(KernelId from, const KernelcallMessage& m) {
             check_free(v->second, rc->request.args[1], m.count) == Error::kNone;
   std::vector<CapObject> objects;
   for (std::uint32_t i = 0; ok && i < m.count; ++i) {
-    auto object = object_of(type_of(m.caps[i].id), m.caps[i].words);
-    ok = object && (m.caps[i].id & ~kTypeMask) == rc->ids[i] && owner_of(m.caps[i].parent) == from;
+    // Our ids with their type filled in, never one in use: checked before any is inserted.
+    const auto& c = m.caps[i];
+    if (id_in_use(c.id)) {
+      ++refused_ids_;
+      ok = false;
+      break;
+    }
+    auto object = object_of(type_of(c.id), c.words);
+    ok = object && with_type(c.id, CapType{}) == rc->ids[i] && !c.parent.is_null() &&
+         owner_of(c.parent) == from;
     if (ok) objects.push_back(std::move(*object));
   }
   if (!ok) {
@@ -385,8 +427,13 @@ void Kernel::kc_delegate_reply(KernelId from, const KernelcallMessage& m) {
   if (m.error != Error::kNone) return finish(rc->caller, m.call, reply(m.error));
   const auto count = std::min<std::size_t>(m.count, rc->ids.size());
   for (std::size_t i = 0; i < count; ++i) {
+    if (m.ids[i].is_null() || owner_of(m.ids[i]) != from) {
+      ++malformed_kernelcalls_;  // not a capability of the sender's
+      continue;
+    }
     auto parent = index_.find(rc->ids[i]);
-    if (parent != index_.end() && parent->second->revoking == 0 && owner_of(m.ids[i]) == from) {
+    if (parent != index_.end() && already_child(*parent->second, m.ids[i])) continue;
+    if (parent != index_.end() && parent->second->revoking == 0) {
       parent->second->children.push_back(m.ids[i]);
       continue;
     }
@@ -398,7 +445,7 @@ void Kernel::kc_delegate_reply(KernelId from, const KernelcallMessage& m) {
 void Kernel::kc_revoke(KernelId from, const KernelcallMessage& m) {
   const auto op = begin_revocation();
   if (m.call != 0) revocations_.at(op).remote_waiters.emplace_back(from, m.call);
-  if (is_local(m.ids[0])) revoke_subtree(op, m.ids[0], false, 0);  // its parent is going anyway
+  if (is_local(m.ids[0])) revoke_subtree(op, m.ids[0], false, kNoCap);  // its parent is going anyway
   finish_if_done(op);
 }
 
@@ -418,11 +465,11 @@ void Kernel::kc_remove_child(KernelId from, const KernelcallMessage& m) {
 }
 
 void Kernel::kc_close_session(KernelId, const KernelcallMessage& m) {
-  auto cap = index_.find(m.args[0]);
+  auto cap = index_.find(m.service);
   if (cap == index_.end()) return;
   auto* service = std::get_if<std::shared_ptr<ServiceObject>>(&cap->second->object);
   if (service == nullptr || !(*service)->alive) return;
-  outbox_.push_back({next_call_++, (*service)->kernel_ep, {kif::ServiceOp::kClose, m.args[1], 0, 0}});
+  notify_service((*service)->kernel_ep, {kif::ServiceOp::kClose, m.args[1], 0, 0});
 }
 
 void Kernel::kc_no_clients(KernelId from, const KernelcallMessage&) { peers_without_clients_.insert(from); }
@@ -463,7 +510,7 @@ void Kernel::revoke_subtree(std::uint64_t op, CapId root, bool detach_from_paren
   };
   if (!is_local(root)) {
     ask_owner(root);
-    if (parent != 0) rev.unlink.emplace_back(parent, root);
+    if (!parent.is_null()) rev.unlink.emplace_back(parent, root);
     return;
   }
   if (detach_from_parent) rev.detach.push_back(root);
@@ -505,7 +552,7 @@ bool Kernel::finish_if_done(std::uint64_t op) {
   revocations_.erase(it);
   for (CapId root : done.detach) {
     auto r = index_.find(root);
-    if (r != index_.end() && r->second->parent != 0 && !is_local(r->second->parent)) {
+    if (r != index_.end() && !r->second->parent.is_null() && !is_local(r->second->parent)) {
       send_remove_child(r->second->parent, root);
     }
   }
@@ -531,8 +578,13 @@ void Kernel::erase_cap(CapId id) {
   if (it == index_.end()) return;
   const auto owner = it->second->owner;
   const auto selector = it->second->selector;
-  if (const CapId parent = it->second->parent; parent != 0 && is_local(parent)) {
+  if (const CapId parent = it->second->parent; !parent.is_null() && is_local(parent)) {
     if (auto p = index_.find(parent); p != index_.end()) std::erase(p->second->children, id);
+  }
+  // REQMEM's region returns only now that every copy, on any kernel, is
+  // revoked: a remote holder could otherwise still write into its next owner's.
+  if (const auto* mem = std::get_if<MemoryObject>(&it->second->object); mem != nullptr && mem->allocated) {
+    global_memory_.release(mem->offset, mem->size);
   }
   index_.erase(it);
   vpes_.at(owner).caps.erase(selector);
@@ -553,7 +605,7 @@ std::uint64_t Kernel::revoke_each(const std::vector<std::pair<CapId, CapId>>& ro
 void Kernel::revoke_now(const std::vector<CapId>& roots) {
   std::vector<std::pair<CapId, CapId>> without_parents;
   without_parents.reserve(roots.size());
-  for (CapId root : roots) without_parents.emplace_back(root, 0);
+  for (CapId root : roots) without_parents.emplace_back(root, kNoCap);
   finish_if_done(revoke_each(without_parents));
 }
 
@@ -574,7 +626,7 @@ void Kernel::kernel_gone(KernelId k) {
   // links to its children are dropped.
   std::vector<CapId> orphans;
   for (auto& [id, cap] : index_) {
-    if (cap->parent != 0 && owner_of(cap->parent) == k && cap->revoking == 0) orphans.push_back(id);
+    if (!cap->parent.is_null() && owner_of(cap->parent) == k && cap->revoking == 0) orphans.push_back(id);
     std::erase_if(cap->children, [&](CapId c) { return owner_of(c) == k; });
   }
   revoke_now(orphans);

@@ -7,9 +7,11 @@
 #include <cstdint>
 #include <cstring>
 #include <string_view>
+#include <type_traits>
 
 #include "capability.hpp"
 #include "vdtu/kif.hpp"
+#include "vdtu/message_header.hpp"
 
 namespace vdtu::kernel {
 
@@ -17,18 +19,18 @@ using KernelId = std::uint16_t;
 
 enum class Kernelcall : std::uint64_t {
   kConnect = 0,       // first message to every peer
-  kAnnounceService,   // name, args[0] = service capability
+  kAnnounceService,   // name, service
   kServiceGone,       // name
   kOpenSession,       // name, args[0] = client's argument, ids[0] = the new session cap
   kOpenSessionReply,  // error, args[0] = ident
-  kObtain,            // args: service cap, ident, count, arg; ids: the caps to create
+  kObtain,            // service; args: -, ident, count, arg; ids: the caps to create
   kObtainReply,       // error, caps: what to create (id, parent, object)
-  kDelegate,          // args: service cap, ident, count, arg; caps: the client's caps
+  kDelegate,          // service; args: -, ident, count, arg; caps: the client's caps
   kDelegateReply,     // error, ids: the server's new caps (children of the caps sent)
   kRevoke,            // ids[0]: revoke this capability and its subtree
   kRevokeDone,        // the revocation `call` finished on the sender's side
   kRemoveChild,       // ids[0] lost its child ids[1]
-  kCloseSession,      // args[0] = service cap, args[1] = ident
+  kCloseSession,      // service, args[1] = ident
   kNoClients,         // the sender's kernel has no clients left
   kFinished,          // the sender has no VPEs and no work left: it ends when everyone has
   kCount,
@@ -39,8 +41,8 @@ inline constexpr std::size_t kMaxServiceName = 48;
 
 // A capability as it travels: its id, its parent, and its object.
 struct CapDescription {
-  CapId id = 0;
-  CapId parent = 0;
+  CapId id{};
+  CapId parent{};
   std::uint64_t words[4] = {};  // the object, by type (see kernel_remote.cpp)
 };
 
@@ -49,6 +51,7 @@ struct KernelcallMessage {
   std::uint64_t call = 0;  // the requester's operation: replies name it
   kif::Error error = kif::Error::kNone;
   std::uint64_t args[4] = {};
+  CapId service{};          // the service capability the call is about
   std::uint32_t count = 0;  // entries of ids or caps
   std::uint32_t name_length = 0;
   char name[kMaxServiceName] = {};
@@ -70,7 +73,13 @@ inline void set_name(KernelcallMessage& m, std::string_view name) {
 }
 
 // Natural alignment without padding (checked), so fields can be used in place.
-static_assert(sizeof(CapDescription) == 48);
-static_assert(sizeof(KernelcallMessage) == 560, "no padding: the layout is the wire format");
+static_assert(sizeof(CapDescription) == 64 && std::has_unique_object_representations_v<CapDescription>);
+static_assert(sizeof(KernelcallMessage) == 768 && std::has_unique_object_representations_v<KernelcallMessage>,
+              "no padding: the layout is the wire format");
+
+// Kernelcall endpoints receive in slots of 2^kKernelcallSlotOrder bytes: a
+// kernelcall and its DTU header must fit one.
+inline constexpr std::uint8_t kKernelcallSlotOrder = 10;
+static_assert(kHeaderSize + sizeof(KernelcallMessage) <= (std::size_t{1} << kKernelcallSlotOrder));
 
 }  // namespace vdtu::kernel

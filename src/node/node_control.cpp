@@ -74,6 +74,11 @@ Update NodeCore::inbound_update(const InboundChannelInfo& info, const std::share
   return u;
 }
 
+Status NodeCore::absent_pe_status(PeId pe) const {
+  if (!is_local(pe)) return Status::kInvalidArgument;
+  return pes_[static_cast<std::uint16_t>(pe - config_.first_pe)].used ? Status::kPeerGone : Status::kNotConfigured;
+}
+
 std::span<std::byte> NodeCore::memory_window(const MemoryConfig& c) {
   std::span<std::byte> whole;
   if (c.target_pe == kGlobalMemoryPe) {
@@ -94,8 +99,9 @@ Status NodeCore::handle_request(std::uint32_t requester, const ControlRequest& r
     return Status::kPermissionDenied;
   }
   if (r.op == ControlOp::kLaunch) return launch_command(r, launched);
+  if (r.op == ControlOp::kClearMemory) return clear_memory(r.memory);
   const auto target = index_of(r.pe);
-  if (!target) return is_local(r.pe) ? Status::kNotConfigured : Status::kInvalidArgument;
+  if (!target) return absent_pe_status(r.pe);
   const bool per_endpoint = r.op != ControlOp::kInvalidateAll && r.op != ControlOp::kWake &&
                             r.op != ControlOp::kSetVpe && r.op != ControlOp::kPrivilege;
   if (per_endpoint && r.ep >= config_.endpoints_per_pe) return Status::kInvalidArgument;
@@ -114,6 +120,7 @@ Status NodeCore::handle_request(std::uint32_t requester, const ControlRequest& r
     case ControlOp::kSetVpe: pes_[*target].vpe = r.vpe; return Status::kOk;
     case ControlOp::kPrivilege: pes_[*target].privileged = true; return Status::kOk;
     case ControlOp::kLaunch:
+    case ControlOp::kClearMemory:
     case ControlOp::kCount: break;
   }
   ++stats_.malformed_requests;
@@ -214,10 +221,8 @@ Status NodeCore::config_send(std::uint32_t pe, EpId ep, const SendConfig& c) {
   const bool wants_reply = c.reply_ep != kNoReplyEp;
   if (wants_reply && c.reply_ep >= config_.endpoints_per_pe) return Status::kInvalidArgument;
   if (c.credits == 0) return Status::kInvalidArgument;
-  // A PE of this node that does not run (yet): kernels retry, as for an
-  // endpoint that is not configured yet.
   const auto target = index_of(c.target_pe);
-  if (!target) return Status::kNotConfigured;
+  if (!target) return absent_pe_status(c.target_pe);  // a kernel retries one that does not run yet
   // The target must be a live receive endpoint (the seL4 port binds to nothing).
   const auto& recv = pes_[*target].endpoints[c.target_ep];
   if (recv.kind != EndpointKind::kReceive || recv.terminated) return Status::kNotConfigured;

@@ -172,6 +172,12 @@ void NodeCore::open_slot(std::uint32_t index, UniqueFd node_end) {
   p.used = true;
   p.alive = true;
   watcher_.watch(p.socket.get(), event_tag(EventKind::kControl, index));
+  // Privileged PEs hear of every PE that ends, also of those that ended
+  // before they started (a kernel's VPE that exited at once).
+  for (std::uint32_t k = 0; p.privileged && k < pes_.size(); ++k) {
+    if (pes_[k].alive || !pes_[k].exit_code) continue;
+    queue(exit_notice(index, k));
+  }
   watcher_.watch(p.memory_requests->eventfd(),
                  event_tag(EventKind::kMemory, static_cast<std::uint32_t>(p.memory_requests->eventfd())));
 }
@@ -275,17 +281,21 @@ void NodeCore::retire_pe(std::uint32_t index) {
   p.retired_at = ++retirements_;
   release_resources(p);
   for (std::uint32_t k = 0; k < pes_.size(); ++k) {
-    if (!pes_[k].alive || !pes_[k].privileged) continue;
-    Update u{k, {}, {}, {}};
-    u.message.kind = NodeMessageKind::kPeExited;
-    u.message.pe = self;
-    u.message.label = static_cast<std::uint64_t>(p.exit_code.value_or(0));
-    queue(std::move(u));
+    if (pes_[k].alive && pes_[k].privileged) queue(exit_notice(k, index));
   }
   flush_updates();
 }
 
 // ---- updates --------------------------------------------------------------------
+
+// Tells PE `to` that the PE in slot `ended` ended, and how.
+Update NodeCore::exit_notice(std::uint32_t to, std::uint32_t ended) const {
+  Update u{to, {}, {}, {}};
+  u.message.kind = NodeMessageKind::kPeExited;
+  u.message.pe = global_id(ended);
+  u.message.label = static_cast<std::uint64_t>(pes_[ended].exit_code.value_or(0));
+  return u;
+}
 
 void NodeCore::queue(Update update) {
   auto& p = pes_[update.pe_index];

@@ -152,6 +152,7 @@ class NodeCore {
   void open_slot(std::uint32_t index, UniqueFd node_end);
   void retire_pe(std::uint32_t index);
   void kill_pe(std::uint32_t index);
+  [[nodiscard]] Update exit_notice(std::uint32_t to, std::uint32_t ended) const;
   void deliver(std::uint32_t index);
   // Control plane (node_control.cpp).
   void serve_control_request(std::uint32_t pe, std::span<const std::byte> bytes);
@@ -160,6 +161,12 @@ class NodeCore {
   Status config_send(std::uint32_t pe, EpId ep, const SendConfig& c);
   Status config_receive(std::uint32_t pe, EpId ep, const ReceiveConfig& c);
   Status config_memory(std::uint32_t pe, EpId ep, const MemoryConfig& c);
+  // Zeroes a window of this node's memory, checked as a memory endpoint's (memory_clear.cpp).
+  Status clear_memory(const MemoryConfig& c);
+  // Why index_of(pe) found nothing: kNotConfigured if the PE is in this
+  // node's range but does not run yet (the caller may retry), kPeerGone if
+  // it ended, kInvalidArgument if it is not this node's.
+  [[nodiscard]] Status absent_pe_status(PeId pe) const;
   void terminate(std::uint32_t pe, EpId ep);
   std::optional<std::uint16_t> reserve_inbound(NodeEndpoint& ep);
   // Memory service (memory_service.cpp).

@@ -742,6 +742,11 @@ Status Dtu::launch(std::span<const std::string> command, PeId& pe) {
   r.command_length = static_cast<std::uint16_t>(at);
   return impl_->control(r, &pe);
 }
+Status Dtu::clear_memory(PeId pe, std::uint64_t offset, std::uint64_t size) {
+  auto r = request(ControlOp::kClearMemory, impl_->pe_, 0);
+  r.memory = {pe, offset, size, kMemWrite, kThisNode};
+  return impl_->control(r);
+}
 Status Dtu::wait_for_endpoint(EpId ep, EndpointKind kind, std::chrono::nanoseconds timeout) {
   return impl_->wait_for_endpoint(ep, kind, timeout);
 }

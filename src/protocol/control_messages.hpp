@@ -24,7 +24,8 @@ enum class ControlOp : std::uint8_t {
   kWake,
   kSetVpe,
   kPrivilege,
-  kLaunch,  // start a program on a free PE; the reply's `pe` names it
+  kLaunch,       // start a program on a free PE; the reply's `pe` names it
+  kClearMemory,  // zero memory.size bytes at memory.offset of memory.target_pe's memory (or global)
   kCount,
 };
 

@@ -1,6 +1,7 @@
 // Feeds the kernel arbitrary syscall messages from three VPEs, interleaved
-// with arbitrary service answers and VPE deaths. Any crash, leak or
-// sanitizer report is a finding; afterwards the derivation tree must still be
+// with arbitrary service answers, VPE deaths and servers that take some of
+// their queued calls, none, or refuse them. Any crash, leak or sanitizer
+// report is a finding; afterwards the derivation tree must still be
 // consistent (every child's parent exists and lists it).
 #include <algorithm>
 #include <cstddef>
@@ -26,6 +27,7 @@ class AcceptingEndpoints final : public vdtu::kernel::EndpointControl {
     return vdtu::Status::kOk;
   }
   vdtu::Status invalidate(vdtu::PeId, vdtu::EpId) override { return vdtu::Status::kOk; }
+  vdtu::Status clear_memory(vdtu::PeId, std::uint64_t, std::uint64_t) override { return vdtu::Status::kOk; }
   vdtu::Status launch(const std::vector<std::string>&, vdtu::PeId& pe) override {
     pe = next_pe_++;
     return vdtu::Status::kOk;
@@ -35,11 +37,14 @@ class AcceptingEndpoints final : public vdtu::kernel::EndpointControl {
   vdtu::PeId next_pe_ = 10;
 };
 
+// Also: the index finds every capability under its own id (an id used
+// twice would find one of them for both).
 void check_tree(const vdtu::kernel::Kernel& kernel, vdtu::VpeId vpes) {
   for (vdtu::VpeId v = 0; v < vpes; ++v) {
     for (vdtu::kif::Selector s = 0; s < 64; ++s) {
       const auto* cap = kernel.find(v, s);
-      if (cap == nullptr || cap->parent == 0) continue;
+      if (cap != nullptr && kernel.find(cap->id) != cap) std::abort();
+      if (cap == nullptr || cap->parent.is_null()) continue;
       const auto* parent = kernel.find(cap->parent);
       if (parent == nullptr) std::abort();
       bool listed = false;
@@ -57,6 +62,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   config.kernel_pe = 100;
   config.global_memory_bytes = 1 << 20;
   config.pe_memory_bytes = 1 << 16;
+  config.max_queued_service_calls = 4;
   vdtu::kernel::Kernel kernel(config, endpoints);
   constexpr vdtu::VpeId kVpes = 3;
   for (vdtu::VpeId v = 0; v < kVpes; ++v) kernel.boot_vpe(v, v);
@@ -74,6 +80,14 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
       kernel.vpe_exited(vpe);
       continue;
     }
+    if (who >= 0xd8 && who < 0xe0) {  // the servers take `room` calls, then say full or gone
+      int room = message.empty() ? 0 : static_cast<int>(message[0]) % 8;
+      const auto refusal = (who & 1U) != 0 ? vdtu::Status::kFull : vdtu::Status::kNotConfigured;
+      kernel.pump_service_calls(
+          [&](const vdtu::kernel::ServiceCall&) { return room-- > 0 ? vdtu::Status::kOk : refusal; });
+      kernel.take_finished();
+      continue;
+    }
     if (who >= 0xe0 && last_call != 0) {
       vdtu::kif::ServiceReply answer{};
       std::memcpy(&answer, message.data(), std::min(message.size(), sizeof(answer)));
@@ -83,7 +97,6 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     std::uint64_t deferred = 0;
     kernel.syscall(vpe, message, deferred);
     if (deferred != 0) last_call = deferred;
-    kernel.take_outbox();
   }
   check_tree(kernel, kVpes);
   return 0;

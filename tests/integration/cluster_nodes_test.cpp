@@ -64,5 +64,48 @@ TEST(ClusterNodes, MemoryCapabilitiesWorkAcrossNodes) {
   EXPECT_TRUE(result.failures.empty()) << all_of(result);
 }
 
+ClusterSpec spec_of(std::vector<ClusterNode> nodes, double timeout_seconds = 60) {
+  ClusterSpec spec;
+  spec.vdtu_program = VDTU_PATH;
+  spec.kernel_program = VDTU_SEMPER_KERNEL_PATH;
+  spec.quiet = true;
+  spec.timeout_seconds = timeout_seconds;
+  spec.nodes = std::move(nodes);
+  return spec;
+}
+
+ClusterKernel with(std::vector<std::string> vpe) {
+  vpe.insert(vpe.begin(), VDTU_KERNEL_TEST_VPE_PATH);
+  return ClusterKernel{{std::move(vpe)}};
+}
+
+// Eight kernels on one node connect to each other while the node is still
+// starting the later ones: a kernel whose peer's PE does not run yet waits
+// for it (it gave up about one start in ten).
+TEST(ClusterNodes, EightKernelsOnOneNodeStartReliably) {
+  ClusterNode node;
+  node.kernels.push_back(with({"gate-server", "echo"}));
+  for (int k = 1; k < 8; ++k) node.kernels.push_back(with({"gate-client", "echo"}));
+  for (int run = 0; run < 20; ++run) {
+    const auto result = run_cluster(spec_of({node}));
+    ASSERT_TRUE(result.failures.empty()) << "run " << run << ": " << all_of(result);
+  }
+}
+
+// A cluster whose only VPEs are servers ends: the kernels shut the services
+// down, as nobody is left to call them. One kernel; two on one node (one of
+// them without VPEs); two on two nodes.
+TEST(ClusterNodes, ClustersOfServersAloneEnd) {
+  const std::vector<std::vector<ClusterNode>> clusters{
+      {{{with({"gate-server", "east"})}}},
+      {{{with({"gate-server", "east"}), ClusterKernel{}}}},
+      {{{with({"gate-server", "east"})}}, {{with({"gate-server", "west"})}}},
+  };
+  for (std::size_t c = 0; c < clusters.size(); ++c) {
+    const auto result = run_cluster(spec_of(clusters[c], 30));
+    EXPECT_TRUE(result.failures.empty()) << "cluster " << c << ": " << all_of(result);
+  }
+}
+
 }  // namespace
 }  // namespace vdtu::cluster

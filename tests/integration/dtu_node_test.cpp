@@ -45,7 +45,7 @@ TEST_F(NodeTest, SendFetchReplyWithLabelsAndCredits) {
 TEST_F(NodeTest, UnprivilegedPeIsRefusedEveryControlOperation) {
   launch(role("unprivileged"));
   expect_all_pass();
-  EXPECT_EQ(node.stats().control_denied, 9U);
+  EXPECT_EQ(node.stats().control_denied, 10U);
   EXPECT_EQ(node.stats().channels_created, 0U);
 }
 
@@ -91,6 +91,11 @@ TEST_F(NodeTest, MemoryEndpointsAreBoundedAndPermissionChecked) {
   launch(role("configure-memory", {"0", "1"}, true));
   expect_all_pass();
   EXPECT_GE(node.stats().memory_rejected, 4U);
+}
+
+TEST_F(NodeTest, APrivilegedPeZeroesACheckedWindowOfMemory) {
+  launch(role("clear-memory", {}, true));
+  expect_all_pass();
 }
 
 TEST_F(NodeTest, ReceiverSeesConfiguredLabelAndSenderNotForgedBytes) {
@@ -148,7 +153,7 @@ TEST(NodeSlots, SlotsOfEndedPesAreReused) {
     EXPECT_EQ(node.exit_code(pe), 0) << "round " << round;
   }
   EXPECT_EQ(node.stats().pes_exited, 7U);
-  EXPECT_EQ(node.stats().control_denied, 7U * 9U);
+  EXPECT_EQ(node.stats().control_denied, 7U * 10U);
   // Both slots busy: a third program finds no PE.
   node.launch(role("idle"));
   node.launch(role("idle"));

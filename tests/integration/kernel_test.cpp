@@ -108,5 +108,67 @@ TEST_F(KernelTest, KilledVpeLosesItsCapabilitiesAndWhatWasDerivedFromThem) {
   EXPECT_EQ(node.exit_code(kernel_pe), 0);
 }
 
+// A VPE that exits at once, before the kernel starts: the kernel carries
+// on, the node reports its exit code as usual, and a VPE waiting for it
+// learns that code.
+TEST_F(KernelTest, AVpeThatExitedBeforeTheKernelStartedIsAnExitLikeAnyOther) {
+  const PeId quick = vpe("exit-now", {"7"});
+  for (int i = 0; i < 1000 && !node.exit_code(quick); ++i) std::this_thread::sleep_for(10ms);
+  ASSERT_EQ(node.exit_code(quick), 7);
+  const PeId waiter = vpe("exit-waiter", {"7"});
+  vpe("basics");
+  kernel({{waiter, quick}});
+  ASSERT_TRUE(node.wait_all_exited(60s)) << "PEs still running";
+  EXPECT_EQ(node.exit_code(waiter), 0);
+  EXPECT_EQ(node.exit_code(kernel_pe), 0) << "the kernel";
+}
+
+// The same with the VPE exiting while the kernel boots (or before: either
+// way the kernel may not give up).
+TEST_F(KernelTest, AVpeThatExitsWhileTheKernelStartsIsAnExitLikeAnyOther) {
+  const PeId quick = vpe("exit-now", {"9"});
+  const PeId waiter = vpe("exit-waiter", {"9"});
+  kernel({{waiter, quick}});
+  ASSERT_TRUE(node.wait_all_exited(60s)) << "PEs still running";
+  EXPECT_EQ(node.exit_code(quick), 9);
+  EXPECT_EQ(node.exit_code(waiter), 0);
+  EXPECT_EQ(node.exit_code(kernel_pe), 0) << "the kernel";
+}
+
+// Only a server: nobody can call it, so the kernel shuts it down and ends.
+TEST_F(KernelTest, AKernelWhoseOnlyVpeIsAServerEnds) {
+  vpe("gate-server");
+  kernel();
+  expect_all_pass();
+}
+
+// REQMEM of a region another VPE wrote and freed reads zeros.
+TEST_F(KernelTest, ReqMemHandsOutZeroedMemory) {
+  const PeId writer = vpe("dirty-writer");
+  const PeId reader = vpe("zero-reader");
+  kernel({{writer, reader}});
+  expect_all_pass();
+}
+
+// A server that reads nothing while its calls pile up: the kernel keeps
+// serving the closer's 300 syscalls, and every CLOSE reaches the server, in
+// order, when it reads again (the kernel used to wait 1 s per call for
+// room, then drop it).
+TEST_F(KernelTest, ASlowServerNeitherStallsTheKernelNorLosesCalls) {
+  const PeId server = vpe("lazy-server", {"12", "late"});
+  const PeId closer = vpe("closer", {"12", "late"});
+  kernel({{server, closer}});
+  expect_all_pass();
+}
+
+// One that never reads: the closer is served all the same, and its call
+// queued for the server fails cleanly when the server goes.
+TEST_F(KernelTest, AServerThatNeverAnswersFailsItsCallsWhenItGoes) {
+  const PeId server = vpe("lazy-server", {"12", "never"});
+  const PeId closer = vpe("closer", {"12", "never"});
+  kernel({{server, closer}});
+  expect_all_pass();
+}
+
 }  // namespace
 }  // namespace vdtu::dtu

@@ -24,6 +24,7 @@ class AcceptingEndpoints final : public EndpointControl {
   Status config_receive(PeId, EpId, const ReceiveConfig&) override { return Status::kOk; }
   Status config_memory(PeId, EpId, const MemoryConfig&) override { return Status::kOk; }
   Status invalidate(PeId, EpId) override { return Status::kOk; }
+  Status clear_memory(PeId, std::uint64_t, std::uint64_t) override { return Status::kOk; }
   Status launch(const std::vector<std::string>&, PeId&) override { return Status::kNoResources; }
 };
 
@@ -388,6 +389,77 @@ TEST_F(KernelCluster, AKernelThatDisappearsEndsWhatWaitedForIt) {
   auto r = call(1, b, Syscall::kCreateSess, {11, 0}, "two");
   ASSERT_TRUE(r.has_value());
   EXPECT_EQ(r->error, Error::kNoSuchService);
+}
+
+// An answer naming an id that is in use already never replaces that
+// capability: it is refused and counted, and the call fails.
+TEST_F(KernelCluster, AnIdInUseArrivingInAKernelcallIsRefusedNotOverwritten) {
+  const VpeId server = vpe_on(1, 0);
+  const VpeId client = vpe_on(0, 0);
+  serve(1, server, "storage");
+  open(0, client, 10, "storage");
+  ASSERT_EQ(err(0, client, Syscall::kReqMem, {20, 4096, kif::kPermRW}), Error::kNone);
+  const CapId taken = kernels[0]->find(client, 20)->id;
+  ASSERT_FALSE(call(0, client, Syscall::kObtain, {10, 40, 1, 0}).has_value());
+  const auto obtain = deferred;
+  collect();
+  ASSERT_EQ(wire.size(), 1U);
+  const auto request = wire.front().message;
+  wire.clear();
+  // Kernel 1 answers with the id of the client's memory capability.
+  auto forged = make_kernelcall(Kernelcall::kObtainReply, request.call);
+  forged.count = 1;
+  forged.caps[0].id = taken;
+  forged.caps[0].parent = kernels[1]->find(server, 21)->id;
+  forged.caps[0].words[2] = 4096;
+  kernels[0]->kernelcall(1, std::as_bytes(std::span(&forged, 1)));
+  EXPECT_EQ(kernels[0]->refused_ids(), 1U);
+  answer_service_calls();
+  ASSERT_TRUE(result_of(0, obtain).has_value());
+  EXPECT_EQ(result_of(0, obtain)->error, Error::kServiceFailed);
+  EXPECT_EQ(kernels[0]->find(client, 40), nullptr);
+  ASSERT_EQ(kernels[0]->find(taken), kernels[0]->find(client, 20)) << "the capability in use is untouched";
+  EXPECT_EQ(kernels[0]->find(taken)->selector, 20U);
+}
+
+// A kernel's repeated id is not linked twice under one parent.
+TEST_F(KernelCluster, ARepeatedChildIdFromAnotherKernelIsRefused) {
+  const VpeId server = vpe_on(1, 0);
+  serve(1, server, "storage");
+  open(0, vpe_on(0, 0), 10, "storage");
+  const CapId session = kernels[0]->find(vpe_on(0, 0), 10)->id;
+  auto again = make_kernelcall(Kernelcall::kOpenSession, 999);
+  set_name(again, "storage");
+  again.count = 1;
+  again.ids[0] = session;  // kernel 0 asks for a session with an id it used already
+  kernels[1]->kernelcall(0, std::as_bytes(std::span(&again, 1)));
+  answer_service_calls();
+  EXPECT_EQ(kernels[1]->refused_ids(), 1U);
+  EXPECT_EQ(kernels[1]->find(server, 21)->children, std::vector<CapId>{session});
+  collect();
+  ASSERT_EQ(wire.size(), 1U);
+  EXPECT_EQ(wire.front().message.op, Kernelcall::kOpenSessionReply);
+  EXPECT_NE(wire.front().message.error, Error::kNone);
+}
+
+// REQMEM's region returns to the allocator only when the copies on other
+// kernels are revoked too: until then a remote holder may still write it.
+TEST_F(KernelCluster, AMemoryRegionIsFreedOnlyWhenItsRemoteCopiesAreGone) {
+  const VpeId a = vpe_on(0, 0);
+  const VpeId b = vpe_on(1, 0);
+  serve(1, b, "one");
+  open(0, a, 10, "one");
+  ASSERT_EQ(err(0, a, Syscall::kReqMem, {60, 1 << 20, kif::kPermRW}), Error::kNone);  // all of kernel 0's
+  const auto at_b = delegate(0, a, 10, 60);
+  ASSERT_NE(kernels[1]->find(b, at_b), nullptr);
+  ASSERT_FALSE(call(0, a, Syscall::kRevoke, {60, 1, 1}).has_value());
+  const auto revoke = deferred;
+  EXPECT_EQ(err(0, vpe_on(0, 1), Syscall::kReqMem, {20, 64, kif::kPermRW}), Error::kOutOfMemory)
+      << "kernel 1 has not revoked its copy yet";
+  settle();
+  ASSERT_TRUE(result_of(0, revoke).has_value());
+  EXPECT_EQ(kernels[1]->find(b, at_b), nullptr);
+  EXPECT_EQ(err(0, vpe_on(0, 1), Syscall::kReqMem, {20, 1 << 20, kif::kPermRW}), Error::kNone);
 }
 
 TEST_F(KernelCluster, ForgedOrMalformedKernelcallsAreCountedAndIgnored) {

@@ -3,7 +3,9 @@
 // process-level behaviour is in tests/integration/kernel_test.cpp.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstring>
+#include <set>
 #include <vector>
 
 #include "kernel/kernel.hpp"
@@ -14,7 +16,15 @@ namespace {
 using kif::Error;
 using kif::Syscall;
 
-// Accepts every endpoint operation and remembers the invalidations.
+struct Cleared {
+  PeId pe;
+  std::uint64_t offset;
+  std::uint64_t size;
+  bool operator==(const Cleared&) const = default;
+};
+
+// Accepts every endpoint operation (memory clears: unless told otherwise)
+// and remembers the invalidations and clears.
 class RecordingEndpoints final : public EndpointControl {
  public:
   Status config_send(PeId, EpId, const SendConfig&) override { return Status::kOk; }
@@ -24,11 +34,18 @@ class RecordingEndpoints final : public EndpointControl {
     invalidated.emplace_back(pe, ep);
     return Status::kOk;
   }
+  Status clear_memory(PeId pe, std::uint64_t offset, std::uint64_t size) override {
+    if (clear_fails) return Status::kOutOfBounds;
+    cleared.push_back({pe, offset, size});
+    return Status::kOk;
+  }
   Status launch(const std::vector<std::string>&, PeId& pe) override {
     pe = 50;
     return Status::kOk;
   }
   std::vector<std::pair<PeId, EpId>> invalidated;
+  std::vector<Cleared> cleared;
+  bool clear_fails = false;
 };
 
 KernelConfig small_config(PeId kernel_pe = 100) {
@@ -140,7 +157,8 @@ TEST_F(KernelLogic, ServiceCallsWaitForTheServerAndSurviveNothingStale) {
   // A call pending when the server dies fails; revoking the service took the session.
   call(1, Syscall::kObtain, {30, 40, 1, 0});
   const auto obtain = last_deferred;
-  const auto failed = kernel.vpe_exited(2);
+  EXPECT_TRUE(kernel.vpe_exited(2).empty()) << "nobody waited for VPE 2's exit";
+  const auto failed = kernel.take_finished();
   ASSERT_EQ(failed.size(), 1U);
   EXPECT_EQ(failed[0].call, obtain);
   EXPECT_EQ(failed[0].reply.error, Error::kServiceFailed);
@@ -191,6 +209,211 @@ TEST_F(KernelLogic, WaitersLearnTheExitCode) {
   EXPECT_EQ(done[0].call, wait);
   EXPECT_EQ(done[0].reply.values[0], 3U);
   EXPECT_EQ(call(1, Syscall::kVpeCtrl, {40, 1}).values[0], 3U) << "after the fact: at once";
+}
+
+// ---- capability ids ---------------------------------------------------------------
+
+// The allocation path alone, genuinely past 2^24: each id exceeds the one
+// before, and none equals the id a 24-bit counter would have handed out
+// again (2^24 allocations earlier).
+TEST(CapIdAllocator, MoreThan2To24IdsNeverRepeatOne) {
+  constexpr std::uint64_t kWrap = std::uint64_t{1} << 24U;
+  constexpr std::uint64_t kBeyond = 4096;
+  CapIdAllocator ids;
+  std::vector<CapId> first;
+  first.reserve(kBeyond);
+  CapId previous = kNoCap;
+  std::uint64_t not_increasing = 0;
+  std::uint64_t repeated = 0;
+  for (std::uint64_t i = 0; i < kWrap + kBeyond; ++i) {
+    const CapId id = ids.next(7, 7, CapType::kMemory);
+    not_increasing += id.object > previous.object ? 0 : 1;
+    if (i < kBeyond) first.push_back(id);
+    if (i >= kWrap) repeated += id == first[i - kWrap] ? 1 : 0;
+    previous = id;
+  }
+  EXPECT_EQ(not_increasing, 0U);
+  EXPECT_EQ(repeated, 0U);
+  EXPECT_EQ(previous.object, kWrap + kBeyond);
+}
+
+// The same through the kernel, with the counter skipped ahead so that a few
+// thousand creations cross the point where a counter of `boundary` wraps
+// onto the number of a delegated child: no id repeats, and revoking the
+// parent still reaches the child (a repeated id used to replace it in the
+// index, and the revocation missed it).
+class KernelIds : public KernelLogic, public ::testing::WithParamInterface<std::uint64_t> {};
+
+TEST_P(KernelIds, NoIdRepeatsAcrossTheWrapAndRevocationFindsTheDelegatedChild) {
+  const std::uint64_t boundary = GetParam();
+  ASSERT_EQ(err(1, Syscall::kReqMem, {20, 4096, kif::kPermRW}), Error::kNone);
+  ASSERT_EQ(err(1, Syscall::kExchange, {10, 20, 30, 1, 0}), Error::kNone);  // delegated to VPE 2
+  const CapId root = kernel.find(1, 20)->id;
+  const CapId child = kernel.find(2, 30)->id;
+  std::set<CapId> seen{root, child};
+  kernel.skip_object_ids(boundary - 1000);
+  std::uint64_t highest = 0;
+  for (int i = 0; i < 3000; ++i) {
+    // VPE 2's memory capabilities: same PE, VPE and type as the child.
+    ASSERT_EQ(err(2, Syscall::kDeriveMem, {kif::kSelMemory, 40, 0, 64, kif::kPermR}), Error::kNone);
+    const CapId fresh = kernel.find(2, 40)->id;
+    ASSERT_TRUE(seen.insert(fresh).second) << "id of object " << fresh.object << " repeated";
+    highest = std::max(highest, fresh.object);
+    ASSERT_EQ(err(2, Syscall::kRevoke, {40, 1, 1}), Error::kNone);
+  }
+  EXPECT_GT(highest, boundary + child.object) << "the loop crossed the wrap onto the child's number";
+  ASSERT_EQ(err(1, Syscall::kRevoke, {20, 1, 1}), Error::kNone);
+  EXPECT_EQ(kernel.find(2, 30), nullptr) << "the delegated child was revoked";
+  EXPECT_EQ(kernel.find(child), nullptr);
+  EXPECT_EQ(kernel.refused_ids(), 0U);
+}
+
+INSTANTIATE_TEST_SUITE_P(Wraps, KernelIds,
+                         ::testing::Values(std::uint64_t{1} << 24U, std::uint64_t{1} << 32U));
+
+TEST_F(KernelLogic, NoCapabilityIsCreatedOnceTheIdsRunOut) {
+  kernel.skip_object_ids(~std::uint64_t{0});
+  const auto before = kernel.capability_count();
+  EXPECT_EQ(err(1, Syscall::kReqMem, {20, 4096, kif::kPermRW}), Error::kOutOfMemory);
+  EXPECT_EQ(err(1, Syscall::kExchange, {10, 1, 30, 1, 0}), Error::kOutOfMemory);
+  EXPECT_EQ(kernel.capability_count(), before);
+}
+
+TEST_F(KernelLogic, BootingAVpeAgainCreatesNothingTwice) {
+  const auto before = kernel.capability_count();
+  EXPECT_EQ(kernel.boot_vpe(1, 1), Status::kOk);
+  EXPECT_EQ(kernel.capability_count(), before);
+}
+
+// ---- REQMEM hands out zeroed memory -------------------------------------------------
+
+TEST_F(KernelLogic, ReqMemClearsTheRegionItHandsOut) {
+  ASSERT_EQ(call(1, Syscall::kReqMem, {20, 5000, kif::kPermRW}).values[0], 0U);
+  const auto second = call(1, Syscall::kReqMem, {21, 100, kif::kPermRW});
+  ASSERT_EQ(second.error, Error::kNone);
+  EXPECT_EQ(endpoints.cleared,
+            (std::vector<Cleared>{{kGlobalMemoryPe, 0, 5000}, {kGlobalMemoryPe, second.values[0], 100}}));
+  // A region that cannot be cleared is not handed out, and not lost either.
+  endpoints.clear_fails = true;
+  EXPECT_EQ(err(1, Syscall::kReqMem, {22, 4096, kif::kPermRW}), Error::kEndpointFailed);
+  EXPECT_EQ(kernel.find(1, 22), nullptr);
+  endpoints.clear_fails = false;
+  ASSERT_EQ(err(1, Syscall::kRevoke, {20, 2, 1}), Error::kNone);
+  EXPECT_EQ(err(1, Syscall::kReqMem, {22, 1 << 20, kif::kPermRW}), Error::kNone) << "all of it is free again";
+}
+
+// ---- service calls never block the kernel -------------------------------------------
+
+class KernelServiceQueue : public KernelLogic {
+ protected:
+  KernelServiceQueue() {
+    for (VpeId v : {3, 4, 5}) EXPECT_EQ(kernel.boot_vpe(v, v), Status::kOk);
+    EXPECT_EQ(err(2, Syscall::kCreateGate, {0, 20, 3, 7, 4}), Error::kNone);
+    EXPECT_EQ(err(2, Syscall::kCreateSrv, {21, 20}, "srv"), Error::kNone);
+  }
+  // Opens a session of `vpe` at selector 30 (deferred); returns the call.
+  std::uint64_t open(VpeId vpe, std::uint64_t arg) {
+    EXPECT_EQ(call(vpe, Syscall::kCreateSess, {30, arg}, "srv").values[0], ~std::uint64_t{0}) << "deferred";
+    return last_deferred;
+  }
+  // One round of the kernel loop against a server that takes `room` calls.
+  std::vector<ServiceCall> pump(int room, Status refusal = Status::kFull) {
+    std::vector<ServiceCall> taken;
+    kernel.pump_service_calls([&](const ServiceCall& c) {
+      if (room-- <= 0) return refusal;
+      taken.push_back(c);
+      return Status::kOk;
+    });
+    return taken;
+  }
+  static kif::ServiceReply opened(std::uint64_t ident) {
+    kif::ServiceReply r{};
+    r.ident = ident;
+    return r;
+  }
+};
+
+TEST_F(KernelServiceQueue, ASlowServerKeepsItsCallsInOrderAndOthersAreServed) {
+  std::vector<std::uint64_t> calls;
+  for (VpeId v : {1, 3, 4}) calls.push_back(open(v, v));
+  EXPECT_TRUE(pump(0).empty()) << "the server takes nothing yet";
+  EXPECT_TRUE(kernel.has_queued_service_calls());
+  EXPECT_EQ(err(5, Syscall::kNoop, {}), Error::kNone) << "meanwhile others are served";
+  EXPECT_EQ(err(5, Syscall::kReqMem, {20, 64, kif::kPermRW}), Error::kNone);
+  auto taken = pump(1);
+  ASSERT_EQ(taken.size(), 1U);
+  EXPECT_EQ(taken[0].id, calls[0]);
+  EXPECT_EQ(taken[0].request.arg, 1U);
+  taken = pump(10);
+  ASSERT_EQ(taken.size(), 2U) << "nothing dropped";
+  EXPECT_EQ(taken[0].id, calls[1]);
+  EXPECT_EQ(taken[1].id, calls[2]);
+  EXPECT_FALSE(kernel.has_queued_service_calls());
+  for (std::size_t i = 0; i < calls.size(); ++i) {
+    const auto done = kernel.service_reply(calls[i], opened(100 + i));
+    ASSERT_TRUE(done.has_value());
+    EXPECT_EQ(done->reply.error, Error::kNone);
+  }
+}
+
+TEST_F(KernelServiceQueue, AFullQueueAnswersBusyAtOnce) {
+  RecordingEndpoints others;
+  KernelConfig config = small_config();
+  config.max_queued_service_calls = 2;
+  Kernel k(config, others);
+  for (VpeId v : {1, 2, 3, 4}) ASSERT_EQ(k.boot_vpe(v, v), Status::kOk);
+  auto syscall = [&](VpeId v, Syscall op, std::vector<std::uint64_t> args, std::string_view name = {}) {
+    kif::SyscallRequest r{};
+    r.opcode = op;
+    std::copy(args.begin(), args.end(), r.args);
+    r.name_length = name.size();
+    std::copy(name.begin(), name.end(), r.name);
+    std::uint64_t deferred = 0;
+    return k.syscall(v, std::as_bytes(std::span(&r, 1)), deferred);
+  };
+  ASSERT_EQ(syscall(2, Syscall::kCreateGate, {0, 20, 3, 7, 4})->error, Error::kNone);
+  ASSERT_EQ(syscall(2, Syscall::kCreateSrv, {21, 20}, "srv")->error, Error::kNone);
+  EXPECT_FALSE(syscall(1, Syscall::kCreateSess, {30, 0}, "srv").has_value());
+  EXPECT_FALSE(syscall(3, Syscall::kCreateSess, {30, 0}, "srv").has_value());
+  const auto busy = syscall(4, Syscall::kCreateSess, {30, 0}, "srv");
+  ASSERT_TRUE(busy.has_value());
+  EXPECT_EQ(busy->error, Error::kServiceBusy);
+  EXPECT_EQ(k.find(4, 30), nullptr);
+  // Once the server took them, there is room again.
+  k.pump_service_calls([](const ServiceCall&) { return Status::kOk; });
+  EXPECT_FALSE(syscall(4, Syscall::kCreateSess, {30, 0}, "srv").has_value());
+}
+
+TEST_F(KernelServiceQueue, CallsToAServiceThatGoesAwayFail) {
+  const auto sent = open(1, 1);
+  ASSERT_EQ(pump(1).size(), 1U);
+  const auto queued = open(3, 3);
+  ASSERT_TRUE(pump(0).empty());
+  // The server revokes its service (it does not exit): both calls end now.
+  ASSERT_EQ(err(2, Syscall::kRevoke, {21, 1, 1}), Error::kNone);
+  auto failed = kernel.take_finished();
+  ASSERT_EQ(failed.size(), 2U);
+  std::sort(failed.begin(), failed.end(), [](const auto& a, const auto& b) { return a.call < b.call; });
+  EXPECT_EQ(failed[0].call, sent);
+  EXPECT_EQ(failed[1].call, queued);
+  for (const auto& f : failed) EXPECT_EQ(f.reply.error, Error::kServiceFailed);
+  EXPECT_FALSE(kernel.has_queued_service_calls());
+  EXPECT_FALSE(kernel.has_pending_calls());
+  EXPECT_FALSE(kernel.service_reply(sent, opened(1)).has_value()) << "a late answer changes nothing";
+  EXPECT_EQ(kernel.find(1, 30), nullptr);
+}
+
+TEST_F(KernelServiceQueue, ACallTheDtuRefusesFailsAndACallerThatDiedIsNotSent) {
+  const auto refused = open(1, 1);
+  ASSERT_TRUE(pump(0, Status::kNotConfigured).empty());
+  auto failed = kernel.take_finished();
+  ASSERT_EQ(failed.size(), 1U);
+  EXPECT_EQ(failed[0].call, refused);
+  EXPECT_EQ(failed[0].reply.error, Error::kServiceFailed);
+  open(3, 3);
+  kernel.vpe_exited(3);
+  EXPECT_TRUE(pump(10).empty()) << "nobody waits for it";
+  EXPECT_FALSE(kernel.has_queued_service_calls());
 }
 
 TEST(MemoryAllocator, MergesFreedNeighbours) {

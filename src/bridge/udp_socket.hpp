@@ -27,6 +27,8 @@ class UdpSocket {
   static UdpSocket adopt(UniqueFd fd);
 
   [[nodiscard]] int fd() const { return fd_.get(); }
+  // Gives up the socket, e.g. to hand it to a node (NodeConfig::bridge_fd).
+  [[nodiscard]] UniqueFd release() && { return std::move(fd_); }
   [[nodiscard]] std::uint16_t port() const;
   // Best effort, like UDP itself: false if the kernel refused the datagram.
   [[nodiscard]] bool send_to(const sockaddr_in& to, std::span<const std::byte> datagram) const;

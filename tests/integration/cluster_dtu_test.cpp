@@ -26,20 +26,26 @@ PeProgram role(std::string name, std::vector<std::string> args = {}, bool privil
   return {VDTU_TEST_PE_PATH, std::move(args), privileged};
 }
 
-std::uint16_t free_udp_port() { return bridge::UdpSocket::bind("127.0.0.1", 0).port(); }
+// A bound socket for a node to adopt (bridge_fd): no other test can take its
+// port between our choosing it and the node using it.
+int bound_socket(std::uint16_t port, std::uint16_t& bound) {
+  auto socket = bridge::UdpSocket::bind("127.0.0.1", port);
+  bound = socket.port();
+  return std::move(socket).release().release();
+}
 
 // Node i owns global PEs 8i .. 8i+7.
 class ClusterTest : public ::testing::Test {
  protected:
   void start(bridge::FaultRates faults = {}, std::chrono::milliseconds peer_timeout = 3000ms,
              std::optional<bridge::ClusterKey> key = std::nullopt) {
-    ports = {free_udp_port(), free_udp_port()};
+    const std::array<int, 2> fds{bound_socket(0, ports[0]), bound_socket(0, ports[1])};
     for (std::uint16_t i = 0; i < 2; ++i) {
       NodeConfig& c = configs[i];
+      c.bridge_fd = fds[i];
       c.node_id = i;
       c.first_pe = static_cast<PeId>(i * kPesPerNode);
       c.pe_count = kPesPerNode;
-      c.bridge_port = ports[i];
       c.faults = faults;
       c.faults.seed = 7 + i;
       c.peer_timeout = peer_timeout;
@@ -52,6 +58,7 @@ class ClusterTest : public ::testing::Test {
   }
   // Node i again, as a new process would be: same configuration, new session.
   void restart(int i) {
+    configs[i].bridge_fd = bound_socket(ports[i], ports[i]);
     nodes[i] = std::make_unique<Node>(configs[i]);
     launched[i].clear();
   }

@@ -192,14 +192,15 @@ class HostileNetworkTest : public ::testing::TestWithParam<bool> {
   void start() {
     if (GetParam()) key = bridge::parse_cluster_key(bridge::random_cluster_key_hex());
     hostile = std::make_unique<HostilePeer>(key);
-    const auto port0 = bridge::UdpSocket::bind("127.0.0.1", 0).port();
-    const auto port1 = bridge::UdpSocket::bind("127.0.0.1", 0).port();
+    // Bound here and adopted by the nodes: no other test can take the ports.
+    std::array<bridge::UdpSocket, 2> sockets{bridge::UdpSocket::bind("127.0.0.1", 0),
+                                             bridge::UdpSocket::bind("127.0.0.1", 0)};
     for (std::uint16_t i = 0; i < 2; ++i) {
       NodeConfig c;
       c.node_id = i;
       c.first_pe = static_cast<PeId>(i * kPesPerNode);
       c.pe_count = kPesPerNode;
-      c.bridge_port = i == 0 ? port0 : port1;
+      c.bridge_fd = std::move(sockets[i]).release().release();
       c.cluster_key = key;
       const std::uint16_t other = 1 - i;
       const auto relay_port = i == 0 ? relay.port_for_node0() : relay.port_for_node1();

@@ -291,7 +291,9 @@ void stop_cluster(int signal, bool netns) {
       std::string::npos)
       << err;
   EXPECT_NE(err.find("node 0: stopped by SIGTERM: killed and reaped PE 0"), std::string::npos) << err;
-  if (netns) EXPECT_NE(err.find("removed network namespaces vdtu-" + tag + "-0"), std::string::npos) << err;
+  if (netns) {
+    EXPECT_NE(err.find("removed network namespaces vdtu-" + tag + "-0"), std::string::npos) << err;
+  }
 
   SCOPED_TRACE("descendants were:" + describe(processes));
   expect_all_ended(processes);

@@ -1,7 +1,7 @@
 #pragma once
 
+#include <optional>
 #include <string>
-#include <vector>
 
 #include "cluster/cluster_launch.hpp"
 
@@ -14,24 +14,24 @@ using cluster::ClusterSpec;
 using cluster::run_cluster;
 
 struct ClusterOptions {
-  std::string config_path;  // TOML; empty: from the flags below
+  std::string config_path;  // TOML; empty: the echo workload from the flags below
   unsigned nodes = 2;
   unsigned kernels_per_node = 1;
-  double timeout_seconds = 120;
+  std::optional<double> timeout_seconds;  // overrides the file's; default 120
   bool netns = false;
-  bool encrypt = false;
-  double loss = 0;  // fault injection on every bridge (probabilities)
-  double duplicate = 0;
-  double reorder = 0;
+  bool insecure_plain = false;  // plain datagrams instead of sealed ones
+  // Injected on every bridge (probabilities); given ones override the file's.
+  std::optional<double> loss;
+  std::optional<double> duplicate;
+  std::optional<double> reorder;
 };
 
 // The default workload: kernel 0 serves "echo"; a client on every other
 // kernel opens a session, obtains a gate, pings, delegates a gate back and
 // revokes.
 ClusterSpec echo_cluster(unsigned nodes, unsigned kernels_per_node);
-ClusterSpec parse_cluster(const std::string& path);
 
-// `vdtu cluster`: returns the process exit code.
+// `vdtu cluster`: returns the process exit code; throws StoppedBySignal.
 int run_cluster_command(const ClusterOptions& options);
 
 }  // namespace vdtu::cli

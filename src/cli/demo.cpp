@@ -4,6 +4,8 @@
 
 #include <exception>
 
+#include "common/stop_signals.hpp"
+
 namespace vdtu::cli {
 
 int run_demo(const DemoOptions& options) {
@@ -17,6 +19,8 @@ int run_demo(const DemoOptions& options) {
     bool ok = false;
     try {
       ok = check.run();
+    } catch (const StoppedBySignal&) {  // the user wants to stop: no further checks
+      throw;
     } catch (const std::exception& e) {
       fmt::print("  error: {}\n", e.what());
     }

@@ -2,14 +2,43 @@
 #include <fmt/core.h>
 
 #include <CLI/CLI.hpp>
+#include <charconv>
+#include <cmath>
 #include <exception>
+#include <stdexcept>
+#include <string_view>
 
 #include "cluster_command.hpp"
+#include "common/stop_signals.hpp"
 #include "demo.hpp"
 #include "node_command.hpp"
 #include "suites.hpp"
 
 namespace {
+
+// A finite number from min to max (CLI::Range lets "nan" through).
+CLI::Validator finite_range(double min, double max) {
+  return {[min, max](std::string& text) -> std::string {
+            double value = 0;
+            const auto* end = text.data() + text.size();
+            const auto [last, error] = std::from_chars(text.data(), end, value);
+            if (error != std::errc{} || last != end) return fmt::format("{} is not a number", text);
+            if (!std::isfinite(value) || value < min || value > max)
+              return fmt::format("{} is out of range ({} to {})", text, min, max);
+            return {};
+          },
+          fmt::format("NUMBER in [{} - {}]", min, max)};
+}
+
+// Every line of a message on stderr, each starting with "vdtu: ".
+void print_error(std::string_view message) {
+  for (;;) {
+    const auto end = message.find('\n');
+    fmt::print(stderr, "vdtu: {}\n", message.substr(0, end));
+    if (end == std::string_view::npos) return;
+    message.remove_prefix(end + 1);
+  }
+}
 
 int run(int argc, char** argv) {
   CLI::App app{"vdtu: a virtual Data Transfer Unit and SemperOS capability kernels on Linux hosts"};
@@ -25,33 +54,52 @@ int run(int argc, char** argv) {
   node_cmd->add_option("--config", node.config_path, "TOML file: [node] settings and [[pe]] programs")
       ->required()
       ->check(CLI::ExistingFile);
-  node_cmd->add_option("--timeout", node.timeout_seconds, "Kill the PEs after this many seconds (0: never)")
-      ->check(CLI::NonNegativeNumber);
+  node_cmd
+      ->add_option("--timeout", node.timeout_seconds,
+                   "Seconds after which PEs still running are killed and named (default 0: no limit)")
+      ->check(finite_range(0, vdtu::cluster::kMaxTimeoutSeconds));
 
   vdtu::cli::ClusterOptions cluster;
   auto* cluster_cmd = app.add_subcommand(
       "cluster", "Run several nodes (each a `vdtu node` process) joined by UDP: loopback, or --netns");
-  cluster_cmd
-      ->add_option("--config", cluster.config_path, "TOML file: [[node]] with [[node.kernel]] and their vpes")
-      ->check(CLI::ExistingFile);
+  auto* config_opt = cluster_cmd
+                         ->add_option("--config", cluster.config_path,
+                                      "TOML file: [[node]] with [[node.kernel]] and their vpes")
+                         ->check(CLI::ExistingFile);
   cluster_cmd->add_option("--nodes", cluster.nodes, "Without --config: nodes of the echo workload")
-      ->check(CLI::Range(1U, 64U));
+      ->check(CLI::Range(1U, static_cast<unsigned>(vdtu::cluster::kMaxNodes)))
+      ->excludes(config_opt);
   cluster_cmd
       ->add_option("--kernels-per-node", cluster.kernels_per_node, "Without --config: kernels per node")
-      ->check(CLI::Range(1U, 8U));
+      ->check(CLI::Range(1U, 8U))
+      ->excludes(config_opt);
   cluster_cmd->add_flag("--netns", cluster.netns,
                         "Each node in its own network namespace, joined by veth pairs and a bridge (root)");
-  cluster_cmd->add_flag("--encrypt", cluster.encrypt,
-                        "Seal every bridge datagram (ChaCha20-Poly1305) with a fresh random cluster key");
-  cluster_cmd->add_option("--loss", cluster.loss, "Drop this share of every bridge's datagrams (0-1)")
-      ->check(CLI::Range(0.0, 1.0));
-  cluster_cmd->add_option("--duplicate", cluster.duplicate, "Send this share twice (0-1)")
-      ->check(CLI::Range(0.0, 1.0));
-  cluster_cmd->add_option("--reorder", cluster.reorder, "Hold back this share behind the next (0-1)")
-      ->check(CLI::Range(0.0, 1.0));
-  cluster_cmd
-      ->add_option("--timeout", cluster.timeout_seconds, "Without --config: kill after this many seconds")
-      ->check(CLI::PositiveNumber);
+  cluster_cmd->add_flag(
+      "--insecure-plain-datagrams", cluster.insecure_plain,
+      "Do not seal bridge datagrams (by default they are, with a fresh random cluster key): any host that "
+      "reaches a node's port can then act as a node");
+  bool encrypt = false;  // sealing was optional once; accepted so that old scripts keep working
+  cluster_cmd->add_flag("--encrypt", encrypt, "Obsolete: sealing is the default")->group("");
+  double loss = 0;
+  double duplicate = 0;
+  double reorder = 0;
+  double cluster_timeout = 0;
+  auto* loss_opt =
+      cluster_cmd->add_option("--loss", loss, "Drop this share of every bridge's datagrams (0-1)")
+          ->check(finite_range(0, 1));
+  auto* duplicate_opt = cluster_cmd->add_option("--duplicate", duplicate, "Send this share twice (0-1)")
+                            ->check(finite_range(0, 1));
+  auto* reorder_opt =
+      cluster_cmd->add_option("--reorder", reorder, "Hold back this share behind the next (0-1)")
+          ->check(finite_range(0, 1));
+  auto* timeout_opt =
+      cluster_cmd
+          ->add_option(
+              "--timeout", cluster_timeout,
+              "Seconds after which nodes kill the PEs still running, name them and fail (default: the "
+              "file's timeout, else 120)")
+          ->check(finite_range(0.001, vdtu::cluster::kMaxTimeoutSeconds));
 
   std::string suite;
   bool json = false;
@@ -70,11 +118,30 @@ int run(int argc, char** argv) {
   pe_cmd->add_option("role", pe_role)->required();
   pe_cmd->add_option("args", pe_args);
 
-  CLI11_PARSE(app, argc, argv);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForAllHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    print_error(e.what());  // one line, without CLI11's "Run with --help" second one
+    return e.get_exit_code();
+  }
   try {
     if (demo_cmd->parsed()) return vdtu::cli::run_demo(demo);
     if (node_cmd->parsed()) return vdtu::cli::run_node(node);
-    if (cluster_cmd->parsed()) return vdtu::cli::run_cluster_command(cluster);
+    if (cluster_cmd->parsed()) {
+      if (encrypt && cluster.insecure_plain)
+        throw std::invalid_argument("--encrypt contradicts --insecure-plain-datagrams");
+      if (encrypt)
+        fmt::print(stderr, "vdtu: note: --encrypt is obsolete: every cluster is sealed by default\n");
+      if (loss_opt->count() > 0) cluster.loss = loss;
+      if (duplicate_opt->count() > 0) cluster.duplicate = duplicate;
+      if (reorder_opt->count() > 0) cluster.reorder = reorder;
+      if (timeout_opt->count() > 0) cluster.timeout_seconds = cluster_timeout;
+      return vdtu::cli::run_cluster_command(cluster);
+    }
     if (pe_cmd->parsed()) return vdtu::bench::run_pe_role(pe_role, pe_args);
     if (bench_cmd->parsed()) {
       vdtu::bench::Reporter reporter(json);
@@ -85,8 +152,13 @@ int run(int argc, char** argv) {
       if (suite == "session") vdtu::bench::run_session_suite(reporter, bench_options);
       return 0;
     }
+  } catch (const vdtu::StoppedBySignal& e) {  // what it stopped and removed
+    (void)std::fflush(stdout);
+    fmt::print(stderr, "{}\n", e.what());
+    return e.exit_code();
   } catch (const std::exception& e) {
-    fmt::print(stderr, "vdtu: {}\n", e.what());
+    (void)std::fflush(stdout);
+    print_error(e.what());
     return 1;
   }
   return 0;
@@ -98,7 +170,7 @@ int main(int argc, char** argv) {
   try {
     return run(argc, argv);
   } catch (const std::exception& e) {  // nothing may escape main
-    fmt::print(stderr, "vdtu: {}\n", e.what());
+    print_error(e.what());
     return 1;
   }
 }

@@ -1,134 +1,143 @@
 #include "node_command.hpp"
 
 #include <fmt/core.h>
+#include <fmt/format.h>
+#include <fmt/ranges.h>
 
-#include <toml++/toml.h>
-#include <stdexcept>
+#include <chrono>
+#include <cstdio>
+#include <optional>
 #include <vector>
 
+#include "cluster/cluster_launch.hpp"
+#include "common/stop_signals.hpp"
 #include "node/node.hpp"
-#include "toml_file.hpp"
+#include "node_file.hpp"
 
 namespace vdtu::cli {
 namespace {
 
-struct NodeFile {
-  dtu::NodeConfig config;
-  std::vector<dtu::PeProgram> programs;
+using Clock = std::chrono::steady_clock;
+// The node's wait is on a condition variable; this often it looks for a
+// stop signal in between.
+constexpr auto kSignalCheck = std::chrono::milliseconds(100);
+constexpr std::size_t kShownArgsChars = 48;
+
+enum class Ending { kAllExited, kTimedOut, kStopped };
+
+Ending wait_for_end(dtu::Node& node, StopSignals& signals, std::optional<Clock::time_point> deadline) {
+  for (;;) {
+    if (signals.received() != 0) return Ending::kStopped;
+    auto slice = std::chrono::duration_cast<std::chrono::milliseconds>(kSignalCheck);
+    if (deadline) {
+      const auto left = std::chrono::ceil<std::chrono::milliseconds>(*deadline - Clock::now());
+      if (left.count() <= 0) return Ending::kTimedOut;
+      slice = std::min(slice, left);
+    }
+    if (node.wait_all_exited(slice)) return Ending::kAllExited;
+  }
+}
+
+// "path arg arg...", the arguments cut short: enough to tell PEs apart.
+std::string describe(const dtu::PeProgram& program) {
+  auto args = fmt::format("{}", fmt::join(program.args, " "));
+  if (args.size() > kShownArgsChars) args = args.substr(0, kShownArgsChars) + "...";
+  return args.empty() ? program.path : program.path + " " + args;
+}
+
+struct Launched {
+  PeId pe;
+  const dtu::PeProgram* program;
 };
 
-NodeFile parse(const std::string& path) {
-  const auto root = load_toml(path);
-  NodeFile file;
-  if (const auto* node = root["node"].as_table()) {
-    auto& c = file.config;
-    c.node_id = number(*node, "id", c.node_id);
-    c.first_pe = number(*node, "first_pe", c.first_pe);
-    c.pe_count = number(*node, "pes", c.pe_count);
-    c.endpoints_per_pe = number(*node, "endpoints_per_pe", c.endpoints_per_pe);
-    c.pe_memory_bytes = number(*node, "pe_memory_bytes", c.pe_memory_bytes);
-    c.global_memory_bytes = number(*node, "global_memory_bytes", c.global_memory_bytes);
-    c.bridge_host = (*node)["bridge_host"].value_or(c.bridge_host);
-    c.bridge_port = number(*node, "bridge_port", c.bridge_port);
-    if ((*node).contains("bridge_fd")) c.bridge_fd = static_cast<int>(number(*node, "bridge_fd", 0U));
-    c.peer_timeout = std::chrono::milliseconds(number(*node, "peer_timeout_ms", c.peer_timeout.count()));
-    if (const auto key = (*node)["cluster_key"].value<std::string>()) {
-      try {
-        c.cluster_key = bridge::parse_cluster_key(*key);
-      } catch (const std::invalid_argument& e) {
-        throw std::runtime_error(path + ": cluster_key: " + e.what());
-      }
-    }
+// The PEs still running: those we started, then those kernels started.
+std::vector<std::string> still_running(const dtu::Node& node, const dtu::NodeConfig& config,
+                                       const std::vector<Launched>& started) {
+  std::vector<std::string> out;
+  std::vector<bool> ours(config.pe_count, false);
+  for (const auto& l : started) {
+    ours[l.pe - config.first_pe] = true;
+    if (!node.exit_code(l.pe)) out.push_back(fmt::format("PE {} ({})", l.pe, describe(*l.program)));
   }
-  if (const auto* faults = root["faults"].as_table()) {  // injected on this node's outgoing datagrams
-    auto& f = file.config.faults;
-    f.loss = probability(*faults, "loss", f.loss);
-    f.duplicate = probability(*faults, "duplicate", f.duplicate);
-    f.reorder = probability(*faults, "reorder", f.reorder);
-    f.seed = number(*faults, "seed", f.seed);
+  for (std::uint32_t i = 0; i < config.pe_count; ++i) {
+    const auto pe = static_cast<PeId>(config.first_pe + i);
+    if (!ours[i] && node.pid_of(pe) > 0 && !node.exit_code(pe))
+      out.push_back(fmt::format("PE {} (started by a kernel)", pe));
   }
-  if (const auto* peers = root["peer"].as_array()) {
-    for (const auto& entry : *peers) {
-      const auto* peer = entry.as_table();
-      if (peer == nullptr) throw std::runtime_error(path + ": every [[peer]] must be a table");
-      dtu::PeerNode p;
-      p.id = number(*peer, "id", p.id);
-      p.host = (*peer)["host"].value_or(p.host);
-      p.port = number(*peer, "port", p.port);
-      p.first_pe = number(*peer, "first_pe", p.first_pe);
-      p.pe_count = number(*peer, "pes", p.pe_count);
-      if (p.port == 0 || p.pe_count == 0)
-        throw std::runtime_error(path + ": a [[peer]] needs a port and pes");
-      file.config.peers.push_back(p);
-    }
+  return out;
+}
+
+void print_stats(const dtu::NodeStats& stats, const dtu::NodeConfig& config) {
+  const auto id = config.node_id;
+  fmt::print(
+      "node {}: {} control requests ({} denied), {} memory requests ({} rejected), {} channels created\n", id,
+      stats.control_requests, stats.control_denied, stats.memory_requests, stats.memory_rejected,
+      stats.channels_created);
+  if (config.peers.empty()) return;
+  fmt::print(
+      "node {}: bridge: {} messages forwarded, {} datagrams sent, {} received, {} rejected, "
+      "{} retransmitted, {} duplicates dropped, {} peers lost\n",
+      id, stats.remote_messages, stats.datagrams_sent, stats.datagrams_received, stats.datagrams_rejected,
+      stats.retransmissions, stats.duplicates_dropped, stats.peers_lost);
+  if (config.faults.any()) {
+    fmt::print("node {}: bridge: faults injected: {} dropped, {} duplicated, {} reordered\n", id,
+               stats.faults.dropped, stats.faults.duplicated, stats.faults.reordered);
   }
-  const auto* pes = root["pe"].as_array();
-  if (pes == nullptr || pes->empty()) throw std::runtime_error(path + ": no [[pe]] to start");
-  for (const auto& entry : *pes) {
-    const auto* pe = entry.as_table();
-    if (pe == nullptr) throw std::runtime_error(path + ": every [[pe]] must be a table");
-    dtu::PeProgram program;
-    program.path = (*pe)["program"].value_or(std::string{});
-    if (program.path.empty()) throw std::runtime_error(path + ": a [[pe]] has no program");
-    program.privileged = (*pe)["privileged"].value_or(false);
-    if (const auto* args = (*pe)["args"].as_array()) {
-      for (const auto& a : *args) {
-        const auto s = a.value<std::string>();
-        if (!s) throw std::runtime_error(path + ": args must be strings");
-        program.args.push_back(*s);
-      }
-    }
-    file.programs.push_back(std::move(program));
+  if (config.cluster_key) {
+    fmt::print("node {}: bridge: sealed (ChaCha20-Poly1305): {} failed authentication, {} replayed\n", id,
+               stats.datagrams_forged, stats.datagrams_replayed);
+  } else {
+    fmt::print("node {}: bridge: plain datagrams (insecure_plain): not authenticated\n", id);
   }
-  if (file.programs.size() > file.config.pe_count)
-    throw std::runtime_error(path + ": more programs than PEs");
-  return file;
 }
 
 }  // namespace
 
 int run_node(const NodeOptions& options) {
-  const auto file = parse(options.config_path);
-  dtu::Node node(file.config);
-  std::vector<PeId> started;
+  const auto file = parse_node_file(options.config_path);
+  const auto id = file.config.node_id;
+  // Whole lines, and each as it happens: a cluster keeps them in a log that
+  // must hold everything up to a kill.
+  (void)std::setvbuf(stdout, nullptr, _IOLBF, 0);
+  StopSignals signals;  // before the node's threads, which inherit the blocked mask
+  const auto deadline =
+      options.timeout_seconds > 0
+          ? std::optional(Clock::now() + std::chrono::duration_cast<Clock::duration>(
+                                             std::chrono::duration<double>(options.timeout_seconds)))
+          : std::nullopt;
+  std::optional<dtu::Node> node(std::in_place, file.config);
+  std::vector<Launched> started;
   for (const auto& program : file.programs) {
-    started.push_back(node.launch(program));
-    fmt::print("node {}: PE {} runs {}{}\n", file.config.node_id, started.back(), program.path,
+    if (signals.received() != 0) break;
+    started.push_back({node->launch(program), &program});
+    fmt::print("node {}: PE {} runs {}{}\n", id, started.back().pe, program.path,
                program.privileged ? " (privileged)" : "");
   }
-  const auto timeout =
-      options.timeout_seconds > 0
-          ? std::chrono::milliseconds(static_cast<std::int64_t>(options.timeout_seconds * 1000))
-          : std::chrono::milliseconds::max();
-  const bool finished = node.wait_all_exited(timeout);
+  auto ending = wait_for_end(*node, signals, deadline);
+  const auto running = still_running(*node, file.config, started);
+  if (ending == Ending::kTimedOut && running.empty()) ending = Ending::kAllExited;  // the last ended just now
   int failed = 0;
-  for (std::size_t i = 0; i < started.size(); ++i) {
-    const auto code = node.exit_code(started[i]);
-    fmt::print("node {}: PE {} ({}) {}\n", file.config.node_id, started[i], file.programs[i].path,
+  for (const auto& l : started) {
+    const auto code = node->exit_code(l.pe);
+    fmt::print("node {}: PE {} ({}) {}\n", id, l.pe, l.program->path,
                code ? fmt::format("exited with {}", *code) : std::string("still running: killed"));
     failed += (!code || *code != 0) ? 1 : 0;
   }
-  const auto stats = node.stats();
-  fmt::print(
-      "node {}: {} control requests ({} denied), {} memory requests ({} rejected), {} channels created\n",
-      file.config.node_id, stats.control_requests, stats.control_denied, stats.memory_requests,
-      stats.memory_rejected, stats.channels_created);
-  if (!file.config.peers.empty()) {
-    fmt::print(
-        "node {}: bridge: {} messages forwarded, {} datagrams sent, {} received, {} rejected, "
-        "{} retransmitted, {} duplicates dropped, {} peers lost\n",
-        file.config.node_id, stats.remote_messages, stats.datagrams_sent, stats.datagrams_received,
-        stats.datagrams_rejected, stats.retransmissions, stats.duplicates_dropped, stats.peers_lost);
-    if (file.config.faults.any()) {
-      fmt::print("node {}: bridge: faults injected: {} dropped, {} duplicated, {} reordered\n",
-                 file.config.node_id, stats.faults.dropped, stats.faults.duplicated, stats.faults.reordered);
-    }
-    if (file.config.cluster_key) {
-      fmt::print("node {}: bridge: sealed (ChaCha20-Poly1305): {} failed authentication, {} replayed\n",
-                 file.config.node_id, stats.datagrams_forged, stats.datagrams_replayed);
-    }
+  print_stats(node->stats(), file.config);
+  node.reset();  // kills and reaps the PEs still running, lets the bridge say its last words
+  const auto what = running.empty() ? std::string("no PE was running")
+                                    : fmt::format("killed and reaped {}", fmt::join(running, ", "));
+  if (ending == Ending::kStopped) {
+    const int signal = signals.received();
+    throw StoppedBySignal(signal, fmt::format("node {}: stopped by {}: {}", id, signal_name(signal), what));
   }
-  return finished && failed == 0 ? 0 : 1;
+  if (ending == Ending::kTimedOut) {
+    (void)std::fflush(stdout);
+    fmt::print(stderr, "node {}: timeout ({} s) with PEs still running: {}\n", id, options.timeout_seconds,
+               what);
+    return cluster::kNodeTimedOutExit;
+  }
+  return failed == 0 ? 0 : 1;
 }
 
 }  // namespace vdtu::cli

@@ -4,13 +4,17 @@
 #include <fmt/core.h>
 #include <fmt/format.h>
 #include <fmt/ranges.h>
+#include <poll.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <chrono>
 #include <csignal>
 #include <filesystem>
 #include <fstream>
 #include <memory>
+#include <optional>
 #include <stdexcept>
 #include <utility>
 
@@ -18,192 +22,159 @@
 #include "bridge/udp_socket.hpp"
 #include "child_process.hpp"
 #include "common/sibling_program.hpp"
+#include "common/stop_signals.hpp"
 #include "network_namespaces.hpp"
+#include "node_files.hpp"
+#include "scratch_directory.hpp"
 #include "vdtu/unique_fd.hpp"
 
 namespace vdtu::cluster {
 namespace {
 
+using Clock = std::chrono::steady_clock;
+
 // In namespaces every node has its own address and port space.
 constexpr std::uint16_t kNamespacePort = 7700;
-// On loopback each node inherits its bound socket here: no other program can
-// take the port between our choosing it and the node binding it.
-constexpr int kInheritedSocketFd = 3;
-
-struct Placement {
-  unsigned kernel = 0;
-  unsigned node = 0;
-  unsigned first_pe = 0;
-  unsigned kernel_pe = 0;  // the last PE of its range
-};
+// A node ends itself at the timeout; this much later we kill it and its PEs.
+constexpr auto kTimeoutGrace = std::chrono::seconds(30);
+// A node asked to stop kills and reaps its PEs and drains its links (1 s).
+constexpr auto kStopGrace = std::chrono::seconds(15);
 
 // Where each node's bridge listens.
 struct Addresses {
-  std::vector<std::string> hosts;
-  std::vector<std::uint16_t> ports;
+  std::vector<NodeAddress> nodes;
   std::vector<bridge::UdpSocket> sockets;  // on loopback: bound already, handed to the nodes
 };
-
-std::string quoted(const std::string& s) {
-  std::string out = "\"";
-  for (char c : s) {
-    if (c == '"' || c == '\\') out += '\\';
-    out += c;
-  }
-  return out + "\"";
-}
-
-std::string toml_array(const std::vector<std::string>& words) {
-  std::string out = "[";
-  for (std::size_t i = 0; i < words.size(); ++i) out += (i > 0 ? ", " : "") + quoted(words[i]);
-  return out + "]";
-}
-std::vector<Placement> place(const ClusterSpec& spec) {
-  std::vector<Placement> out;
-  unsigned kernel = 0;
-  for (unsigned n = 0; n < spec.nodes.size(); ++n) {
-    unsigned next = n * spec.pes_per_node;
-    for (const auto& k : spec.nodes[n].kernels) {
-      Placement p{kernel++, n, next, static_cast<unsigned>(next + k.vpes.size())};
-      next = p.kernel_pe + 1;
-      if (next > (n + 1) * spec.pes_per_node) {
-        throw std::runtime_error(
-            fmt::format("node {}: more PEs than pes_per_node = {}", n, spec.pes_per_node));
-      }
-      out.push_back(p);
-    }
-  }
-  return out;
-}
-
-std::string node_file(const ClusterSpec& spec, unsigned n, const std::vector<Placement>& placements,
-                      const Addresses& at, const std::string& kernel_program, const std::string& key) {
-  constexpr std::uint64_t kGlobalMemory = std::uint64_t{64} << 20;
-  std::string f = fmt::format(
-      "[node]\nid = {}\nfirst_pe = {}\npes = {}\nendpoints_per_pe = {}\nglobal_memory_bytes = {}\n"
-      "bridge_host = {}\nbridge_port = {}\n",
-      n, n * spec.pes_per_node, spec.pes_per_node, spec.endpoints_per_pe, kGlobalMemory, quoted(at.hosts[n]),
-      at.ports[n]);
-  if (!key.empty()) f += fmt::format("cluster_key = \"{}\"\n", key);
-  if (!at.sockets.empty()) f += fmt::format("bridge_fd = {}\n", kInheritedSocketFd);
-  if (spec.loss > 0 || spec.duplicate > 0 || spec.reorder > 0) {
-    f += fmt::format("\n[faults]\nloss = {}\nduplicate = {}\nreorder = {}\nseed = {}\n", spec.loss,
-                     spec.duplicate, spec.reorder, n + 1);
-  }
-  for (unsigned peer = 0; peer < spec.nodes.size(); ++peer) {
-    if (peer == n) continue;
-    f += fmt::format("\n[[peer]]\nid = {}\nhost = {}\nport = {}\nfirst_pe = {}\npes = {}\n", peer,
-                     quoted(at.hosts[peer]), at.ports[peer], peer * spec.pes_per_node, spec.pes_per_node);
-  }
-  std::vector<std::string> members;
-  members.reserve(placements.size());
-  for (const auto& p : placements)
-    members.push_back(fmt::format("{}:{}:{}:{}-{}", p.kernel, p.node, p.kernel_pe, p.first_pe, p.kernel_pe));
-  const auto kernels_here = static_cast<std::uint64_t>(spec.nodes[n].kernels.size());
-  unsigned index = 0;
-  for (const auto& p : placements) {
-    if (p.node != n) continue;
-    const auto& k = spec.nodes[n].kernels[index];
-    std::vector<std::string> vpe_pes;
-    for (const auto& vpe : k.vpes) {
-      f += fmt::format("\n[[pe]]\nprogram = {}\nargs = {}\n", quoted(vpe.at(0)),
-                       toml_array({vpe.begin() + 1, vpe.end()}));
-      vpe_pes.push_back(std::to_string(p.first_pe + vpe_pes.size()));
-    }
-    std::vector<std::string> args{"--kernel", std::to_string(p.kernel), "--node", std::to_string(n)};
-    if (!vpe_pes.empty()) args.insert(args.end(), {"--vpes", fmt::format("{}", fmt::join(vpe_pes, ","))});
-    const auto share = kGlobalMemory / kernels_here;
-    args.insert(args.end(),
-                {"--global-memory", std::to_string(share), "--memory-offset", std::to_string(share * index)});
-    for (const auto& m : members) args.insert(args.end(), {"--member", m});
-    f += fmt::format("\n[[pe]]\nprogram = {}\nargs = {}\nprivileged = true\n", quoted(kernel_program),
-                     toml_array(args));
-    ++index;
-  }
-  return f;
-}
-
-// `words` may start with a prefix that runs the node elsewhere (inside a
-// network namespace); `socket` (if >= 0) becomes the node's inherited socket.
-pid_t spawn_node(std::vector<std::string> words, const std::string& log, int socket) {
-  SpawnActions actions;
-  UniqueFd moved;  // above the target, so that dup2 never maps an fd onto itself
-  if (socket >= 0) {
-    moved = UniqueFd(::fcntl(socket, F_DUPFD_CLOEXEC, kInheritedSocketFd + 1));
-    if (!moved) throw std::runtime_error("cannot pass a socket to a node");
-    actions.dup2(moved.get(), kInheritedSocketFd);
-  }
-  if (!log.empty()) {
-    actions.open(1, log, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    actions.dup2(1, 2);
-  }
-  return spawn(std::move(words), actions);
-}
 
 Addresses loopback_addresses(std::size_t nodes) {
   Addresses at;
   for (std::size_t n = 0; n < nodes; ++n) {
-    at.hosts.emplace_back("127.0.0.1");
     at.sockets.push_back(bridge::UdpSocket::bind("127.0.0.1", 0));
-    at.ports.push_back(at.sockets.back().port());
+    at.nodes.push_back({"127.0.0.1", at.sockets.back().port()});
   }
   return at;
 }
 
 Addresses namespace_addresses(const NetworkNamespaces& namespaces, std::size_t nodes) {
   Addresses at;
-  for (std::size_t n = 0; n < nodes; ++n) {
-    at.hosts.push_back(namespaces.address(static_cast<unsigned>(n)));
-    at.ports.push_back(kNamespacePort);
-  }
+  for (std::size_t n = 0; n < nodes; ++n)
+    at.nodes.push_back({namespaces.address(static_cast<unsigned>(n)), kNamespacePort});
   return at;
 }
 
-// The nodes' configuration files and logs, removed with what is in them.
-class ScratchDirectory {
- public:
-  ScratchDirectory() {
-    std::string name = (std::filesystem::temp_directory_path() / "vdtu-cluster-XXXXXX").string();
-    if (::mkdtemp(name.data()) == nullptr) throw std::runtime_error("cannot create a temporary directory");
-    path_ = name;
+// `words` may start with a prefix that runs the node elsewhere (inside a
+// network namespace); `socket` (if >= 0) becomes the node's inherited socket.
+ChildProcess start_node(std::vector<std::string> words, const std::string& log, int socket) {
+  ChildOptions options;
+  options.own_process_group = true;  // its PEs join it: killing the group reaches them all
+  options.ends_with_parent = true;
+  UniqueFd moved;  // above the target, so that dup2 never maps an fd onto itself
+  if (socket >= 0) {
+    moved = UniqueFd(::fcntl(socket, F_DUPFD_CLOEXEC, kInheritedSocketFd + 1));
+    if (!moved) throw std::runtime_error("cannot pass a socket to a node");
+    options.dup2(moved.get(), kInheritedSocketFd);
   }
-  ScratchDirectory(const ScratchDirectory&) = delete;
-  ScratchDirectory& operator=(const ScratchDirectory&) = delete;
-  ~ScratchDirectory() {
-    std::error_code ignored;
-    std::filesystem::remove_all(path_, ignored);
+  options.open(0, "/dev/null", O_RDONLY);  // a node in a background group must not read the terminal
+  if (!log.empty()) {
+    options.open(1, log, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    options.dup2(1, 2);
   }
-  [[nodiscard]] std::filesystem::path operator/(const std::string& file) const { return path_ / file; }
+  return {std::move(words), options};
+}
 
- private:
-  std::filesystem::path path_;
+struct RunningNode {
+  ChildProcess process;
+  bool asked_to_stop = false;
+  bool killed = false;  // did not end in time: killed with its PEs
 };
 
-// Node processes started so far; if starting the rest fails, they are killed.
-class NodeProcesses {
- public:
-  NodeProcesses() = default;
-  NodeProcesses(const NodeProcesses&) = delete;
-  NodeProcesses& operator=(const NodeProcesses&) = delete;
-  ~NodeProcesses() {
-    for (pid_t pid : running_) {
-      if (pid <= 0) continue;  // already waited for
-      ::kill(pid, SIGKILL);
-      wait_for(pid);
+// Waits until every node has ended. A stop signal asks the nodes still
+// running to stop (they kill and reap their PEs); a node that has not ended
+// by the deadline is killed with its process group. Returns the stop signal,
+// 0 if none came.
+int supervise(std::vector<RunningNode>& nodes, StopSignals& signals, Clock::time_point deadline) {
+  int stop = 0;
+  const auto ask_to_stop = [&](int signal) {
+    if (stop != 0) {  // asked again: no more waiting
+      deadline = Clock::now();
+      return;
+    }
+    stop = signal;
+    for (auto& n : nodes) {
+      if (n.process.try_wait()) continue;
+      n.process.signal(SIGTERM);
+      n.asked_to_stop = true;
+    }
+    deadline = std::min(deadline, Clock::now() + kStopGrace);
+  };
+  if (const int early = signals.received(); early != 0) ask_to_stop(early);  // came during the setup
+  for (;;) {
+    std::vector<pollfd> fds{{signals.fd(), POLLIN, 0}};
+    for (auto& n : nodes) {
+      if (!n.process.try_wait()) fds.push_back({n.process.pidfd(), POLLIN, 0});
+    }
+    if (fds.size() == 1) return stop;
+    const auto now = Clock::now();
+    if (now >= deadline) {
+      for (auto& n : nodes) {
+        if (n.process.reaped()) continue;
+        n.process.kill_all();
+        n.process.wait();
+        n.killed = true;
+      }
+      continue;
+    }
+    const auto wait = std::chrono::ceil<std::chrono::milliseconds>(deadline - now);
+    if (::poll(fds.data(), fds.size(), static_cast<int>(std::min<std::int64_t>(wait.count(), 60'000))) < 0 &&
+        errno != EINTR) {
+      throw std::system_error(errno, std::generic_category(), "poll");
+    }
+    for (int s = signals.take(); s != 0; s = signals.take()) ask_to_stop(s);
+  }
+}
+
+std::string node_list(const std::vector<unsigned>& ids) {
+  return fmt::format("{} {}", ids.size() == 1 ? "node" : "nodes", fmt::join(ids, ", "));
+}
+
+// "ended nodes 0, 1 and their PEs; killed node 2 ...": what stopping did.
+std::string what_was_stopped(const std::vector<RunningNode>& nodes) {
+  std::vector<unsigned> ended;
+  std::vector<unsigned> killed;
+  for (unsigned n = 0; n < nodes.size(); ++n) {
+    if (nodes[n].killed) {
+      killed.push_back(n);
+    } else if (nodes[n].asked_to_stop) {
+      ended.push_back(n);
     }
   }
-  void add(pid_t pid) { running_.push_back(pid); }
-  [[nodiscard]] std::size_t size() const { return running_.size(); }
-  // Waits for node n; returns its wait status.
-  int wait(std::size_t n) { return wait_for(std::exchange(running_[n], -1)); }
+  std::vector<std::string> parts;
+  if (!ended.empty()) parts.push_back(fmt::format("ended {} and their PEs", node_list(ended)));
+  if (!killed.empty()) {
+    parts.push_back(fmt::format("killed {} and their PEs (still running {} s after the signal)",
+                                node_list(killed), kStopGrace.count()));
+  }
+  if (parts.empty()) parts.emplace_back(nodes.empty() ? "started no node" : "no node was running");
+  return fmt::format("{}", fmt::join(parts, "; "));
+}
 
- private:
-  std::vector<pid_t> running_;
-};
+std::string failure(const RunningNode& node, unsigned n, const ClusterSpec& spec) {
+  const int status = node.process.status().value_or(0);
+  if (node.killed) {
+    return fmt::format("node {} failed: still running {} s after its timeout ({} s): killed with its PEs", n,
+                       kTimeoutGrace.count(), spec.timeout_seconds);
+  }
+  if (WIFEXITED(status) && WEXITSTATUS(status) == kNodeTimedOutExit) {
+    return fmt::format("node {} failed: PEs still running at its timeout ({} s) were killed{}", n,
+                       spec.timeout_seconds, spec.quiet ? " (below)" : " (named above)");
+  }
+  return fmt::format("node {} failed ({})", n, describe_status(status));
+}
 
 }  // namespace
 
 ClusterResult run_cluster(const ClusterSpec& spec) {
+  StopSignals signals;  // first: a signal during the setup stops what is set up so far
   const auto placements = place(spec);
   std::unique_ptr<NetworkNamespaces> namespaces;
   if (spec.netns) {
@@ -215,26 +186,51 @@ ClusterResult run_cluster(const ClusterSpec& spec) {
   const std::string self = spec.vdtu_program.empty()
                                ? std::filesystem::read_symlink("/proc/self/exe").string()
                                : spec.vdtu_program;
-  const std::string kernel =
-      spec.kernel_program.empty() ? sibling_program("apps/semper_kernel") : spec.kernel_program;
-  const ScratchDirectory dir;  // private (0700): the key in its files stays ours
-  const std::string key = spec.encrypt ? bridge::random_cluster_key_hex() : std::string{};
-  NodeProcesses nodes;
-  for (unsigned n = 0; n < spec.nodes.size(); ++n) {
-    const auto config = dir / fmt::format("node-{}.toml", n);
-    std::ofstream(config) << node_file(spec, n, placements, at, kernel, key);
+  ScratchDirectory dir;  // private (0700): the key in its files stays ours
+  const NodeFileInputs inputs{
+      spec,
+      placements,
+      at.nodes,
+      !at.sockets.empty(),
+      spec.kernel_program.empty() ? sibling_program("apps/semper_kernel") : spec.kernel_program,
+      spec.insecure_plain ? std::string{} : bridge::random_cluster_key_hex()};
+  const auto timeout =
+      std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(spec.timeout_seconds));
+  const auto deadline = Clock::now() + timeout + kTimeoutGrace;
+  std::vector<RunningNode> nodes;
+  for (unsigned n = 0; n < spec.nodes.size() && signals.received() == 0; ++n) {
+    const auto config = fmt::format("node-{}.toml", n);
+    dir.write(config, node_file(inputs, n));
     const auto log = spec.quiet ? (dir / fmt::format("node-{}.log", n)).string() : std::string{};
     auto words = namespaces ? namespaces->exec_prefix(n) : std::vector<std::string>{};
-    words.insert(words.end(), {self, "node", "--config", config.string(), "--timeout",
+    words.insert(words.end(), {self, "node", "--config", (dir / config).string(), "--timeout",
                                fmt::format("{}", spec.timeout_seconds)});
-    nodes.add(spawn_node(std::move(words), log, at.sockets.empty() ? -1 : at.sockets[n].fd()));
+    nodes.push_back({start_node(std::move(words), log, at.sockets.empty() ? -1 : at.sockets[n].fd())});
+  }
+  const int stop = supervise(nodes, signals, deadline);
+  if (stop != 0) {
+    // Remove now, so that the line says what is gone rather than what will be.
+    std::string line = fmt::format("cluster: stopped by {}: {}", signal_name(stop), what_was_stopped(nodes));
+    if (namespaces) {
+      const auto names = namespaces->names();
+      const auto bridge = namespaces->bridge();
+      const auto left = namespaces->remove();
+      line += fmt::format("; removed network namespaces {}, their veths and bridge {}",
+                          fmt::join(names, ", "), bridge);
+      if (!left.empty()) line += fmt::format(" (could not remove {})", fmt::join(left, ", "));
+    }
+    const auto error = dir.remove();
+    line += error ? fmt::format("; could not remove {}: {}", dir.path().string(), error.message())
+                  : fmt::format("; removed {} (node files{})", dir.path().string(),
+                                spec.insecure_plain ? "" : " with the cluster key");
+    throw StoppedBySignal(stop, line);
   }
   ClusterResult result;
   for (unsigned n = 0; n < nodes.size(); ++n) {
-    const int status = nodes.wait(n);
-    if (WIFEXITED(status) && WEXITSTATUS(status) == 0) continue;
+    const auto status = nodes[n].process.status();
+    if (!nodes[n].killed && status && WIFEXITED(*status) && WEXITSTATUS(*status) == 0) continue;
     ++result.nodes_failed;
-    std::string what = fmt::format("node {} failed", n);
+    std::string what = failure(nodes[n], n, spec);
     if (spec.quiet) {
       std::ifstream log(dir / fmt::format("node-{}.log", n));
       for (std::string line; std::getline(log, line);) what += "\n    " + line;

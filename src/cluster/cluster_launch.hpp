@@ -1,8 +1,9 @@
 #pragma once
 // Starting a cluster: one `vdtu node` process per node, each with a generated
 // configuration (global PE range, kernels with their membership table, the
-// bridge's UDP address and its peers), joined over loopback UDP or, with
-// `netns`, each node in a network namespace of its own.
+// bridge's UDP address, its peers and the cluster key), joined over loopback
+// UDP or, with `netns`, each node in a network namespace of its own; then
+// supervising them until they end, the timeout passes or a stop signal comes.
 
 #include <cstdint>
 #include <string>
@@ -19,16 +20,31 @@ struct ClusterNode {
   std::vector<ClusterKernel> kernels;
 };
 
+inline constexpr std::size_t kMaxNodes = 64;
+inline constexpr double kDefaultTimeoutSeconds = 120;
+inline constexpr double kMaxTimeoutSeconds = 7 * 24 * 3600;
+// A kernel receives syscalls, service answers and kernelcalls on endpoints
+// 0-2 and sends to the i-th kernel of the cluster on endpoint 3 + i.
+inline constexpr std::uint32_t kKernelEndpointsBeforePeers = 3;
+// `vdtu node` exits with this when its timeout came while PEs still ran (as
+// timeout(1) does); it names them in its output.
+inline constexpr int kNodeTimedOutExit = 124;
+
 struct ClusterSpec {
   std::vector<ClusterNode> nodes;
   std::uint32_t pes_per_node = 16;
   std::uint32_t endpoints_per_pe = 16;
-  double timeout_seconds = 120;
+  // The nodes kill PEs still running after this long and fail (and so the
+  // cluster); a node that outlives it by far is killed with its PEs.
+  double timeout_seconds = kDefaultTimeoutSeconds;
   std::string kernel_program;  // empty: apps/semper_kernel next to vdtu
   std::string vdtu_program;    // runs the nodes; empty: this executable
   bool quiet = false;          // keep the nodes' output to failures
   bool netns = false;          // each node in its own network namespace (needs root)
-  bool encrypt = false;        // seal every bridge datagram with a fresh random cluster key
+  // Bridge datagrams are sealed with a fresh random cluster key unless this
+  // says otherwise; plain datagrams let any host that reaches a node's port
+  // act as a node.
+  bool insecure_plain = false;
   // Injected by every node's bridge on its outgoing datagrams (probabilities).
   double loss = 0;
   double duplicate = 0;
@@ -37,11 +53,20 @@ struct ClusterSpec {
 
 struct ClusterResult {
   int nodes_failed = 0;
-  std::vector<std::string> failures;  // "node N: ..." lines
+  std::vector<std::string> failures;  // "node N failed...", in quiet mode with the node's output
 };
 
+// Throws std::runtime_error naming the first thing `spec` asks for that a
+// cluster cannot do (too many PEs for a node, too few endpoints for the
+// kernels, PE ids beyond 16 bits, ...).
+void check(const ClusterSpec& spec);
+
 // Starts the nodes (`vdtu` is the executable that runs this) and waits for
-// all of them; cleans up its files and namespaces.
+// all of them; removes its files and namespaces. A stop signal (SIGINT,
+// SIGTERM, SIGHUP) arriving meanwhile stops the nodes (which kill and reap
+// their PEs), removes everything and throws vdtu::StoppedBySignal saying
+// what was stopped and removed. Blocks the stop signals while it runs (see
+// StopSignals); call it before starting threads of your own.
 ClusterResult run_cluster(const ClusterSpec& spec);
 
 }  // namespace vdtu::cluster

@@ -3,7 +3,6 @@
 #include <fcntl.h>
 #include <fmt/core.h>
 #include <fmt/ranges.h>
-#include <sys/wait.h>
 
 #include <stdexcept>
 #include <system_error>
@@ -13,28 +12,33 @@
 namespace vdtu::cluster {
 namespace {
 
-// Runs a command to its end; its exit code (128 + signal if killed). Throws
-// std::system_error if it cannot be started.
-int exit_code_of(const std::vector<std::string>& words, const SpawnActions& actions) {
-  const int status = wait_for(spawn(words, actions));
-  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+// `ip` runs in a group of its own, so that a Ctrl-C meant for us does not
+// end it halfway; we finish or undo its work ourselves.
+ChildOptions ip_options(bool quiet) {
+  ChildOptions o;
+  o.own_process_group = true;
+  o.open(0, "/dev/null", O_RDONLY);
+  if (quiet) {
+    o.open(1, "/dev/null", O_WRONLY);
+    o.open(2, "/dev/null", O_WRONLY);
+  }
+  return o;
 }
 
-// Teardown: quietly, and whatever happens.
-void run_quietly(const std::vector<std::string>& words) noexcept {
+// Teardown: quietly, whatever happens; false if the command failed.
+bool run_quietly(const std::vector<std::string>& words) noexcept {
   try {
-    SpawnActions quiet;
-    quiet.open(1, "/dev/null", O_WRONLY);
-    quiet.open(2, "/dev/null", O_WRONLY);
-    exit_code_of(words, quiet);
-  } catch (...) {  // nothing more to do about it
+    return ChildProcess(words, ip_options(true)).wait() == 0;
+  } catch (...) {  // cannot even start it: reported as not removed
+    return false;
   }
 }
 
-// Throws with the command and its exit code when it fails.
+// Throws with the command and how it ended when it fails.
 void run_command(const std::vector<std::string>& words) {
-  const int rc = exit_code_of(words, SpawnActions{});
-  if (rc != 0) throw std::runtime_error(fmt::format("`{}` failed (exit {})", fmt::join(words, " "), rc));
+  const int status = ChildProcess(words, ip_options(false)).wait();
+  if (status != 0)
+    throw std::runtime_error(fmt::format("`{}` failed ({})", fmt::join(words, " "), describe_status(status)));
 }
 
 }  // namespace
@@ -44,6 +48,7 @@ NetworkNamespaces::NetworkNamespaces(const std::string& tag, unsigned count) : b
     throw std::runtime_error("network namespace tag too long for interface names");
   try {
     run_command({"ip", "link", "add", bridge_, "type", "bridge"});
+    bridge_made_ = true;
     run_command({"ip", "link", "set", bridge_, "up"});
     for (unsigned n = 0; n < count; ++n) {
       const auto ns = fmt::format("vdtu-{}-{}", tag, n);
@@ -53,6 +58,7 @@ NetworkNamespaces::NetworkNamespaces(const std::string& tag, unsigned count) : b
       names_.push_back(ns);
       addresses_.push_back(fmt::format("10.77.{}.{}", n / 250, n % 250 + 1));
       run_command({"ip", "link", "add", host_end, "type", "veth", "peer", "name", ns_end});
+      veths_.push_back(host_end);
       run_command({"ip", "link", "set", ns_end, "netns", ns});
       run_command({"ip", "link", "set", host_end, "master", bridge_});
       run_command({"ip", "link", "set", host_end, "up"});
@@ -62,22 +68,35 @@ NetworkNamespaces::NetworkNamespaces(const std::string& tag, unsigned count) : b
       run_command({"ip", "-n", ns, "link", "set", "lo", "up"});
     }
   } catch (...) {
-    tear_down();
+    remove();
     throw;
   }
 }
 
-NetworkNamespaces::~NetworkNamespaces() { tear_down(); }
+NetworkNamespaces::~NetworkNamespaces() { remove(); }
 
 std::vector<std::string> NetworkNamespaces::exec_prefix(unsigned n) const {
   return {"ip", "netns", "exec", name(n)};
 }
 
-void NetworkNamespaces::tear_down() noexcept {
-  // Deleting a namespace destroys its veth end and with it the host end.
-  for (const auto& ns : names_) run_quietly({"ip", "netns", "del", ns});
-  names_.clear();
-  run_quietly({"ip", "link", "del", bridge_});
+std::vector<std::string> NetworkNamespaces::remove() noexcept {
+  std::vector<std::string> left;
+  try {
+    // A namespace goes away in the background after `ip netns del`, and its
+    // veth ends with it; deleting our end first takes the pair at once.
+    for (const auto& veth : veths_) {
+      if (!run_quietly({"ip", "link", "del", veth})) left.push_back("veth " + veth);
+    }
+    veths_.clear();
+    for (const auto& ns : names_) {
+      if (!run_quietly({"ip", "netns", "del", ns})) left.push_back("network namespace " + ns);
+    }
+    names_.clear();
+    if (bridge_made_ && !run_quietly({"ip", "link", "del", bridge_})) left.push_back("bridge " + bridge_);
+    bridge_made_ = false;
+  } catch (...) {  // out of memory for the names: nothing more to do about it
+  }
+  return left;
 }
 
 }  // namespace vdtu::cluster

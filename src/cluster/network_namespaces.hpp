@@ -21,14 +21,21 @@ class NetworkNamespaces {
 
   [[nodiscard]] const std::string& name(unsigned n) const { return names_.at(n); }
   [[nodiscard]] const std::string& address(unsigned n) const { return addresses_.at(n); }
+  [[nodiscard]] const std::vector<std::string>& names() const { return names_; }
+  [[nodiscard]] const std::string& bridge() const { return bridge_; }
   // The command line prefix that runs a program inside namespace n.
   [[nodiscard]] std::vector<std::string> exec_prefix(unsigned n) const;
 
- private:
-  void tear_down() noexcept;
+  // Removes the veths, the namespaces and the bridge now;
+  // returns what could not be removed (empty when all went). The destructor
+  // does the same if this was not called.
+  std::vector<std::string> remove() noexcept;
 
+ private:
   std::string bridge_;
+  bool bridge_made_ = false;
   std::vector<std::string> names_;
+  std::vector<std::string> veths_;  // our ends
   std::vector<std::string> addresses_;
 };
 

@@ -51,8 +51,21 @@ LaunchedProcess ProcessLauncher::launch(const PeProgram& program, int control_so
   std::vector<std::string> args{program.path};
   args.insert(args.end(), program.args.begin(), program.args.end());
   auto argv = pointers(args);
+  // The node may block signals to read them from a signalfd (`vdtu node`);
+  // a PE starts with none blocked and the usual default actions.
+  posix_spawnattr_t attributes;
+  posix_spawnattr_init(&attributes);
+  sigset_t none;
+  sigset_t defaults;
+  sigemptyset(&none);
+  sigemptyset(&defaults);
+  for (int s : {SIGINT, SIGTERM, SIGHUP, SIGPIPE}) sigaddset(&defaults, s);
+  posix_spawnattr_setsigmask(&attributes, &none);
+  posix_spawnattr_setsigdefault(&attributes, &defaults);
+  posix_spawnattr_setflags(&attributes, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
   LaunchedProcess out;
-  const int rc = ::posix_spawn(&out.pid, program.path.c_str(), &actions, nullptr, argv.data(), envp.data());
+  const int rc = ::posix_spawn(&out.pid, program.path.c_str(), &actions, &attributes, argv.data(), envp.data());
+  posix_spawnattr_destroy(&attributes);
   posix_spawn_file_actions_destroy(&actions);
   if (rc != 0) throw std::system_error(rc, std::generic_category(), "cannot start " + program.path);
   out.pidfd = UniqueFd(static_cast<int>(::syscall(SYS_pidfd_open, out.pid, 0)));

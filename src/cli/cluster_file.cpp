@@ -75,10 +75,9 @@ ClusterKernel read_kernel(ConfigFile& file, const toml::table& table, const std:
   const auto* vpes = t.array("vpes", "[[program, arguments...], ...]");
   if (vpes == nullptr) {
     if (!t.has("vpes"))
-      t.mistake("vpes", "missing: a kernel needs VPEs, vpes = [[program, arguments...], ...]");
+      t.mistake("vpes", "missing: vpes = [[program, arguments...], ...] (or [] for a kernel without VPEs)");
     return kernel;
   }
-  if (vpes->empty()) t.mistake("vpes", "empty: a kernel needs at least one VPE");
   for (std::size_t i = 0; i < vpes->size(); ++i)
     kernel.vpes.push_back(read_vpe(file, *vpes->get(i), fmt::format("{} vpes[{}]", name, i)));
   return kernel;

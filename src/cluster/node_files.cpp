@@ -54,7 +54,6 @@ void check(const ClusterSpec& spec) {
     if (node.kernels.empty()) throw std::runtime_error(fmt::format("node {} has no kernel", n));
     std::size_t pes = 0;
     for (const auto& k : node.kernels) {
-      if (k.vpes.empty()) throw std::runtime_error(fmt::format("a kernel of node {} has no VPE", n));
       for (const auto& vpe : k.vpes) {
         if (vpe.empty() || vpe[0].empty())
           throw std::runtime_error(fmt::format("a VPE of node {} has no program", n));

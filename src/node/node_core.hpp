@@ -147,7 +147,7 @@ class NodeCore {
   NodeStats& counters() { return stats_; }
 
  private:
-  std::optional<std::uint32_t> free_slot() const;
+  [[nodiscard]] std::optional<std::uint32_t> free_slot() const;
   std::uint32_t prepare_slot(bool privileged);  // a free slot, reset, with fresh memory and channels
   void open_slot(std::uint32_t index, UniqueFd node_end);
   void retire_pe(std::uint32_t index);

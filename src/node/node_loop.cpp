@@ -95,7 +95,7 @@ bool NodeLoop::dispatch(std::uint64_t tag, std::uint32_t events) {
       if ((events & (EPOLLIN | EPOLLHUP | EPOLLERR)) != 0) core_->on_control(index);
       return true;
     case EventKind::kExit: core_->on_exit(index); return true;
-    case EventKind::kMemory: drain_eventfd(static_cast<int>(index)); return true;
+    case EventKind::kMemory:  // a channel's eventfd: the round serves what it announced
     case EventKind::kBridgeEvent: drain_eventfd(static_cast<int>(index)); return true;
     case EventKind::kBridgeSocket: return true;
     case EventKind::kLoop: drain_eventfd(wake_.get()); return true;

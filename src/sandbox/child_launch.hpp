@@ -17,7 +17,8 @@
 //  4. namespaces (user, network, IPC) while the child may still create them:
 //     in uid mode that needs root, which step 6 gives up;
 //  5. user-namespace mode: setgroups "deny", then the uid and gid maps
-//     (one line each: the node's ids map to themselves);
+//     (one line each: the node's ids map to themselves), dumpable just for
+//     these writes (see write_id_maps);
 //  6. uid mode: supplementary groups dropped, then gid, then uid (the order
 //     that still has the privilege for each);
 //  7. PR_SET_PDEATHSIG(SIGKILL), after the credential change that would

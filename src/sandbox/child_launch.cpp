@@ -1,17 +1,15 @@
 #include "sandbox/child_launch.hpp"
 
 #include <fcntl.h>
+#include <linux/sched.h>
 #include <linux/seccomp.h>
-#include <sched.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <csignal>
-#include <cstring>
 
-#include "sandbox/landlock_ruleset.hpp"
 #include "sandbox/seccomp_policy.hpp"
 
 namespace vdtu::sandbox {
@@ -100,10 +98,9 @@ int arrange_fds(const ChildPlan& plan) noexcept {
   return close_fds(parked_from, kLastFd);
 }
 
-int write_file(const char* path, const char* text) noexcept {
+int write_file(const char* path, const char* text, std::size_t length) noexcept {
   const long fd = ::syscall(SYS_openat, AT_FDCWD, path, O_WRONLY | O_CLOEXEC);
   if (fd < 0) return -errno;
-  const auto length = std::strlen(text);
   const long written = ::syscall(SYS_write, fd, text, length);
   const int error = written < 0 ? errno : 0;
   ::syscall(SYS_close, fd);
@@ -120,9 +117,10 @@ int write_id_maps(const ChildPlan& plan) noexcept {
   if (::syscall(SYS_prctl, PR_SET_DUMPABLE, 1, 0, 0, 0) != 0) return -errno;
   // Without CAP_SETGID in the parent namespace a gid map is accepted only
   // after setgroups is disabled for the namespace.
-  int rc = write_file("/proc/self/setgroups", "deny");
-  if (rc == 0) rc = write_file("/proc/self/uid_map", plan.uid_map);
-  if (rc == 0) rc = write_file("/proc/self/gid_map", plan.gid_map);
+  constexpr char kDeny[] = "deny";
+  int rc = write_file("/proc/self/setgroups", kDeny, sizeof(kDeny) - 1);
+  if (rc == 0) rc = write_file("/proc/self/uid_map", plan.uid_map, plan.uid_map_length);
+  if (rc == 0) rc = write_file("/proc/self/gid_map", plan.gid_map, plan.gid_map_length);
   if (::syscall(SYS_prctl, PR_SET_DUMPABLE, 0, 0, 0, 0) != 0 && rc == 0) rc = -errno;
   return rc;
 }
@@ -147,7 +145,6 @@ const char* step_name(ChildStep step) {
   switch (step) {
     case ChildStep::kSession: return "setsid";
     case ChildStep::kFds: return "arranging fds";
-    case ChildStep::kNamespaces: return "unshare (namespaces)";
     case ChildStep::kIdMaps: return "writing the user namespace's uid/gid maps";
     case ChildStep::kCredentials: return "setgroups/setresgid/setresuid";
     case ChildStep::kParentDeath: return "PR_SET_PDEATHSIG (or the node is gone)";
@@ -160,7 +157,9 @@ const char* step_name(ChildStep step) {
   return "unknown step";
 }
 
-void run_child(const ChildPlan& plan) noexcept {
+namespace {
+
+[[noreturn]] void run_child(const ChildPlan& plan) noexcept {
   int report = plan.report_fd;
   reset_signal_handlers();
   if (::syscall(SYS_setsid) < 0) fail(report, ChildStep::kSession, errno);
@@ -170,8 +169,6 @@ void run_child(const ChildPlan& plan) noexcept {
   const int program = plan.first_free_fd + kProgramSlot;
   const int ruleset = plan.ruleset_fd >= 0 ? plan.first_free_fd + kRulesetSlot : -1;
 
-  if (plan.unshare_flags != 0 && ::syscall(SYS_unshare, plan.unshare_flags) != 0)
-    fail(report, ChildStep::kNamespaces, errno);
   if (plan.uid_map != nullptr) {
     if (const int rc = write_id_maps(plan); rc != 0) fail(report, ChildStep::kIdMaps, -rc);
   }
@@ -188,7 +185,8 @@ void run_child(const ChildPlan& plan) noexcept {
   if (plan.no_new_privs && ::syscall(SYS_prctl, PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0)
     fail(report, ChildStep::kNoNewPrivs, errno);
   if (ruleset >= 0) {
-    if (const int rc = enter_landlock_domain(ruleset); rc != 0) fail(report, ChildStep::kLandlock, -rc);
+    // A new domain per call, even from the same ruleset: PEs are siblings.
+    if (::syscall(SYS_landlock_restrict_self, ruleset, 0) != 0) fail(report, ChildStep::kLandlock, errno);
     ::syscall(SYS_close, ruleset);
   }
   if (plan.filter != nullptr) {
@@ -199,6 +197,28 @@ void run_child(const ChildPlan& plan) noexcept {
   ::syscall(SYS_rt_sigprocmask, SIG_SETMASK, &empty_mask, nullptr, kKernelSigsetBytes);
   ::syscall(SYS_execveat, program, "", plan.argv, plan.envp, AT_EMPTY_PATH);
   fail(report, ChildStep::kExec, errno);
+}
+
+}  // namespace
+
+long start_child(const ChildPlan& plan, int* pidfd) noexcept {
+  clone_args args{};
+  args.flags = CLONE_PIDFD | plan.namespaces;
+  args.pidfd = reinterpret_cast<std::uintptr_t>(pidfd);
+  args.exit_signal = SIGCHLD;
+  const long pid = ::syscall(SYS_clone3, &args, sizeof(args));
+  if (pid == 0) run_child(plan);
+  return pid < 0 ? -errno : pid;
+}
+
+int try_user_namespace() noexcept {
+  const long pid = ::syscall(SYS_clone, CLONE_NEWUSER | SIGCHLD, nullptr, nullptr, nullptr, 0);
+  if (pid == 0) ::syscall(SYS_exit_group, 0);
+  if (pid < 0) return errno;
+  int status = 0;
+  while (::syscall(SYS_wait4, pid, &status, 0, nullptr) < 0 && errno == EINTR) {
+  }
+  return 0;
 }
 
 }  // namespace vdtu::sandbox

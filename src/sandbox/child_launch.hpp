@@ -1,36 +1,43 @@
 #pragma once
-// The forked child's half of starting a PE. The node is multithreaded, so
-// between fork and exec the child may only make async-signal-safe calls: no
-// allocation, no locks, no libseccomp, no stdio. Everything it needs is
-// prepared by the parent in a ChildPlan; the child makes raw system calls
-// (not the libc wrappers, which sanitizer runtimes intercept) and reports a
-// failure as a ChildFailure on a pipe that exec closes.
+// Creating a PE's process and its half of starting the program. The node is
+// multithreaded, so between clone and exec the child may only make
+// async-signal-safe calls: no allocation, no locks, no libseccomp, no stdio.
+// Everything it needs is prepared by the parent in a ChildPlan; the child
+// makes raw system calls and reports a failure as a ChildFailure on a pipe
+// that exec closes.
 //
-// Order, and why:
+// The child comes from clone3, not fork(): clone3 creates the namespaces
+// with the process (a multithreaded process cannot unshare into a new user
+// namespace, and sanitizer runtimes start a thread in a fork()ed child) and
+// returns the pidfd with the pid, so no window exists in which the pid could
+// name another process. This file is compiled without sanitizer
+// instrumentation, and the child calls nothing a sanitizer intercepts, as
+// the runtime's locks may be held by threads the child does not have.
+//
+// Order in the child, and why:
 //  1. signal handlers back to default (the parent blocked every signal
-//     around fork, so none of the node's handlers runs in the child);
+//     around clone, so none of the node's handlers runs in the child);
 //  2. setsid: own session and process group, no controlling terminal (so no
 //     TIOCSTI into the node's shell, no signals from its terminal), and one
 //     group id naming everything the PE will start;
 //  3. fds: the passed ones moved to their numbers, all others closed
 //     (close_range), before anything else can go wrong while holding them;
-//  4. namespaces (user, network, IPC) while the child may still create them:
-//     in uid mode that needs root, which step 6 gives up;
-//  5. user-namespace mode: setgroups "deny", then the uid and gid maps
-//     (one line each: the node's ids map to themselves), dumpable just for
-//     these writes (see write_id_maps);
-//  6. uid mode: supplementary groups dropped, then gid, then uid (the order
+//  4. user-namespace mode (the namespaces themselves came with clone3):
+//     setgroups "deny", then the uid and gid maps (one line each: the node's
+//     ids map to themselves), dumpable just for these writes (see
+//     write_id_maps);
+//  5. uid mode: supplementary groups dropped, then gid, then uid (the order
 //     that still has the privilege for each);
-//  7. PR_SET_PDEATHSIG(SIGKILL), after the credential change that would
+//  6. PR_SET_PDEATHSIG(SIGKILL), after the credential change that would
 //     clear it, then a check that the parent is still the node (it may have
 //     died before the signal was armed);
-//  8. chdir, as the PE's own uid, so its permissions decide;
-//  9. no_new_privs, which Landlock and unprivileged seccomp require and which
+//  7. chdir, as the PE's own uid, so its permissions decide;
+//  8. no_new_privs, which Landlock and unprivileged seccomp require and which
 //     keeps setuid and file-capability programs from giving privilege back;
-// 10. Landlock: a new domain of its own;
-// 11. seccomp, last before exec, so that none of the steps above has to be
+//  9. Landlock: a new domain of its own;
+// 10. seccomp, last before exec, so that none of the steps above has to be
 //     allowed by it; the pid placeholder patched with the child's pid first;
-// 12. signal mask emptied, execveat(program fd, "", AT_EMPTY_PATH).
+// 11. signal mask emptied, execveat(program fd, "", AT_EMPTY_PATH).
 
 #include <linux/filter.h>
 #include <sys/types.h>
@@ -45,7 +52,6 @@ namespace vdtu::sandbox {
 enum class ChildStep : std::int32_t {
   kSession,
   kFds,
-  kNamespaces,
   kIdMaps,
   kCredentials,
   kParentDeath,
@@ -76,9 +82,11 @@ struct ChildPlan {
   int* scratch = nullptr;  // fd_count ints for the child's own use
   int first_free_fd = 0;
 
-  int unshare_flags = 0;
+  std::uint64_t namespaces = 0;   // CLONE_NEW* flags for clone3
   const char* uid_map = nullptr;  // user-namespace mode: "<uid> <uid> 1\n"
+  std::size_t uid_map_length = 0;
   const char* gid_map = nullptr;
+  std::size_t gid_map_length = 0;
   bool change_ids = false;  // uid mode
   uid_t uid = 0;
   gid_t gid = 0;
@@ -91,7 +99,12 @@ struct ChildPlan {
   std::size_t self_site_count = 0;
 };
 
-// Never returns: execs the program or exits with 127 after reporting.
-[[noreturn]] void run_child(const ChildPlan& plan) noexcept;
+// Creates the child and returns its pid, with its pidfd in *pidfd, or
+// -errno. The child execs the program or exits with 127 after reporting on
+// plan.report_fd. Call with every signal blocked.
+long start_child(const ChildPlan& plan, int* pidfd) noexcept;
+
+// Whether this process may create a user namespace: 0 or the errno of trying.
+int try_user_namespace() noexcept;
 
 }  // namespace vdtu::sandbox

@@ -72,8 +72,4 @@ UniqueFd make_pe_ruleset(int abi, const std::vector<std::string>& writable_paths
   return ruleset;
 }
 
-int enter_landlock_domain(int ruleset) noexcept {
-  return ::syscall(SYS_landlock_restrict_self, ruleset, 0) == 0 ? 0 : -errno;
-}
-
 }  // namespace vdtu::sandbox

@@ -20,13 +20,10 @@ namespace vdtu::sandbox {
 // disabled.
 int landlock_abi();
 
-// A ruleset for PEs, made once in the node; each PE applies it after fork
-// with landlock_restrict_self, which creates a new domain per call, so PEs
-// end up in sibling domains. Throws if a path cannot be opened.
+// A ruleset for PEs, made once in the node; each PE applies it before exec
+// with landlock_restrict_self (child_launch.cpp), which creates a new domain
+// per call, so PEs end up in sibling domains. Throws if a path cannot be
+// opened.
 UniqueFd make_pe_ruleset(int abi, const std::vector<std::string>& writable_paths);
-
-// Async-signal-safe: puts the calling process into a new domain made from
-// `ruleset`. Needs no_new_privs (or CAP_SYS_ADMIN). Returns 0 or -errno.
-int enter_landlock_domain(int ruleset) noexcept;
 
 }  // namespace vdtu::sandbox

@@ -1,7 +1,7 @@
 #include "sandbox/pe_sandbox.hpp"
 
 #include <fcntl.h>
-#include <sched.h>
+#include <linux/sched.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -28,30 +28,41 @@ constexpr int kStdioFds = 3;
   throw std::system_error(error, std::generic_category(), what);
 }
 
-int wait_for(pid_t pid) {
-  int status = 0;
-  while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+void reap(pid_t pid) {
+  while (::waitpid(pid, nullptr, 0) < 0 && errno == EINTR) {
   }
-  return status;
 }
+
+// No handler of the node may run in a child before it resets them all.
+class AllSignalsBlocked {
+ public:
+  AllSignalsBlocked() {
+    sigset_t all{};
+    ::sigfillset(&all);
+    ::pthread_sigmask(SIG_SETMASK, &all, &previous_);
+  }
+  AllSignalsBlocked(const AllSignalsBlocked&) = delete;
+  AllSignalsBlocked& operator=(const AllSignalsBlocked&) = delete;
+  ~AllSignalsBlocked() { ::pthread_sigmask(SIG_SETMASK, &previous_, nullptr); }
+
+ private:
+  sigset_t previous_{};
+};
 
 // Unprivileged user namespaces can be switched off (user.max_user_namespaces,
 // Debian's kernel.unprivileged_userns_clone, AppArmor): find out at node
 // start, not at the first PE.
 void require_user_namespaces() {
-  const pid_t pid = ::fork();
-  if (pid < 0) throw_errno(errno, "fork");
-  if (pid == 0) {
-    const long rc = ::syscall(SYS_unshare, CLONE_NEWUSER);
-    ::_exit(rc == 0 ? 0 : (errno & 0x7f));
+  int error = 0;
+  {
+    const AllSignalsBlocked blocked;
+    error = try_user_namespace();
   }
-  const int status = wait_for(pid);
-  const int error = WIFEXITED(status) ? WEXITSTATUS(status) : EIO;
   if (error != 0) {
-    throw std::runtime_error(std::string("sandbox \"userns\": this user cannot create user namespaces (") +
+    throw std::runtime_error(R"(sandbox "userns": this user cannot create user namespaces ()" +
                              std::generic_category().message(error) +
                              "); check user.max_user_namespaces, kernel.unprivileged_userns_clone "
-                             "or AppArmor's userns restriction, or run the node as root (sandbox \"uid\")");
+                             R"(or AppArmor's userns restriction, or run the node as root (sandbox "uid"))");
   }
 }
 
@@ -238,7 +249,7 @@ SpawnedProcess Sandbox::spawn(const SpawnRequest& request) const {
   plan.node_pid = ::getpid();
   plan.working_directory = p.config.working_directory.c_str();
   if (mode != SandboxMode::kNone) {
-    plan.unshare_flags = CLONE_NEWIPC | (p.config.isolate_network ? CLONE_NEWNET : 0);
+    plan.namespaces = CLONE_NEWIPC | (p.config.isolate_network ? CLONE_NEWNET : 0);
     plan.no_new_privs = true;
     plan.filter = filter.data();
     plan.filter_length = static_cast<std::uint16_t>(filter.size());
@@ -250,22 +261,26 @@ SpawnedProcess Sandbox::spawn(const SpawnRequest& request) const {
     plan.uid = uid;
     plan.gid = static_cast<gid_t>(uid);
   } else if (mode == SandboxMode::kUserNamespace) {
-    plan.unshare_flags |= CLONE_NEWUSER;
+    plan.namespaces |= CLONE_NEWUSER;
     plan.uid_map = p.uid_map.c_str();
+    plan.uid_map_length = p.uid_map.size();
     plan.gid_map = p.gid_map.c_str();
+    plan.gid_map_length = p.gid_map.size();
   }
 
-  // No handler of the node may run in the child before it resets them all.
-  sigset_t all{};
-  sigset_t previous{};
-  ::sigfillset(&all);
-  ::pthread_sigmask(SIG_SETMASK, &all, &previous);
-  const pid_t pid = ::fork();
-  if (pid == 0) run_child(plan);
-  const int fork_error = errno;
-  ::pthread_sigmask(SIG_SETMASK, &previous, nullptr);
+  int pidfd_number = -1;
+  long started = 0;
+  {
+    const AllSignalsBlocked blocked;
+    started = start_child(plan, &pidfd_number);
+  }
   report_write.reset();
-  if (pid < 0) throw_errno(fork_error, "cannot start " + request.program + ": fork");
+  if (started < 0) {
+    throw_errno(static_cast<int>(-started),
+                "cannot start " + request.program + ": clone3 (process and namespaces)");
+  }
+  const auto pid = static_cast<pid_t>(started);
+  UniqueFd pidfd(pidfd_number);
 
   ChildFailure failure{};
   ssize_t n = 0;
@@ -273,18 +288,9 @@ SpawnedProcess Sandbox::spawn(const SpawnRequest& request) const {
     n = ::read(report_read.get(), &failure, sizeof(failure));
   } while (n < 0 && errno == EINTR);
   if (n != 0) {
-    wait_for(pid);
+    reap(pid);
     if (n != static_cast<ssize_t>(sizeof(failure))) throw_errno(EPROTO, "cannot start " + request.program);
     throw_errno(failure.error, "cannot start " + request.program + ": " + step_name(failure.step));
-  }
-  // Only this process reaps its children, so the pid still names the PE (at
-  // worst as a zombie) and pidfd_open cannot pick up a stranger.
-  UniqueFd pidfd(static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)));
-  if (!pidfd) {
-    const int error = errno;
-    ::kill(pid, SIGKILL);
-    wait_for(pid);
-    throw_errno(error, "cannot start " + request.program + ": pidfd_open");
   }
   return {pid, std::move(pidfd)};
 }

@@ -183,6 +183,7 @@ void proc_attempts(Report& report, const Target& t) {
   std::vector<std::string> fds;
   report.record("proc_fd_list", t, list_dir(proc(t.pid, "fd"), fds));
   report.record("proc_fd_open", t, open_every_fd(proc(t.pid, "fd"), fds));
+  report.record("proc_fdinfo_open", t, open_every_fd(proc(t.pid, "fdinfo"), fds));
   std::vector<std::string> maps;
   report.record("proc_map_files_list", t, list_dir(proc(t.pid, "map_files"), maps));
   if (!maps.empty()) report.record("proc_map_files_open", t, open_every_fd(proc(t.pid, "map_files"), maps));
@@ -401,7 +402,11 @@ int run(int argc, char** argv) {
   }
   report.record("kill_all", {"all", -1}, from_rc(::kill(-1, SIGKILL)));
   escape_attempts(report);
-  node_surface_attempts(report, targets.front(), udp_port, abstract, node_dir);
+  node_surface_attempts(report, {"node", node_pid}, udp_port, abstract, node_dir);
+  // Started as a PE of a real node ($VDTU_CONTROL_FD set), attempts on what
+  // the node handed this PE go here: e.g. writing the epoch and doorbell words
+  // of the pages it maps, through vdtu::Dtu::from_environment() (link
+  // vdtu_dtu), each recorded with report.record() like the ones above.
   return report.finish();
 }
 

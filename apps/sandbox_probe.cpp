@@ -5,7 +5,8 @@
 //                          seccomp, dumpable, cwd, open fds, namespaces, session
 //   denied                 calls the filter must answer with an errno (not a
 //                          kill); one line each, exit 0 if all answered so
-//   allowed --memfd FD     own signals, threads, fork, rlimits, and a passed
+//   allowed --memfd FD [--undumpable]
+//                          own signals, threads, fork, rlimits, and a passed
 //                          memfd mapped and written; exit 0 if all worked
 //   abort                  abort(): dies of its own SIGABRT
 //   write PATH             tries to create PATH; prints the errno
@@ -27,6 +28,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
 #include <atomic>
 #include <cerrno>
@@ -240,6 +242,9 @@ int main(int argc, char** argv) {
   if (role == "identity") return identity();
   if (role == "denied") return denied();
   if (role == "allowed") {
+    // As the PE library makes every PE (sanitizer runtimes must cope with it).
+    if (std::find(args.begin(), args.end(), "--undumpable") != args.end())
+      ::prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
     const int memfd = args.size() > 2 && args[1] == "--memfd" ? std::atoi(std::string(args[2]).c_str()) : -1;
     return allowed(memfd);
   }

@@ -215,6 +215,7 @@ std::vector<Attempt> parse_attempts(const std::string& text) {
 // Every attempt the hostile program makes against each process it targets.
 const std::vector<std::string> kProcessAttempts = {"proc_fd_list",
                                                    "proc_fd_open",
+                                                   "proc_fdinfo_open",
                                                    "proc_map_files_list",
                                                    "proc_mem",
                                                    "proc_environ",
@@ -625,7 +626,7 @@ TEST_F(SandboxTest, UserNamespaceModeDeniedCallsAnswerEperm) {
 
 void expect_allowed_behaviour_works(const Sandbox& sandbox, const std::string& program) {
   Secret shared("from-the-node");
-  Pe pe(sandbox, program, {"allowed", "--memfd", "3"}, 0, {{shared.fd.get(), 3}});
+  Pe pe(sandbox, program, {"allowed", "--memfd", "3", "--undumpable"}, 0, {{shared.fd.get(), 3}});
   const auto output = pe.output();
   EXPECT_EQ(pe.wait(), 0) << output;
   expect_all_checks_ok(output);

@@ -8,6 +8,7 @@
 #include <grp.h>
 #include <gtest/gtest.h>
 #include <poll.h>
+#include <sched.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -43,9 +44,11 @@ constexpr auto kTimeout = 120s;  // generous: a loaded 2-core machine, sanitizer
 
 bool is_root() { return ::geteuid() == 0; }
 
-// A uid no account and no PE of this test uses: the last of this process's
-// own default range, whose slots 0 and 1 the uid-mode tests use.
+// The uid of the node in user-namespace tests: this process's own when it is
+// not root; as root, one no account and no PE of this test uses (the last of
+// this process's default range, whose slots 0 and 1 the uid-mode tests use).
 uid_t unprivileged_node_uid() {
+  if (!is_root()) return ::geteuid();
   return UidRange::for_node_pid(::getpid()).uid_of_slot(UidRange::kSlotsPerNode - 1);
 }
 
@@ -387,8 +390,9 @@ void expect_nothing_reached(const HostileRun& run) {
   EXPECT_EQ(run.intrusions, "");
 }
 
-// Runs `body` in a child that gave up root for `uid` (an ordinary user's
-// node); returns what the body wrote to the fd it is given, and its exit code.
+// Runs `body` in a child that gave up root for `uid` if it had it (an
+// ordinary user's node); returns what the body wrote to the fd it is given,
+// and its exit code.
 template <class Body>
 std::pair<int, std::string> as_unprivileged_node(uid_t uid, Body body) {
   Pipe out;
@@ -397,7 +401,8 @@ std::pair<int, std::string> as_unprivileged_node(uid_t uid, Body body) {
     out.read_end.reset();
     int code = 99;
     try {
-      if (::setgroups(0, nullptr) != 0 || ::setresgid(uid, uid, uid) != 0 || ::setresuid(uid, uid, uid) != 0)
+      if (is_root() && (::setgroups(0, nullptr) != 0 || ::setresgid(uid, uid, uid) != 0 ||
+                        ::setresuid(uid, uid, uid) != 0))
         throw std::system_error(errno, std::generic_category(), "dropping root");
       harden_process();
       code = body(out.write_end.get());
@@ -412,6 +417,20 @@ std::pair<int, std::string> as_unprivileged_node(uid_t uid, Body body) {
   int status = 0;
   ::waitpid(child, &status, 0);
   return {WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status), text};
+}
+
+// Whether an unprivileged node could create user namespaces on this host.
+bool user_namespaces_available() {
+  const auto [code, text] = as_unprivileged_node(unprivileged_node_uid(), [](int) {
+    // clone, not unshare: unshare refuses a process with threads, and
+    // sanitizer runtimes start one in a forked child.
+    const long pid = ::syscall(SYS_clone, CLONE_NEWUSER | SIGCHLD, nullptr, nullptr, nullptr, 0);
+    if (pid == 0) ::_exit(0);
+    if (pid < 0) return 1;
+    ::waitpid(static_cast<pid_t>(pid), nullptr, 0);
+    return 0;
+  });
+  return code == 0;
 }
 
 void write_text(int fd, const std::string& text) {
@@ -447,7 +466,8 @@ HostileRun parse_run(const std::string& text) {
 // The hostile run in user-namespace mode, by an unprivileged node.
 HostileRun run_hostile_unprivileged(const SandboxConfig& config, bool victim_undumpable) {
   const uid_t uid = unprivileged_node_uid();
-  const ScratchDir home("sandbox-user", VDTU_TEST_SCRATCH_DIR, uid);  // the node user's own files
+  const ScratchDir home("sandbox-user", VDTU_TEST_SCRATCH_DIR,  // the node user's own files
+                        is_root() ? std::optional<uid_t>(uid) : std::nullopt);
   const auto [code, text] = as_unprivileged_node(uid, [&](int out) {
     const Sandbox sandbox(config);
     write_text(out, describe_run(run_hostile(sandbox, victim_undumpable, home.path())));
@@ -491,7 +511,7 @@ TEST_F(SandboxTest, UidModeHostilePeReachesNeitherNodeNorVictim) {
 }
 
 TEST_F(SandboxTest, UserNamespaceModeHostilePeReachesNeitherNodeNorVictim) {
-  if (!is_root()) GTEST_SKIP() << "the test needs root to become an unprivileged node";
+  if (!user_namespaces_available()) GTEST_SKIP() << "no user namespaces for an unprivileged node here";
   const auto run = run_hostile_unprivileged(userns_mode(), /*victim_undumpable=*/true);
   expect_denied(parse_attempts(run.hostile_output));
   EXPECT_EQ(run.hostile_exit, 0) << run.hostile_output;
@@ -502,7 +522,7 @@ TEST_F(SandboxTest, UserNamespaceModeHostilePeReachesNeitherNodeNorVictim) {
 // library's start): Landlock's domains keep its fds, memory and signals out of
 // reach; only the numbers of its open fds can be listed.
 TEST_F(SandboxTest, UserNamespaceModeLandlockCoversTheStartWindow) {
-  if (!is_root()) GTEST_SKIP() << "the test needs root to become an unprivileged node";
+  if (!user_namespaces_available()) GTEST_SKIP() << "no user namespaces for an unprivileged node here";
   const auto run = run_hostile_unprivileged(userns_mode(), /*victim_undumpable=*/false);
   expect_denied(parse_attempts(run.hostile_output), {"proc_fd_list@victim"});
   expect_nothing_reached(run);
@@ -565,7 +585,7 @@ TEST_F(SandboxTest, UidModeGivesEachPeItsOwnIdsAndNothingElse) {
 }
 
 TEST_F(SandboxTest, UserNamespaceModeRunsPesInTheirOwnNamespace) {
-  if (!is_root()) GTEST_SKIP() << "the test needs root to become an unprivileged node";
+  if (!user_namespaces_available()) GTEST_SKIP() << "no user namespaces for an unprivileged node here";
   const uid_t uid = unprivileged_node_uid();
   const auto config = userns_mode();
   const auto [code, text] = as_unprivileged_node(uid, [&](int out) {
@@ -610,7 +630,7 @@ TEST_F(SandboxTest, DeniedCallsAnswerEpermAndThePeLivesOn) {
 }
 
 TEST_F(SandboxTest, UserNamespaceModeDeniedCallsAnswerEperm) {
-  if (!is_root()) GTEST_SKIP() << "the test needs root to become an unprivileged node";
+  if (!user_namespaces_available()) GTEST_SKIP() << "no user namespaces for an unprivileged node here";
   const auto config = userns_mode();
   const auto [code, text] = as_unprivileged_node(unprivileged_node_uid(), [&](int out) {
     const Sandbox sandbox(config);

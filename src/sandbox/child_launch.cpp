@@ -54,8 +54,9 @@ int close_fds(int first, unsigned last) noexcept {
 }
 
 // Moves the passed fds to their numbers and the child's own to fixed numbers
-// above them; closes everything else. Returns 0 or -errno.
-int arrange_fds(const ChildPlan& plan) noexcept {
+// above them; closes everything else. Returns 0 or -errno; *report follows
+// the report pipe as it moves, for reporting a failure on the way.
+int arrange_fds(const ChildPlan& plan, int* report) noexcept {
   const int parked_from = plan.first_free_fd + kInternalFds;
   // Park a CLOEXEC copy of everything above the final numbers first, so no
   // move below overwrites a source still needed.
@@ -72,6 +73,7 @@ int arrange_fds(const ChildPlan& plan) noexcept {
     if (fd < 0) return -errno;
     parked_internal[k] = static_cast<int>(fd);
   }
+  *report = parked_internal[kReportSlot];
   for (std::size_t i = 0; i < plan.fd_count; ++i) {
     // dup3 without O_CLOEXEC: these are the fds the program inherits.
     if (::syscall(SYS_dup3, plan.scratch[i], plan.fds[i].target, 0) < 0) return -errno;
@@ -164,7 +166,7 @@ namespace {
   reset_signal_handlers();
   if (::syscall(SYS_setsid) < 0) fail(report, ChildStep::kSession, errno);
 
-  if (const int rc = arrange_fds(plan); rc != 0) fail(report, ChildStep::kFds, -rc);
+  if (const int rc = arrange_fds(plan, &report); rc != 0) fail(report, ChildStep::kFds, -rc);
   report = plan.first_free_fd + kReportSlot;
   const int program = plan.first_free_fd + kProgramSlot;
   const int ruleset = plan.ruleset_fd >= 0 ? plan.first_free_fd + kRulesetSlot : -1;

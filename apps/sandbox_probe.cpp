@@ -10,6 +10,7 @@
 //                          memfd mapped and written; exit 0 if all worked
 //   abort                  abort(): dies of its own SIGABRT
 //   write PATH             tries to create PATH; prints the errno
+//   read FD...             prints "fdN=<text>" from the start of each fd
 //   orphan                 starts a child that tries to leave the process
 //                          group, then waits forever; prints its pid and errnos
 #include <dirent.h>
@@ -217,6 +218,16 @@ int write_file(const char* path) {
   return 0;
 }
 
+int read_fds(const std::vector<std::string_view>& fds) {
+  for (const auto fd_text : fds) {
+    const int fd = std::atoi(std::string(fd_text).c_str());
+    std::array<char, 64> buffer{};
+    const auto n = ::pread(fd, buffer.data(), buffer.size() - 1, 0);
+    fmt::print("fd{}={}\n", fd, n < 0 ? "error:" + errno_name(errno) : std::string(buffer.data()));
+  }
+  return 0;
+}
+
 int orphan() {
   std::array<int, 2> report{};
   if (::pipe(report.data()) != 0) return 2;
@@ -250,8 +261,10 @@ int main(int argc, char** argv) {
   }
   if (role == "abort") std::abort();
   if (role == "orphan") return orphan();
+  if (role == "read") return read_fds({args.begin() + 1, args.end()});
   if (role == "write" && args.size() > 1) return write_file(std::string(args[1]).c_str());
   fmt::print(stderr,
-             "sandbox_probe: unknown role (victim, identity, denied, allowed, abort, write PATH, orphan)\n");
+             "sandbox_probe: unknown role (victim, identity, denied, allowed, abort, write PATH, read FD..., "
+             "orphan)\n");
   return 64;
 }

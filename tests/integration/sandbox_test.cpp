@@ -584,6 +584,29 @@ TEST_F(SandboxTest, UidModeGivesEachPeItsOwnIdsAndNothingElse) {
   EXPECT_EQ(a.at("userns"), own("user"));
 }
 
+// Sources and targets that cross (fd 40 becomes 41 and 41 becomes 40), next
+// to the numbers the child uses for itself: each arrives where asked.
+TEST_F(SandboxTest, PassedFdsArriveUnderTheirNumbers) {
+  if (!is_root()) GTEST_SKIP() << "uid mode needs root";
+  const Secret first("first");
+  const Secret second("second");
+  const UniqueFd a(::fcntl(first.fd.get(), F_DUPFD_CLOEXEC, 40));
+  const UniqueFd b(::fcntl(second.fd.get(), F_DUPFD_CLOEXEC, 41));
+  ASSERT_EQ(a.get(), 40);
+  ASSERT_EQ(b.get(), 41);
+  const Sandbox sandbox(uid_mode());
+  Pe pe(sandbox, VDTU_SANDBOX_PROBE_PATH, {"read", "40", "41", "5"}, 0,
+        {{a.get(), 41}, {b.get(), 40}, {a.get(), 5}});
+  const auto values = key_values(pe.output());
+  EXPECT_EQ(pe.wait(), 0);
+  EXPECT_EQ(values.at("fd41"), "first");
+  EXPECT_EQ(values.at("fd40"), "second");
+  EXPECT_EQ(values.at("fd5"), "first");
+  Pe identity(sandbox, VDTU_SANDBOX_PROBE_PATH, {"identity"}, 0, {{a.get(), 41}, {b.get(), 40}});
+  EXPECT_EQ(key_values(identity.output()).at("fds"), "0,1,2,40,41");
+  EXPECT_EQ(identity.wait(), 0);
+}
+
 TEST_F(SandboxTest, UserNamespaceModeRunsPesInTheirOwnNamespace) {
   if (!user_namespaces_available()) GTEST_SKIP() << "no user namespaces for an unprivileged node here";
   const uid_t uid = unprivileged_node_uid();

@@ -7,6 +7,7 @@ packages=(
   libgtest-dev                                                            # tests
   libcli11-dev libfmt-dev libtomlplusplus-dev                            # command line, output, config files
   libsodium-dev pkg-config                                                # bridge datagram encryption
+  libseccomp-dev                                                          # the PE sandbox's seccomp filter
   iproute2                                                                # network namespaces for cluster tests
 )
 

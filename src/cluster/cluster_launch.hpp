@@ -18,6 +18,10 @@ struct ClusterKernel {
 
 struct ClusterNode {
   std::vector<ClusterKernel> kernels;
+  // The node's PE sandbox ("uid", "userns", "none"); empty: the node's
+  // default. "none" only for a test PE that must reach its own node (one
+  // that kills it on purpose): it is insecure.
+  std::string sandbox;
 };
 
 inline constexpr std::size_t kMaxNodes = 64;

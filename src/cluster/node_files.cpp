@@ -108,6 +108,7 @@ std::string node_file(const NodeFileInputs& in, unsigned n) {
                                 : fmt::format("cluster_key = \"{}\"\n", in.cluster_key);
   }
   if (in.inherited_sockets) f += fmt::format("bridge_fd = {}\n", kInheritedSocketFd);
+  if (!spec.nodes[n].sandbox.empty()) f += fmt::format("sandbox = {}\n", quoted(spec.nodes[n].sandbox));
   if (spec.loss > 0 || spec.duplicate > 0 || spec.reorder > 0) {
     f += fmt::format("\n[faults]\nloss = {}\nduplicate = {}\nreorder = {}\nseed = {}\n", spec.loss,
                      spec.duplicate, spec.reorder, n + 1);

@@ -9,6 +9,7 @@
 
 #include "bridge/datagram_seal.hpp"
 #include "bridge/fault_injector.hpp"
+#include "sandbox/pe_sandbox.hpp"
 #include "vdtu/dtu_types.hpp"
 
 namespace vdtu::dtu {
@@ -37,6 +38,9 @@ struct NodeConfig {
   bridge::FaultRates faults;                      // injected on our outgoing datagrams
   std::optional<bridge::ClusterKey> cluster_key;  // every datagram sealed and checked with it
   std::chrono::milliseconds peer_timeout{3000};   // silence after which a peer counts as gone
+  // How PE programs are confined (docs/SECURITY.md): by default their own uid
+  // per slot when the node is root, a user namespace each otherwise.
+  sandbox::SandboxConfig sandbox;
 };
 
 struct PeProgram {

@@ -4,7 +4,6 @@
 
 #include <fcntl.h>
 #include <fmt/core.h>
-#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 
@@ -16,7 +15,9 @@
 #include <stdexcept>
 #include <system_error>
 
+#include "common/process_hardening.hpp"
 #include "common/sealed_memfd.hpp"
+#include "sandbox/pe_sandbox.hpp"
 #include "node_bridge.hpp"
 #include "protocol/fd_socket.hpp"
 
@@ -34,16 +35,6 @@ constexpr int kSocketBuffer = 4 << 20;  // room for many updates before a slow P
 
 [[noreturn]] void throw_errno(const char* what) {
   throw std::system_error(errno, std::generic_category(), what);
-}
-
-// Channels and fds add up: a receive endpoint alone takes up to 512 channels.
-void raise_fd_limit() {
-  rlimit limit{};
-  if (::getrlimit(RLIMIT_NOFILE, &limit) != 0 || limit.rlim_cur >= limit.rlim_max) return;
-  limit.rlim_cur = limit.rlim_max;
-  if (::setrlimit(RLIMIT_NOFILE, &limit) != 0) {
-    fmt::print(stderr, "vdtu node: cannot raise the open-file limit to {}\n", limit.rlim_max);
-  }
 }
 
 void check(const NodeConfig& config) {
@@ -79,7 +70,7 @@ std::uint32_t channel_slots(std::uint32_t credits, std::uint32_t receive_slots) 
 NodeCore::NodeCore(NodeConfig config, EventWatcher& watcher, PeLauncher& launcher)
     : config_(std::move(config)), watcher_(watcher), launcher_(launcher) {
   check(config_);
-  raise_fd_limit();
+  harden_process();  // non-dumpable: no PE reaches the node through /proc; more fds
   pes_.resize(config_.pe_count);
   global_memory_fd_ = make_sealed_memfd("vdtu-global-memory", config_.global_memory_bytes);
   global_memory_ = MappedRegion(global_memory_fd_.get(), config_.global_memory_bytes);
@@ -248,6 +239,8 @@ void NodeCore::on_control(std::uint32_t index) {
 void NodeCore::on_exit(std::uint32_t index) {
   auto& p = pes_[index];
   if (!p.alive || p.pid <= 0) return;
+  // What the PE started ends with it; its group id cannot be reused before we reap it.
+  sandbox::Sandbox::kill_process_group(p.pid);
   int status = 0;
   if (::waitpid(p.pid, &status, WNOHANG) != p.pid) return;
   p.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);

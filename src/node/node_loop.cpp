@@ -28,7 +28,7 @@ NodeLoop::NodeLoop(const NodeConfig& config)
     : epoll_(::epoll_create1(EPOLL_CLOEXEC)), wake_(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) {
   if (!epoll_ || !wake_) throw std::system_error(errno, std::generic_category(), "epoll/eventfd");
   watch(wake_.get(), event_tag(EventKind::kLoop, 0), false);
-  owned_launcher_ = std::make_unique<ProcessLauncher>();
+  owned_launcher_ = std::make_unique<SandboxLauncher>(config.sandbox);
   launcher_ = owned_launcher_.get();
   core_ = std::make_unique<NodeCore>(config, *this, *launcher_);
   thread_ = std::thread([this] { run(); });

@@ -22,10 +22,18 @@ class PeLauncher {
   virtual LaunchedProcess launch(const PeProgram& program, int control_socket, std::uint32_t pe_index) = 0;
 };
 
-// Launches plain child processes of the node.
-class ProcessLauncher final : public PeLauncher {
+// Launches each PE confined by the node's sandbox (src/sandbox): a PE
+// reaches only the fds it was handed. The node's event-loop thread must be
+// the one that launches (a PE dies when that thread ends).
+class SandboxLauncher final : public PeLauncher {
  public:
+  // Throws what sandbox::Sandbox throws for a mode this host cannot give.
+  explicit SandboxLauncher(const sandbox::SandboxConfig& config);
   LaunchedProcess launch(const PeProgram& program, int control_socket, std::uint32_t pe_index) override;
+  [[nodiscard]] std::string describe() const { return sandbox_.describe(); }
+
+ private:
+  sandbox::Sandbox sandbox_;
 };
 
 // Refuses every launch (for logic driven without processes).

@@ -13,6 +13,7 @@
 #include <utility>
 
 #include "channel/spin_then_sleep.hpp"
+#include "common/process_hardening.hpp"
 #include "pe_endpoints.hpp"
 #include "protocol/fd_socket.hpp"
 #include "protocol/pe_page.hpp"
@@ -644,6 +645,9 @@ std::unique_ptr<Dtu> Dtu::from_environment() {
   const char* value = std::getenv(kControlFdVariable);  // NOLINT(concurrency-mt-unsafe): read once at start
   if (value == nullptr)
     throw std::runtime_error("VDTU_CONTROL_FD is not set: start this program with vdtu node");
+  // Non-dumpable at once (the sandbox's Landlock domain covers the moments
+  // before this), and room for the fds of many channels.
+  harden_process();
   die_with_node();
   return std::make_unique<Dtu>(UniqueFd(std::atoi(value)));
 }

@@ -21,6 +21,8 @@ ClusterResult run_chain(const std::string& how) {
   spec.timeout_seconds = 60;
   spec.nodes = {{{ClusterKernel{{{VDTU_KERNEL_TEST_VPE_PATH, "spanning-revoker", "holder", how}}}}},
                 {{ClusterKernel{{{VDTU_KERNEL_TEST_VPE_PATH, "doomed-holder", "holder", how}}}}}};
+  // The doomed holder kills its own node: only possible without the sandbox.
+  if (how == "kill") spec.nodes[1].sandbox = "none";
   return run_cluster(spec);
 }
 

@@ -2,6 +2,7 @@
 // Samples that benchmark PEs write as "metric value" lines into a file in a
 // private temporary directory, read back by the suite that started them.
 
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cstdlib>
@@ -31,13 +32,17 @@ inline std::map<std::string, std::vector<double>> read_samples(const std::string
   return out;
 }
 
-// A directory of its own under /tmp, removed with what is in it.
+// A directory of its own under /tmp, removed with what is in it. The
+// benchmark PEs run sandboxed under uids of their own: they may create their
+// sample files in it (write and search for everyone), but nobody but us can
+// list it. Landlock lets PEs write beneath /tmp.
 class SampleDirectory {
  public:
   SampleDirectory() {
     char name[] = "/tmp/vdtu-bench-XXXXXX";
     if (::mkdtemp(name) == nullptr) throw std::runtime_error("mkdtemp failed");
     path_ = name;
+    if (::chmod(name, 0733) != 0) throw std::runtime_error("cannot open the sample directory to the PEs");
   }
   SampleDirectory(const SampleDirectory&) = delete;
   SampleDirectory& operator=(const SampleDirectory&) = delete;

@@ -17,6 +17,7 @@ struct ClusterKernel {
 };
 
 struct ClusterNode {
+  ClusterNode(std::vector<ClusterKernel> k = {}) : kernels(std::move(k)) {}  // NOLINT: from {kernels...}
   std::vector<ClusterKernel> kernels;
   // The node's PE sandbox ("uid", "userns", "none"); empty: the node's
   // default. "none" only for a test PE that must reach its own node (one

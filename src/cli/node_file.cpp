@@ -30,8 +30,8 @@ constexpr std::int64_t kMaxFd = 1 << 20;  // the kernel's default ceiling for fd
 constexpr std::int64_t kMinPeerTimeoutMs = 100;
 constexpr std::int64_t kMaxPeerTimeoutMs = 3'600'000;
 constexpr std::int64_t kMaxInt64 = std::numeric_limits<std::int64_t>::max();
-constexpr std::int64_t kMinPeUid = 1000;                // below: system accounts
-constexpr std::int64_t kMaxPeUid = 0xfffffffe;          // (uid_t)-1 means "no change"
+constexpr std::int64_t kMinPeUid = 1000;        // below: system accounts
+constexpr std::int64_t kMaxPeUid = 0xfffffffe;  // (uid_t)-1 means "no change"
 
 std::string ipv4(ConfigTable& t, std::string_view key, std::string fallback) {
   auto host = t.string(key, fallback);
@@ -50,23 +50,26 @@ void read_sandbox(ConfigTable& t, sandbox::SandboxConfig& s, std::uint32_t pes) 
     if (const auto mode = sandbox::parse_sandbox_mode(text)) {
       s.mode = *mode;
     } else {
-      t.mistake("sandbox", fmt::format("\"{}\": expected \"uid\", \"userns\" or \"none\" (insecure)", text));
+      t.mistake("sandbox", fmt::format(R"("{}": expected "uid", "userns" or "none" (insecure))", text));
     }
   }
   if (t.has("pe_uid_base") != t.has("pe_uid_count")) {
-    t.mistake(t.has("pe_uid_base") ? "pe_uid_base" : "pe_uid_count", "give pe_uid_base and pe_uid_count together");
+    t.mistake(t.has("pe_uid_base") ? "pe_uid_base" : "pe_uid_count",
+              "give pe_uid_base and pe_uid_count together");
   } else if (t.has("pe_uid_base")) {
     sandbox::UidRange uids{t.integer<std::uint32_t>("pe_uid_base", kMinPeUid, kMaxPeUid, kMinPeUid),
                            t.integer<std::uint32_t>("pe_uid_count", 1, kMaxPeUid, 1)};
-    if (uids.count < pes) t.mistake("pe_uid_count", fmt::format("{} is fewer than the node's {} PEs", uids.count, pes));
+    if (uids.count < pes)
+      t.mistake("pe_uid_count", fmt::format("{} is fewer than the node's {} PEs", uids.count, pes));
     s.uids = uids;
   }
-  if (t.has("pe_working_directory")) s.working_directory = t.string("pe_working_directory", s.working_directory);
+  if (t.has("pe_working_directory"))
+    s.working_directory = t.string("pe_working_directory", s.working_directory);
   if (t.has("pe_writable_paths")) s.writable_paths = t.strings("pe_writable_paths");
   if (t.has("pe_network")) {
     const auto network = t.string("pe_network", "none");
     if (network != "none" && network != "host") {
-      t.mistake("pe_network", fmt::format("\"{}\": expected \"none\" (own namespace) or \"host\"", network));
+      t.mistake("pe_network", fmt::format(R"("{}": expected "none" (own namespace) or "host")", network));
     }
     s.isolate_network = network != "host";
   }
@@ -74,11 +77,11 @@ void read_sandbox(ConfigTable& t, sandbox::SandboxConfig& s, std::uint32_t pes) 
 }
 
 void read_node(ConfigFile& file, const toml::table& table, dtu::NodeConfig& c, bool& insecure_plain) {
-  ConfigTable t(
-      file, table, "[node]",
-      {"id", "first_pe", "pes", "endpoints_per_pe", "pe_memory_bytes", "global_memory_bytes", "bridge_host",
-       "bridge_port", "bridge_fd", "peer_timeout_ms", "cluster_key", "insecure_plain", "sandbox", "pe_uid_base",
-       "pe_uid_count", "pe_working_directory", "pe_writable_paths", "pe_network", "pe_allow_ptrace"});
+  ConfigTable t(file, table, "[node]",
+                {"id", "first_pe", "pes", "endpoints_per_pe", "pe_memory_bytes", "global_memory_bytes",
+                 "bridge_host", "bridge_port", "bridge_fd", "peer_timeout_ms", "cluster_key",
+                 "insecure_plain", "sandbox", "pe_uid_base", "pe_uid_count", "pe_working_directory",
+                 "pe_writable_paths", "pe_network", "pe_allow_ptrace"});
   c.node_id = t.integer("id", 0, kMaxNodeId, c.node_id);
   c.first_pe = t.integer("first_pe", 0, kMaxPeId, c.first_pe);
   c.pe_count = t.integer("pes", 1, kMaxPes, c.pe_count);

@@ -76,7 +76,8 @@ Update NodeCore::inbound_update(const InboundChannelInfo& info, const std::share
 
 Status NodeCore::absent_pe_status(PeId pe) const {
   if (!is_local(pe)) return Status::kInvalidArgument;
-  return pes_[static_cast<std::uint16_t>(pe - config_.first_pe)].used ? Status::kPeerGone : Status::kNotConfigured;
+  return pes_[static_cast<std::uint16_t>(pe - config_.first_pe)].used ? Status::kPeerGone
+                                                                      : Status::kNotConfigured;
 }
 
 std::span<std::byte> NodeCore::memory_window(const MemoryConfig& c) {

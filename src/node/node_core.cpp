@@ -17,9 +17,9 @@
 
 #include "common/process_hardening.hpp"
 #include "common/sealed_memfd.hpp"
-#include "sandbox/pe_sandbox.hpp"
 #include "node_bridge.hpp"
 #include "protocol/fd_socket.hpp"
+#include "sandbox/pe_sandbox.hpp"
 
 namespace vdtu::dtu {
 namespace {

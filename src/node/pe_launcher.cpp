@@ -20,8 +20,8 @@ constexpr int kChildControlFd = 3;
 // need, never the rest (an ssh-agent's socket, credentials, ...).
 bool passed_on(std::string_view variable) {
   constexpr std::array<std::string_view, 6> kNames{"PATH=", "HOME=", "LANG=", "LC_ALL=", "TERM=", "TZ="};
-  constexpr std::array<std::string_view, 5> kSanitizers{"ASAN_OPTIONS=", "UBSAN_OPTIONS=", "TSAN_OPTIONS=",
-                                                        "LSAN_OPTIONS=", "MSAN_OPTIONS="};
+  constexpr std::array<std::string_view, 5> kSanitizers{
+      "ASAN_OPTIONS=", "UBSAN_OPTIONS=", "TSAN_OPTIONS=", "LSAN_OPTIONS=", "MSAN_OPTIONS="};
   for (auto n : kNames) {
     if (variable.starts_with(n)) return true;
   }
@@ -44,18 +44,21 @@ std::vector<std::string> pe_environment() {
 
 SandboxLauncher::SandboxLauncher(const sandbox::SandboxConfig& config) : sandbox_(config) {}
 
-LaunchedProcess SandboxLauncher::launch(const PeProgram& program, int control_socket, std::uint32_t pe_index) {
+LaunchedProcess SandboxLauncher::launch(const PeProgram& program, int control_socket,
+                                        std::uint32_t pe_index) {
   sandbox::SpawnRequest request;
   request.program = program.path;
   request.args = program.args;
   request.environment = pe_environment();
-  request.fds = {{control_socket, kChildControlFd}, {STDOUT_FILENO, STDOUT_FILENO}, {STDERR_FILENO, STDERR_FILENO}};
+  request.fds = {
+      {control_socket, kChildControlFd}, {STDOUT_FILENO, STDOUT_FILENO}, {STDERR_FILENO, STDERR_FILENO}};
   request.slot = pe_index;
   auto child = sandbox_.spawn(request);
   return {child.pid, std::move(child.pidfd)};
 }
 
-LaunchedProcess NoLauncher::launch(const PeProgram& program, int /*control_socket*/, std::uint32_t /*pe_index*/) {
+LaunchedProcess NoLauncher::launch(const PeProgram& program, int /*control_socket*/,
+                                   std::uint32_t /*pe_index*/) {
   throw std::runtime_error("cannot start " + program.path + ": this node starts no programs");
 }
 

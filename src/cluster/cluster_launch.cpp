@@ -18,7 +18,7 @@
 #include <stdexcept>
 #include <utility>
 
-#include "bridge/datagram_seal.hpp"
+#include "bridge/cluster_key.hpp"
 #include "bridge/udp_socket.hpp"
 #include "child_process.hpp"
 #include "common/sibling_program.hpp"

@@ -21,6 +21,7 @@ constexpr std::uint32_t kMaxRemotePayload =
 constexpr auto kBindPatience = 10s;               // a target endpoint may appear late (boot order)
 constexpr auto kSilenceBeforeFirstContact = 10s;  // a peer that never answered is given longer
 constexpr std::uint32_t kDatagramsPerStep = 256;  // then the loop serves its PEs again
+constexpr std::size_t kLargestUdpPayload = 65507;
 // A part of a remote memory access: it and its header, or its answer and its
 // header, fit one frame.
 constexpr std::uint32_t kMemoryPart = bridge::kMaxFramePayload - 64;
@@ -148,10 +149,17 @@ NodeBridge::NodeBridge(NodeCore& core, EventWatcher& watcher)
                   : bridge::UdpSocket::bind(core.config().bridge_host, core.config().bridge_port)),
       doorbell_(Doorbell::create(core.config().endpoints_per_pe)),
       faults_(core.config().faults),
-      buffer_(bridge::kMaxFramePayload + sizeof(bridge::FrameHeader) + bridge::DatagramSealer::kOverhead +
-              1) {
+      buffer_(kLargestUdpPayload + 1) {
   const auto& config = core.config();
-  if (config.cluster_key) sealer_.emplace(*config.cluster_key, config.node_id);
+  if (config.cluster_key) {
+    bridge::SessionConfig sessions;
+    sessions.self = config.node_id;
+    sessions.cluster_key = *config.cluster_key;
+    std::vector<bridge::NodeId> ids;
+    ids.reserve(config.peers.size());
+    for (const auto& p : config.peers) ids.push_back(p.id);
+    sessions_.emplace(sessions, ids);
+  }
   const auto session = random_session();
   for (const auto& p : config.peers) peers_.push_back(std::make_unique<Peer>(p, config.node_id, session));
   watcher_.watch(socket_.fd(), event_tag(EventKind::kBridgeSocket, 0));
@@ -289,6 +297,7 @@ void NodeBridge::add_stats(NodeStats& into) const {
   into.datagrams_from_strangers += datagrams_strangers_;
   into.datagrams_forged += datagrams_forged_;
   into.datagrams_replayed += datagrams_replayed_;
+  into.datagrams_rejected += datagrams_stale_;
   into.remote_messages += forwarded_;
   into.remote_unknown_binding += unknown_binding_;
   into.remote_bindings_refused += refused_;
@@ -385,6 +394,7 @@ bool NodeBridge::step(Clock::time_point now) {
     ++it;
   }
   for (auto& [id, out] : outbound_) busy = pump_outbound(*out) || busy;
+  if (sessions_) sessions_->poll(now, session_transmit());
   for (auto& p : peers_) {
     flush(*p);
     check_peer(*p, now);
@@ -394,33 +404,52 @@ bool NodeBridge::step(Clock::time_point now) {
 }
 
 // Faults are injected on what goes on the wire: a duplicated sealed datagram
-// is a replay to the receiver.
-void NodeBridge::transmit(const Peer& peer, std::span<const std::byte> datagram) {
-  if (sealer_) {
-    sealer_->seal(datagram, sealed_);
-    datagram = sealed_;
+// is a replay to the receiver. Sealed, a frame waits in its link while there
+// is no session with the peer (the link resends it).
+void NodeBridge::transmit(const Peer& peer, std::span<const std::byte> frame) {
+  if (sessions_) {
+    if (sessions_->seal(peer.config.id, frame, sealed_) != Status::kOk) return;
+    frame = sealed_;
   }
+  send_datagram(peer, frame);
+}
+
+void NodeBridge::send_datagram(const Peer& peer, std::span<const std::byte> datagram) {
   faults_.transmit(datagram, [&](std::span<const std::byte> d) {
     datagrams_sent_ += socket_.send_to(peer.address, d) ? 1 : 0;
   });
 }
 
-std::optional<std::span<const std::byte>> NodeBridge::unseal(std::span<const std::byte> datagram,
-                                                             const sockaddr_in& from,
-                                                             std::optional<std::uint32_t>& sealed_by) {
-  if (!sealer_) return datagram;
-  std::uint32_t sender = 0;
-  const auto opened = sealer_->open(datagram, opened_, sender);
-  if (opened == bridge::DatagramSealer::Opened::kOk) {
-    sealed_by = sender;
-    return std::span<const std::byte>(opened_);
+// Handshake messages of the secure sessions, to the peer's configured address.
+bridge::SessionTransmit NodeBridge::session_transmit() {
+  return [this](bridge::NodeId id, std::span<const std::byte> datagram) {
+    if (const Peer* peer = peer_by_id(id)) send_datagram(*peer, datagram);
+  };
+}
+
+// Sealed: the frame in a datagram from `peer`'s address, once the secure
+// session opened it; nullopt if it is discarded (a handshake, or rejected:
+// counted and logged). A peer that proves to be a new incarnation (restarted,
+// or it gave us up) starts over: its bindings end and its link is new.
+std::optional<std::span<const std::byte>> NodeBridge::unseal(Peer& peer, std::span<const std::byte> datagram,
+                                                             const sockaddr_in& from, Clock::time_point now) {
+  if (!sessions_) return datagram;
+  const auto opened = sessions_->open(datagram, peer.config.id, now, session_transmit());
+  if (opened.rejected()) {
+    switch (opened.verdict) {
+      case bridge::Verdict::kForged: reject(datagrams_forged_, from, "failed authentication"); break;
+      case bridge::Verdict::kReplayed: reject(datagrams_replayed_, from, "replayed"); break;
+      case bridge::Verdict::kStale: reject(datagrams_stale_, from, "of a session that is gone"); break;
+      case bridge::Verdict::kRateLimited:
+        reject(datagrams_unknown_, from, "handshakes beyond the budget");
+        break;
+      default: reject(datagrams_unknown_, from, "malformed"); break;
+    }
+    return std::nullopt;
   }
-  if (opened == bridge::DatagramSealer::Opened::kReplayed) {
-    reject(datagrams_replayed_, from, "replayed");
-  } else {
-    reject(datagrams_forged_, from, "failed authentication");
-  }
-  return std::nullopt;
+  if (opened.change == bridge::PeerChange::kNewIncarnation) start_over(peer, now);
+  if (opened.verdict != bridge::Verdict::kFrame) return std::nullopt;
+  return opened.frame;
 }
 
 void NodeBridge::reject(std::uint64_t& count, const sockaddr_in& from, std::string_view why) {
@@ -458,8 +487,7 @@ bool NodeBridge::receive_datagrams(Clock::time_point now) {
       reject(datagrams_strangers_, from, "not from a peer's address");
       continue;
     }
-    std::optional<std::uint32_t> sealed_by;
-    const auto unsealed = unseal(std::span(buffer_).first(*n), from, sealed_by);
+    const auto unsealed = unseal(*peer, std::span(buffer_).first(*n), from, now);
     if (!unsealed) continue;
     const auto frame = *unsealed;
     bridge::FrameHeader h{};
@@ -468,7 +496,7 @@ bool NodeBridge::receive_datagrams(Clock::time_point now) {
       continue;
     }
     std::memcpy(&h, frame.data(), sizeof(h));
-    if (h.src_node != peer->config.id || (sealed_by && *sealed_by != h.src_node)) {
+    if (h.src_node != peer->config.id) {
       reject(datagrams_unknown_, from, "names another node than the one at its address");
       continue;
     }
@@ -913,11 +941,40 @@ bool NodeBridge::welcome_back(Peer& peer, const bridge::FrameHeader& h, const so
 
 // The peer went silent: every binding with it ends, as if its PEs had died.
 // Its link starts over with a new session, so that nothing of this
-// incarnation reaches a restarted peer.
+// incarnation reaches a restarted peer; sealed, its secure session too.
 void NodeBridge::lose_peer(Peer& peer) {
   peer.lost = true;
-  peer.backlog.clear();
   peer.dead_session = peer.link.peer_session();
+  ++peers_lost_;
+  fmt::print(stderr, "vdtu node {}: node {} is silent for too long; its bindings end\n",
+             core_.config().node_id, peer.config.id);
+  end_all_with(peer);
+  if (sessions_) sessions_->restart(peer.config.id);
+}
+
+// A sealed peer proved to be a new incarnation: restarted, or it had given us
+// up. What we had with the old one ends (if we had not lost it already), and
+// the new one is heard from now on.
+void NodeBridge::start_over(Peer& peer, Clock::time_point now) {
+  ++peers_returned_;
+  if (peer.lost) {
+    fmt::print(stderr, "vdtu node {}: node {} is back (a new incarnation)\n", core_.config().node_id,
+               peer.config.id);
+  } else {
+    fmt::print(stderr, "vdtu node {}: node {} started over (a new incarnation); its bindings end\n",
+               core_.config().node_id, peer.config.id);
+    end_all_with(peer);
+  }
+  peer.lost = false;
+  peer.dead_session = 0;
+  peer.heard = true;
+  peer.last_heard = now;
+}
+
+// Every binding and memory access with the peer ends; its link starts over.
+void NodeBridge::end_all_with(Peer& peer) {
+  peer.backlog.clear();
+  peer.backlog_bytes = 0;
   for (auto it = memory_waiting_.begin(); it != memory_waiting_.end();) {
     if (it->second.peer != &peer) {
       ++it;
@@ -926,9 +983,6 @@ void NodeBridge::lose_peer(Peer& peer) {
     it = complete_remote_memory(it, Status::kPeerGone);
   }
   peer.link = bridge::ReliableLink(peer.link_config(random_session()));
-  ++peers_lost_;
-  fmt::print(stderr, "vdtu node {}: node {} is silent for too long; its bindings end\n",
-             core_.config().node_id, peer.config.id);
   for (auto it = outbound_.begin(); it != outbound_.end();) {
     if (it->second->peer != &peer) {
       ++it;

@@ -23,6 +23,7 @@
 
 #include "bridge/fault_injector.hpp"
 #include "bridge/reliable_link.hpp"
+#include "bridge/session_endpoint.hpp"
 #include "bridge/udp_socket.hpp"
 #include "bridge_messages.hpp"
 #include "event_watcher.hpp"
@@ -103,10 +104,12 @@ class NodeBridge {
   // Counts a discarded datagram and logs it now and then.
   void reject(std::uint64_t& count, const sockaddr_in& from, std::string_view why);
   // The frame inside a received datagram; nullopt if it must be discarded.
-  // `sealed_by`: the authenticated sender, when datagrams are sealed.
-  std::optional<std::span<const std::byte>> unseal(std::span<const std::byte> datagram,
-                                                   const sockaddr_in& from,
-                                                   std::optional<std::uint32_t>& sealed_by);
+  std::optional<std::span<const std::byte>> unseal(Peer& peer, std::span<const std::byte> datagram,
+                                                   const sockaddr_in& from, Clock::time_point now);
+  void send_datagram(const Peer& peer, std::span<const std::byte> datagram);
+  bridge::SessionTransmit session_transmit();
+  void start_over(Peer& peer, Clock::time_point now);
+  void end_all_with(Peer& peer);
   Peer* peer_owning(PeId pe);
   Peer* peer_at(const sockaddr_in& from);  // by configured address
   Peer* peer_by_id(std::uint16_t id);
@@ -136,10 +139,9 @@ class NodeBridge {
   MemoryWaitMap::iterator complete_remote_memory(MemoryWaitMap::iterator it, Status status);
   std::uint32_t next_binding_ = 1;
   bridge::FaultInjector faults_;
-  std::optional<bridge::DatagramSealer> sealer_;
+  std::optional<bridge::SessionEndpoint> sessions_;  // with a cluster key
   std::vector<std::byte> buffer_;
   std::vector<std::byte> sealed_;  // with a cluster key: a datagram in its sealed form
-  std::vector<std::byte> opened_;  // ... and one opened again
   std::vector<Consumer*> armed_;   // while the loop sleeps
   // counters
   std::uint64_t datagrams_sent_ = 0;
@@ -149,6 +151,7 @@ class NodeBridge {
   std::uint64_t link_rejections_ = 0;      // only to pace the log; the links count them by kind
   std::uint64_t datagrams_forged_ = 0;
   std::uint64_t datagrams_replayed_ = 0;
+  std::uint64_t datagrams_stale_ = 0;  // sealed, of a session or incarnation that is gone
   std::uint64_t forwarded_ = 0;
   std::uint64_t unknown_binding_ = 0;
   std::uint64_t refused_ = 0;

@@ -7,7 +7,7 @@
 #include <string>
 #include <vector>
 
-#include "bridge/datagram_seal.hpp"
+#include "bridge/cluster_key.hpp"
 #include "bridge/fault_injector.hpp"
 #include "sandbox/pe_sandbox.hpp"
 #include "vdtu/dtu_types.hpp"

@@ -10,7 +10,8 @@
 #include <string>
 #include <vector>
 
-#include "bridge/datagram_seal.hpp"
+#include "bridge/cluster_key.hpp"
+#include "bridge/session_endpoint.hpp"
 #include "bridge/udp_socket.hpp"
 #include "node/node.hpp"
 
@@ -154,9 +155,10 @@ TEST_F(ClusterTest, MemoryOfALostNodeFailsWithPeerGone) {
   EXPECT_EQ(nodes[1]->stats().peers_lost, 1U);
 }
 
-// With a cluster key: the duplicates the wire makes are replays, a stranger's
-// datagrams are forgeries, a key holder's datagram sent twice is a replay;
-// all are counted and dropped, and every round trip still completes once.
+// With a cluster key: the nodes pair up through a handshake, the duplicates
+// the wire makes are replays; a stranger's datagrams (even a handshake made
+// with the cluster key) are refused by address; all are counted and dropped,
+// and every round trip still completes once.
 TEST_F(ClusterTest, SealedDatagramsRejectForgeriesAndReplays) {
   const auto key = bridge::parse_cluster_key(bridge::random_cluster_key_hex());
   start({0.1, 0.2, 0.1, 1}, 3000ms, key);
@@ -171,13 +173,16 @@ TEST_F(ClusterTest, SealedDatagramsRejectForgeriesAndReplays) {
   const auto node1 = bridge::make_address("127.0.0.1", nodes[1]->bridge_port());
   std::vector<std::byte> datagram(64, std::byte{0x5a});
   ASSERT_TRUE(attacker.send_to(node1, datagram));  // garbage
-  bridge::DatagramSealer stranger(bridge::parse_cluster_key(bridge::random_cluster_key_hex()), 0);
-  stranger.seal(datagram, datagram);
-  ASSERT_TRUE(attacker.send_to(node1, datagram));  // well formed, wrong key
-  bridge::DatagramSealer insider(key, 0);          // sealed with the cluster key, claiming node 0
-  insider.seal(std::vector<std::byte>(40), datagram);
-  ASSERT_TRUE(attacker.send_to(node1, datagram));
-  ASSERT_TRUE(attacker.send_to(node1, datagram));
+  // A handshake made with the right key, claiming to be node 0, from elsewhere.
+  bridge::SessionConfig insider_config;
+  insider_config.cluster_key = key;
+  const std::array<bridge::NodeId, 1> node1_id{1};
+  bridge::SessionEndpoint insider(insider_config, node1_id);
+  insider.poll(bridge::SessionClock::now(), [&](bridge::NodeId, std::span<const std::byte> d) {
+    ASSERT_TRUE(attacker.send_to(node1, d));
+    ASSERT_TRUE(attacker.send_to(node1, d));
+    ASSERT_TRUE(attacker.send_to(node1, d));
+  });
 
   expect_all_pass(0);
   expect_all_pass(1);
@@ -185,6 +190,7 @@ TEST_F(ClusterTest, SealedDatagramsRejectForgeriesAndReplays) {
   const auto s1 = nodes[1]->stats();
   EXPECT_EQ(s1.datagrams_from_strangers, 4U);
   EXPECT_EQ(s1.datagrams_forged, 0U);
+  EXPECT_EQ(s0.peers_returned + s1.peers_returned, 0U) << "one incarnation each";
   EXPECT_GT(s0.datagrams_replayed + s1.datagrams_replayed, 1U) << "the wire's duplicates";
   EXPECT_EQ(s0.datagrams_forged, 0U);
   EXPECT_GT(s0.faults.duplicated + s1.faults.duplicated, 0U);
@@ -236,6 +242,31 @@ TEST_F(ClusterTest, ALostNodeThatRestartsIsReachableAgain) {
   expect_all_pass(0);
   expect_all_pass(1);
   EXPECT_GE(nodes[1]->stats().remote_messages, 1U) << "the replies went back to node 0";
+}
+
+// Sealed, a restarted node proves it is a new incarnation in its handshake:
+// the other node ends what it had with the old one at once, without waiting
+// for peer_timeout, and pairs up with the new one. Its earlier bindings end
+// with kPeerGone (the client that talked to the old node says so).
+TEST_F(ClusterTest, ASealedNodeRestartedAtOnceIsPairedUpAgain) {
+  start({}, 60'000ms, bridge::parse_cluster_key(bridge::random_cluster_key_hex()));
+  launch(1, role("echo-server", {"60"}));
+  launch(0, role("echo-client", {"30", "expect-peer-gone"}));
+  launch(1, role("configure-echo-server", {"8"}, true));
+  launch(0, role("configure-echo-clients", {"8", "0"}, true));
+  std::this_thread::sleep_for(300ms);  // round trips through the first session
+  nodes[1].reset();
+  restart(1);  // long before node 0 could notice the silence
+  expect_all_pass(0, 30s);
+  EXPECT_EQ(nodes[0]->stats().peers_returned, 1U) << "the new incarnation was recognised";
+  EXPECT_EQ(nodes[0]->stats().peers_lost, 0U) << "not by its silence";
+  launched[0].clear();
+  launch(1, role("echo-server", {"2"}));
+  const PeId client = launch(0, role("echo-client", {"1"}));
+  launch(1, role("configure-echo-server", {"8"}, true));
+  launch(0, role("configure-echo-clients", {"8", std::to_string(client)}, true));
+  expect_all_pass(0);
+  expect_all_pass(1);
 }
 
 }  // namespace

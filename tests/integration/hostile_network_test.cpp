@@ -22,9 +22,10 @@
 #include <thread>
 #include <vector>
 
-#include "bridge/datagram_seal.hpp"
+#include "bridge/cluster_key.hpp"
 #include "bridge/frame.hpp"
 #include "bridge/reliable_link.hpp"
+#include "bridge/session_endpoint.hpp"
 #include "bridge/udp_socket.hpp"
 #include "node/bridge_messages.hpp"
 #include "node/node.hpp"
@@ -122,7 +123,13 @@ class HostilePeer {
   HostilePeer(std::optional<bridge::ClusterKey> key)
       : socket_(bridge::UdpSocket::bind("127.0.0.1", 0)),
         link_({kHostileNode, 1, 0x5eed, 256, std::chrono::microseconds(3000)}) {
-    if (key) sealer_.emplace(*key, kHostileNode);
+    if (key) {
+      bridge::SessionConfig config;
+      config.self = kHostileNode;
+      config.cluster_key = *key;
+      const std::array<bridge::NodeId, 1> node1{1};
+      sessions_.emplace(config, node1);
+    }
   }
   [[nodiscard]] std::uint16_t port() const { return socket_.port(); }
   void aim_at(std::uint16_t node1_port) { node1_ = bridge::make_address("127.0.0.1", node1_port); }
@@ -152,17 +159,18 @@ class HostilePeer {
     do {
       while (auto n = socket_.receive(buffer)) {
         std::span<const std::byte> d = std::span(buffer).first(*n);
-        if (sealer_) {
-          std::uint32_t sender = 0;
-          if (sealer_->open(d, opened_, sender) != bridge::DatagramSealer::Opened::kOk) continue;
-          d = opened_;
+        if (sessions_) {
+          const auto opened = sessions_->open(d, 1, Clock::now(), send_to_node1());
+          if (opened.verdict != bridge::Verdict::kFrame) continue;
+          d = opened.frame;
         }
         link_.on_datagram(d);
       }
       while (!deaf_ && link_.receive(message)) ++received_;
+      if (sessions_) sessions_->poll(Clock::now(), send_to_node1());
       link_.poll(Clock::now(), [&](std::span<const std::byte> d) {
-        if (sealer_) {
-          sealer_->seal(d, sealed_);
+        if (sessions_) {
+          if (sessions_->seal(1, d, sealed_) != Status::kOk) return;  // no session yet: resent later
           d = sealed_;
         }
         (void)socket_.send_to(node1_, d);
@@ -174,8 +182,10 @@ class HostilePeer {
  private:
   bridge::UdpSocket socket_;
   bridge::ReliableLink link_;
-  std::optional<bridge::DatagramSealer> sealer_;
-  std::vector<std::byte> opened_;
+  bridge::SessionTransmit send_to_node1() {
+    return [this](bridge::NodeId, std::span<const std::byte> d) { (void)socket_.send_to(node1_, d); };
+  }
+  std::optional<bridge::SessionEndpoint> sessions_;
   std::vector<std::byte> sealed_;
   sockaddr_in node1_{};
   std::uint64_t received_ = 0;

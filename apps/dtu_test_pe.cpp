@@ -156,6 +156,60 @@ int receiver(Dtu& dtu, const Args& a) {
   return 0;
 }
 
+// ---- a victim, an honest sender and a hostile PE ------------------------------
+
+// Victim PE 0 receives on EP 0 from the honest PE 1 (reply endpoint 1) and
+// from the hostile PE 2, which scribbles over the victim's doorbell page and
+// its own channel meanwhile (apps/hostile_pe.cpp).
+int configure_hostile_scene(Dtu& dtu, const Args& a) {
+  const PeId victim = pe_arg(a, 0);
+  const PeId honest = pe_arg(a, 1);
+  const PeId hostile = pe_arg(a, 2);
+  CHECK_STATUS(dtu.config_receive(victim, 0, {12, 8}), Status::kOk);
+  CHECK_STATUS(dtu.config_receive(honest, 1, {10, 8}), Status::kOk);
+  CHECK_STATUS(dtu.config_send(honest, 2, {victim, 0, 0x600d, 1, 64, 1}), Status::kOk);
+  CHECK_STATUS(dtu.config_send(hostile, 2, {victim, 0, 0xbad, 4, 64, kNoReplyEp}), Status::kOk);
+  return 0;
+}
+
+// Answers `count` messages of the honest sender; whatever else arrives (the
+// hostile PE's) is taken and dropped.
+int steady_receiver(Dtu& dtu, const Args& a) {
+  const auto count = std::stoul(a.at(0));
+  CHECK_STATUS(dtu.wait_for_endpoint(0, EndpointKind::kReceive), Status::kOk);
+  for (std::size_t answered = 0; answered < count;) {
+    ReceivedMessage m;
+    CHECK_STATUS(dtu.receive(0, m, 30s), Status::kOk);
+    if (m.header.label != 0x600d) {
+      CHECK_STATUS(dtu.ack(m), Status::kOk);
+      continue;
+    }
+    CHECK_STATUS(dtu.reply(m, m.payload), Status::kOk);
+    ++answered;
+  }
+  return 0;
+}
+
+// `count` round trips to the steady receiver, each checked, `pause`
+// milliseconds apart (so that they span what the hostile PE does).
+int steady_sender(Dtu& dtu, const Args& a) {
+  const auto count = std::stoul(a.at(0));
+  const auto pause = std::chrono::milliseconds(a.size() > 1 ? std::stoul(a[1]) : 0);
+  CHECK_STATUS(dtu.wait_for_endpoint(2, EndpointKind::kSend), Status::kOk);
+  for (std::uint64_t round = 0; round < count; ++round) {
+    CHECK_STATUS(dtu.send(2, std::as_bytes(std::span(&round, 1)), round, SendMode::kWait, 30s), Status::kOk);
+    ReceivedMessage m;
+    CHECK_STATUS(dtu.receive(1, m, 30s), Status::kOk);
+    CHECK(m.header.label == round && m.payload.size() == sizeof(round));
+    std::uint64_t echoed = 0;
+    std::memcpy(&echoed, m.payload.data(), sizeof(echoed));
+    CHECK(echoed == round);
+    CHECK_STATUS(dtu.ack(m), Status::kOk);
+    std::this_thread::sleep_for(pause);
+  }
+  return 0;
+}
+
 // ---- privilege ---------------------------------------------------------------
 
 int unprivileged(Dtu& dtu, const Args&) {
@@ -655,6 +709,9 @@ int main(int argc, char** argv) {
         {"burst-receiver", burst_receiver},
         {"configure-echo-server", configure_echo_server},
         {"configure-echo-clients", configure_echo_clients},
+        {"configure-hostile-scene", configure_hostile_scene},
+        {"steady-receiver", steady_receiver},
+        {"steady-sender", steady_sender},
         {"configure-large-echo-server", configure_large_echo_server},
         {"configure-large-echo-client", configure_large_echo_client},
         {"large-echo-client", large_echo_client},

@@ -13,9 +13,14 @@
 //   hostile_pe [--node PID] [--victim PID ...] [--udp-port N] [--abstract NAME] [--node-dir DIR]
 //
 // --node defaults to $VDTU_NODE_PID (set when a node starts this program as a
-// PE). Attempts that need the PE's DTU (writing the doorbell and epoch pages
-// it maps) go in a function like process_attempts() that takes the Dtu, called
-// from main when $VDTU_CONTROL_FD is set.
+// PE). Started by a node ($VDTU_CONTROL_FD set), it also abuses what the node
+// handed it: it scribbles over its own doorbell and private pages, waits for
+// a send endpoint to a victim and scribbles over the victim's doorbell page
+// and the channel for --scribble-seconds, tries to resize and reseal them, and
+// asks the node for what only a kernel may do. Writes into pages that are
+// shared on purpose (hints, its own channel) are reported as
+// outcome=contained: they happen, and the test asserts that the victim and
+// the node carry on. --report FILE also writes every line to FILE.
 #include <arpa/inet.h>
 #include <dirent.h>
 #include <fcntl.h>
@@ -40,15 +45,25 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <poll.h>
+
 #include <CLI/CLI.hpp>
 #include <algorithm>
 #include <array>
 #include <cerrno>
+#include <chrono>
 #include <csignal>
+#include <cstdio>
 #include <cstring>
 #include <initializer_list>
+#include <random>
+#include <span>
 #include <string>
 #include <vector>
+
+#include "protocol/control_messages.hpp"
+#include "protocol/doorbell.hpp"
+#include "protocol/fd_socket.hpp"
 
 namespace {
 
@@ -79,18 +94,37 @@ class Report {
     if (r.ok) ++succeeded_;
     if (!r.ok && std::strcmp(outcome, "denied") == 0) ++denied_;
     const char* name = r.error == 0 ? "0" : ::strerrorname_np(r.error);
-    fmt::print("attempt={} target={} pid={} outcome={} errno={} detail={}\n", attempt, target.label,
-               target.pid, outcome, name != nullptr ? name : "?", r.detail.empty() ? "-" : r.detail);
-    (void)std::fflush(stdout);
+    line(fmt::format("attempt={} target={} pid={} outcome={} errno={} detail={}\n", attempt, target.label,
+                     target.pid, outcome, name != nullptr ? name : "?", r.detail.empty() ? "-" : r.detail));
+  }
+  // An operation that works by design on memory shared on purpose (hints,
+  // its own channel): what counts is that nobody else is hurt by it.
+  void contained(const std::string& attempt, const Target& target, const std::string& detail) {
+    line(fmt::format("attempt={} target={} pid={} outcome=contained errno=0 detail={}\n", attempt,
+                     target.label, target.pid, detail));
+  }
+  void write_to(const std::string& path) {
+    if (!path.empty()) file_ = std::fopen(path.c_str(), "we");  // NOLINT(cppcoreguidelines-owning-memory)
   }
 
-  [[nodiscard]] int finish() const {
-    fmt::print("summary attempts={} denied={} failed={} succeeded={}\n", attempts_, denied_,
-               attempts_ - denied_ - succeeded_, succeeded_);
+  [[nodiscard]] int finish() {
+    line(fmt::format("summary attempts={} denied={} failed={} succeeded={}\n", attempts_, denied_,
+                     attempts_ - denied_ - succeeded_, succeeded_));
+    if (file_ != nullptr) (void)std::fclose(file_);
+    file_ = nullptr;
     return succeeded_ == 0 ? 0 : 1;
   }
 
  private:
+  void line(const std::string& text) {
+    fmt::print("{}", text);
+    (void)std::fflush(stdout);
+    if (file_ != nullptr) {
+      fmt::print(file_, "{}", text);
+      (void)std::fflush(file_);
+    }
+  }
+  std::FILE* file_ = nullptr;
   int attempts_ = 0;
   int denied_ = 0;
   int succeeded_ = 0;
@@ -368,6 +402,110 @@ void node_surface_attempts(Report& report, const Target& node, int udp_port, con
   }
 }
 
+// ---- what the node handed this PE -------------------------------------------
+
+namespace wire = vdtu::dtu;
+
+// The next message on the control socket with its fds (waits up to 10 s).
+bool next_update(int control, wire::NodeMessage& m, std::vector<vdtu::UniqueFd>& fds) {
+  std::array<std::byte, sizeof(wire::NodeMessage) + 64> buffer{};
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (std::chrono::steady_clock::now() < deadline) {
+    pollfd p{control, POLLIN, 0};
+    if (::poll(&p, 1, 100) <= 0) continue;
+    std::size_t n = 0;
+    if (wire::recv_with_fds(control, buffer, n, fds, false) != wire::RecvResult::kMessage) continue;
+    if (n != sizeof(m)) continue;
+    std::memcpy(&m, buffer.data(), sizeof(m));
+    return true;
+  }
+  return false;
+}
+
+// Maps `bytes` of `fd` read-write, fills them with `byte` or random bytes.
+bool scribble(int fd, std::size_t bytes, std::mt19937& random, int byte = -1) {
+  void* map = ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+  if (map == MAP_FAILED) return false;
+  auto* p = static_cast<unsigned char*>(map);
+  for (std::size_t i = 0; i < bytes; ++i) p[i] = static_cast<unsigned char>(byte >= 0 ? byte : random());
+  ::munmap(map, bytes);
+  return true;
+}
+
+// A shared page must keep its size and seals: the node and the victim map it.
+void reshape_attempts(Report& report, const Target& whose, const std::string& what, int fd) {
+  report.record("truncate_" + what, whose, from_rc(::ftruncate(fd, 0)));
+  report.record("grow_" + what, whose, from_rc(::ftruncate(fd, 1 << 20)));
+  report.record("seal_write_" + what, whose, from_rc(::fcntl(fd, F_ADD_SEALS, F_SEAL_WRITE)));
+}
+
+void dtu_attempts(Report& report, const Target& node, const std::vector<Target>& victims,
+                  double scribble_seconds) {
+  const char* control_text =
+      std::getenv("VDTU_CONTROL_FD");  // NOLINT(concurrency-mt-unsafe): single-threaded
+  if (control_text == nullptr) return;
+  const int control = std::atoi(control_text);
+  const Target victim = victims.empty() ? Target{"victim", -1} : victims.front();
+  std::mt19937 random(1);
+  wire::NodeMessage hello{};
+  std::vector<vdtu::UniqueFd> fds;
+  if (!next_update(control, hello, fds) || hello.kind != wire::NodeMessageKind::kHello || fds.size() != 7) {
+    report.record("hello", node, {false, EPROTO, "no hello from the node"});
+    return;
+  }
+  const auto own_doorbell = wire::DoorbellLayout::bytes_for(hello.endpoints);
+  report.contained("write_own_doorbell", {"self", ::getpid()},
+                   scribble(fds[0].get(), own_doorbell, random) ? "scribbled" : "not-mapped");
+  report.contained("write_own_epoch", {"self", ::getpid()},
+                   scribble(fds[6].get(), 64, random) ? "scribbled" : "not-mapped");
+  reshape_attempts(report, {"self", ::getpid()}, "own_epoch_page", fds[6].get());
+  // A kernel gives this PE a send endpoint to the victim: with it come the
+  // channel and the victim's doorbell page.
+  wire::NodeMessage send{};
+  do {
+    if (!next_update(control, send, fds)) {
+      report.record("send_endpoint", victim, {false, ETIMEDOUT, "no send endpoint to the victim"});
+      return;
+    }
+  } while (send.kind != wire::NodeMessageKind::kSendEndpoint);
+  const int channel = fds[0].get();
+  const int victim_doorbell = fds[2].get();
+  reshape_attempts(report, victim, "victim_doorbell", victim_doorbell);
+  reshape_attempts(report, victim, "channel", channel);
+  // While the victim takes an honest sender's messages: its doorbell's bits
+  // and sleep word, and our own channel's control lines, in every state.
+  const auto until = std::chrono::steady_clock::now() + std::chrono::duration<double>(scribble_seconds);
+  std::uint64_t rounds = 0;
+  while (std::chrono::steady_clock::now() < until) {
+    const int pattern = rounds % 3 == 0 ? 0 : rounds % 3 == 1 ? 0xff : -1;
+    scribble(victim_doorbell, own_doorbell, random, pattern);
+    scribble(channel, 4096, random, pattern);
+    const std::uint64_t one = 1;
+    [[maybe_unused]] auto n = ::write(fds[1].get(), &one, sizeof(one));
+    ++rounds;
+    ::usleep(200);
+  }
+  report.contained("write_victim_doorbell", victim, fmt::format("{}-rounds", rounds));
+  report.contained("write_channel", victim, fmt::format("{}-rounds", rounds));
+  // What only a kernel may ask for: configure the victim's endpoints.
+  wire::ControlRequest r{};
+  r.op = wire::ControlOp::kConfigMemory;
+  r.pe = static_cast<vdtu::PeId>(hello.pe);
+  r.memory = {vdtu::kGlobalMemoryPe, 0, 4096, vdtu::kMemReadWrite, vdtu::kThisNode};
+  r.request_id = 99;
+  if (!wire::send_with_fds(control, std::as_bytes(std::span(&r, 1)), {})) {
+    report.record("control_request", node, from_rc(-1));
+    return;
+  }
+  wire::NodeMessage reply{};
+  while (next_update(control, reply, fds) && reply.kind != wire::NodeMessageKind::kReply) {
+  }
+  const bool refused =
+      reply.kind == wire::NodeMessageKind::kReply && reply.status == vdtu::Status::kPermissionDenied;
+  report.record("config_global_memory", node,
+                {!refused, refused ? EPERM : EPROTO, std::string(vdtu::to_string(reply.status))});
+}
+
 int run(int argc, char** argv) {
   CLI::App app{"A PE that tries to reach the node and other PEs; exits 0 only if every attempt fails"};
   pid_t node_pid = 0;
@@ -375,7 +513,11 @@ int run(int argc, char** argv) {
   int udp_port = 0;
   std::string abstract;
   std::string node_dir;
+  std::string report_file;
+  double scribble_seconds = 1.0;
   app.add_option("--node", node_pid, "The node's pid (default: $VDTU_NODE_PID)");
+  app.add_option("--report", report_file, "Also write the report to this file");
+  app.add_option("--scribble-seconds", scribble_seconds, "How long to scribble over the victim's pages");
   app.add_option("--victim", victims, "Pid of another PE (repeatable)");
   app.add_option("--udp-port", udp_port, "A UDP port the node listens on at 127.0.0.1");
   app.add_option("--abstract", abstract, "An abstract unix socket name the node listens on");
@@ -394,6 +536,7 @@ int run(int argc, char** argv) {
   }
 
   Report report;
+  report.write_to(report_file);
   for (const auto& t : targets) {
     proc_attempts(report, t);
     ptrace_attempts(report, t);
@@ -403,10 +546,9 @@ int run(int argc, char** argv) {
   report.record("kill_all", {"all", -1}, from_rc(::kill(-1, SIGKILL)));
   escape_attempts(report);
   node_surface_attempts(report, {"node", node_pid}, udp_port, abstract, node_dir);
-  // Started as a PE of a real node ($VDTU_CONTROL_FD set), attempts on what
-  // the node handed this PE go here: e.g. writing the epoch and doorbell words
-  // of the pages it maps, through vdtu::Dtu::from_environment() (link
-  // vdtu_dtu), each recorded with report.record() like the ones above.
+  std::vector<Target> victim_targets;
+  for (const pid_t v : victims) victim_targets.push_back({"victim", v});
+  dtu_attempts(report, {"node", node_pid}, victim_targets, scribble_seconds);
   return report.finish();
 }
 

@@ -3,6 +3,11 @@
 #include <gtest/gtest.h>
 #include <signal.h>
 
+#include <sys/stat.h>
+#include <algorithm>
+#include <cstdio>
+#include <fstream>
+#include <map>
 #include <string>
 #include <thread>
 #include <vector>
@@ -158,6 +163,82 @@ TEST(NodeSlots, SlotsOfEndedPesAreReused) {
   node.launch(role("idle"));
   node.launch(role("idle"));
   EXPECT_THROW(node.launch(role("idle")), std::runtime_error);
+}
+
+}  // namespace
+}  // namespace vdtu::dtu
+
+namespace vdtu::dtu {
+namespace {
+
+// What the hostile PE reports: attempt name@target -> outcome.
+std::map<std::string, std::string> read_attempts(const std::string& path) {
+  std::map<std::string, std::string> out;
+  std::ifstream in(path);
+  for (std::string line; std::getline(in, line);) {
+    if (line.rfind("attempt=", 0) != 0) continue;
+    const auto field = [&](const std::string& key) {
+      const auto at = line.find(key + "=");
+      if (at == std::string::npos) return std::string{};
+      const auto from = at + key.size() + 1;
+      return line.substr(from, line.find(' ', from) - from);
+    };
+    out[field("attempt") + "@" + field("target")] = field("outcome");
+  }
+  return out;
+}
+
+// A PE started by the node like any other tries to reach what it was not
+// handed: the node's and the other PEs' fds through /proc, ptrace,
+// process_vm_readv, signals, and it scribbles over the doorbell page and the
+// channel it shares with a victim while an honest PE talks to that victim.
+// Every attempt fails, what it may write is contained, and everyone else
+// carries on.
+TEST(NodeIsolation, AHostilePeReachesNothingItWasNotHanded) {
+  char dir[] = "/tmp/vdtu-hostile-XXXXXX";
+  ASSERT_NE(::mkdtemp(dir), nullptr);
+  ASSERT_EQ(::chmod(dir, 0733), 0) << "the sandboxed PE writes its report here";
+  const std::string report = std::string(dir) + "/report";
+  {
+    Node node{NodeConfig{}};
+    const PeId victim = node.launch(role("steady-receiver", {"300"}));
+    const PeId honest = node.launch(role("steady-sender", {"300", "10"}));  // 3 s and more
+    const PeId hostile =
+        node.launch({VDTU_HOSTILE_PE_PATH,
+                     {"--victim", std::to_string(node.pid_of(victim)), "--victim",
+                      std::to_string(node.pid_of(honest)), "--report", report, "--scribble-seconds", "1.5"},
+                     false});
+    const PeId kernel =
+        node.launch(role("configure-hostile-scene",
+                         {std::to_string(victim), std::to_string(honest), std::to_string(hostile)}, true));
+    ASSERT_TRUE(node.wait_all_exited(120s));
+    EXPECT_EQ(node.exit_code(victim), 0) << "the victim took every honest message";
+    EXPECT_EQ(node.exit_code(honest), 0) << "every honest round trip completed";
+    EXPECT_EQ(node.exit_code(kernel), 0);
+    EXPECT_EQ(node.exit_code(hostile), 0) << "an attempt of the hostile PE succeeded (see its report)";
+    EXPECT_EQ(node.stats().control_denied, 1U) << "its request for the global memory";
+  }
+  const auto attempts = read_attempts(report);
+  std::remove(report.c_str());
+  ::rmdir(dir);
+  for (const auto& [what, outcome] : attempts) {
+    EXPECT_TRUE(outcome == "denied" || outcome == "contained") << what << ": " << outcome;
+  }
+  for (const auto* must : {"proc_fd_list@node", "proc_fd_open@node", "proc_fd_open@victim", "proc_mem@node",
+                           "process_vm_readv@node", "process_vm_readv@victim", "kill@node", "kill@victim",
+                           "pidfd_send_signal@node", "truncate_victim_doorbell@victim",
+                           "seal_write_channel@victim", "config_global_memory@node"}) {
+    ASSERT_TRUE(attempts.count(must) == 1) << "not attempted: " << must;
+    EXPECT_EQ(attempts.at(must), "denied") << must;
+  }
+  for (const auto* must : {"write_victim_doorbell@victim", "write_channel@victim", "write_own_epoch@self"}) {
+    ASSERT_TRUE(attempts.count(must) == 1) << "not attempted: " << must;
+    EXPECT_EQ(attempts.at(must), "contained") << must;
+  }
+  const auto ptrace_attempts = std::count_if(attempts.begin(), attempts.end(), [](const auto& a) {
+    return a.first.rfind("ptrace", 0) == 0 && a.first.find("@node") != std::string::npos;
+  });
+  EXPECT_GE(ptrace_attempts, 1) << "ptrace on the node";
 }
 
 }  // namespace

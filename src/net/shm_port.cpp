@@ -32,6 +32,11 @@ ShmPort::ShmPort(std::uint32_t mtu, std::uint32_t ring_slots, UniqueFd control, 
       control_(std::move(control)),
       peer_(std::move(peer)) {}
 
+ShmPort::~ShmPort() {
+  to_switch_.terminate();
+  from_switch_.terminate();
+}
+
 std::array<int, 4> ShmPort::client_fds() const {
   return {to_switch_.memfd(), to_switch_.eventfd(), from_switch_.memfd(), from_switch_.eventfd()};
 }

@@ -20,6 +20,8 @@ class ShmPort final : public Port {
   // `control` is the client's connection (kept so it closes with the port).
   // Throws std::invalid_argument for a bad MTU or ring size.
   ShmPort(std::uint32_t mtu, std::uint32_t ring_slots, UniqueFd control, std::string peer);
+  // Ends both rings, so a client waiting on them learns the port is gone.
+  ~ShmPort() override;
 
   static ChannelGeometry geometry_for(std::uint32_t mtu, std::uint32_t ring_slots);
   [[nodiscard]] const ChannelGeometry& geometry() const { return to_switch_.geometry(); }

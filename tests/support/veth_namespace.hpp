@@ -1,0 +1,106 @@
+#pragma once
+// A network namespace with one end of a veth pair inside (`eth0`, with an
+// address) and the other end left in this namespace, up and without an
+// address, for a switch uplink. Names carry this process's id and a counter,
+// so parallel test runs never collide; everything is removed in the
+// destructor. Needs root.
+
+#include <fcntl.h>
+#include <linux/ethtool.h>
+#include <linux/sockios.h>
+#include <net/if.h>
+#include <sched.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cstdlib>
+#include <cstring>
+#include <stdexcept>
+#include <string>
+
+#include "support/child_process.hpp"
+
+namespace vdtu::testing {
+
+inline bool running_as_root() { return ::geteuid() == 0; }
+
+class VethNamespace {
+ public:
+  // `address` like "10.199.0.1/24".
+  explicit VethNamespace(const std::string& address) {
+    static std::atomic<int> counter{0};
+    const auto tag = std::to_string(::getpid() % 100000) + "x" + std::to_string(counter++);
+    name_ = "vdtu-t" + tag;
+    outside_ = "vt" + tag + "o";
+    const std::string inside = "vt" + tag + "i";
+    try {
+      run("ip netns add " + name_);
+      run("ip link add " + outside_ + " type veth peer name " + inside);
+      run("ip link set " + inside + " netns " + name_);
+      run("ip -n " + name_ + " link set " + inside + " name eth0");
+      run("ip -n " + name_ + " addr add " + address + " dev eth0");
+      run("ip -n " + name_ + " link set eth0 up");
+      run("ip -n " + name_ + " link set lo up");
+      run("ip link set " + outside_ + " up");
+      // Segmentation offload would hand the switch frames larger than a ring
+      // frame (see the uplink's documentation); checksum offload stays on.
+      ChildProcess off([&] {
+        enter();
+        return turn_off_segmentation("eth0") ? 0 : 1;
+      });
+      if (off.wait() != 0) throw std::runtime_error("cannot turn off TSO/GSO in " + name_);
+    } catch (...) {
+      tear_down();
+      throw;
+    }
+  }
+  VethNamespace(const VethNamespace&) = delete;
+  VethNamespace& operator=(const VethNamespace&) = delete;
+  ~VethNamespace() { tear_down(); }
+
+  [[nodiscard]] const std::string& name() const { return name_; }
+  [[nodiscard]] const std::string& outside() const { return outside_; }
+
+  // Moves the calling thread into the namespace (for a forked child).
+  void enter() const {
+    const int fd = ::open(("/run/netns/" + name_).c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0 || ::setns(fd, CLONE_NEWNET) != 0) throw std::runtime_error("cannot enter " + name_);
+    ::close(fd);
+  }
+
+ private:
+  static void run(const std::string& command) {
+    if (std::system((command + " >/dev/null 2>&1").c_str()) != 0) {
+      throw std::runtime_error("`" + command + "` failed");
+    }
+  }
+
+  static bool turn_off_segmentation(const char* interface) {
+    const int fd = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) return false;
+    bool ok = true;
+    for (const std::uint32_t command : {std::uint32_t{ETHTOOL_STSO}, std::uint32_t{ETHTOOL_SGSO}}) {
+      ethtool_value value{command, 0};
+      ifreq request{};
+      std::strncpy(request.ifr_name, interface, IFNAMSIZ - 1);
+      request.ifr_data = reinterpret_cast<char*>(&value);
+      ok = ok && ::ioctl(fd, SIOCETHTOOL, &request) == 0;
+    }
+    ::close(fd);
+    return ok;
+  }
+
+  void tear_down() noexcept {
+    if (name_.empty()) return;
+    // Deleting the namespace destroys its veth end, and with it ours.
+    [[maybe_unused]] const int rc = std::system(("ip netns del " + name_ + " >/dev/null 2>&1").c_str());
+    name_.clear();
+  }
+
+  std::string name_;
+  std::string outside_;
+};
+
+}  // namespace vdtu::testing

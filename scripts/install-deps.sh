@@ -8,6 +8,7 @@ packages=(
   libcli11-dev libfmt-dev libtomlplusplus-dev                            # command line, output, config files
   libsodium-dev pkg-config                                                # bridge datagram encryption
   iproute2                                                                # network namespaces for cluster tests
+  liblwip-dev                                                             # lwip_echo: an IP stack on a switch port
 )
 
 missing=()

@@ -15,6 +15,7 @@
 #include "support/child_process.hpp"
 #include "support/ethernet.hpp"
 #include "support/kernel_sockets.hpp"
+#include "support/program_process.hpp"
 #include "support/switch_process.hpp"
 #include "support/test_host.hpp"
 #include "support/veth_namespace.hpp"
@@ -201,6 +202,28 @@ TEST(Switch, ClientsWaitingOnTheirRingsLearnTheSwitchIsGone) {
   EXPECT_EQ(port.try_send(frame), Status::kTerminated);
 }
 
+// lwIP on a switch port, started as its own process; ready once it says so.
+std::unique_ptr<testing::ProgramProcess> lwip_echo(const SwitchProcess& sw, const std::string& cidr) {
+  auto lwip = std::make_unique<testing::ProgramProcess>(
+      std::vector<std::string>{VDTU_LWIP_ECHO_PATH, "--socket", sw.socket(), "--ip", cidr},
+      sw.dir() + "/lwip_echo.log");
+  if (!lwip->wait_for_log("echo on udp and tcp port 7", 30s))
+    throw std::runtime_error("lwip_echo: " + lwip->log());
+  return lwip;
+}
+
+TEST(Switch, LwipAnswersPingAndUdpEchoFromAClient) {
+  SwitchProcess sw({});
+  const auto lwip = lwip_echo(sw, "10.0.0.9/24");
+  TestHost a(SwitchPort::connect(sw.socket()), mac(0xa), ipv4(10, 0, 0, 1));
+  EXPECT_TRUE(a.ping(ipv4(10, 0, 0, 9), 3, 30s)) << lwip->log();
+  std::vector<std::byte> data(1400);
+  for (std::size_t i = 0; i < data.size(); ++i) data[i] = static_cast<std::byte>(i);
+  EXPECT_TRUE(a.udp_echo(ipv4(10, 0, 0, 9), 7, data, 30s)) << lwip->log();
+  EXPECT_EQ(lwip->stop(), 0) << lwip->log();
+  EXPECT_TRUE(contains(lwip->log(), "frames received")) << lwip->log();
+}
+
 // ---- as root: an uplink to a network namespace ----
 
 TEST(SwitchUplink, TheLinuxStackInANamespaceAndAClientTalkThroughIt) {
@@ -220,6 +243,21 @@ TEST(SwitchUplink, TheLinuxStackInANamespaceAndAClientTalkThroughIt) {
   EXPECT_TRUE(host.ping(ipv4(10, 199, 0, 1), 3, 20s)) << "and the other way";
   const auto stats = read_switch_report(sw.socket(), true);
   EXPECT_TRUE(contains(stats, "\"kind\":\"uplink\"")) << stats;
+}
+
+TEST(SwitchUplink, LwipEchoAnswersTheNamespaceOverUdpAndTcp) {
+  if (!testing::running_as_root()) GTEST_SKIP() << "needs root for a namespace and AF_PACKET";
+  testing::VethNamespace ns("10.199.1.1/24");
+  SwitchProcess sw({"--uplink", ns.outside()});
+  const auto lwip = lwip_echo(sw, "10.199.1.2/24");
+  ChildProcess linux_side([&] {
+    ns.enter();
+    const auto peer = ipv4(10, 199, 1, 2);
+    if (!testing::kernel_ping(peer, 3, 2s)) return 1;
+    if (!testing::kernel_udp_echo(peer, 7, 1200, 2s)) return 2;
+    return testing::kernel_tcp_echo(peer, 7, 256 * 1024, 60s) ? 0 : 3;
+  });
+  EXPECT_EQ(linux_side.wait(), 0) << sw.log() << lwip->log();
 }
 
 }  // namespace

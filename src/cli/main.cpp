@@ -80,7 +80,7 @@ int run(int argc, char** argv) {
   auto* bench_cmd = app.add_subcommand("bench", "Run a benchmark suite with its baselines");
   bench_cmd->add_option("suite", suite, "Suite to run")
       ->required()
-      ->check(CLI::IsMember({"channel", "dtu", "caps", "spanning"}));
+      ->check(CLI::IsMember({"channel", "dtu", "caps", "spanning", "switch"}));
   bench_cmd->add_flag("--json", json, "One JSON object per line instead of a table");
   bench_cmd->add_flag("--quick", bench_options.quick, "Few iterations (smoke test; figures are rough)");
 
@@ -105,6 +105,7 @@ int run(int argc, char** argv) {
       if (suite == "dtu") vdtu::bench::run_dtu_suite(reporter, bench_options);
       if (suite == "caps") vdtu::bench::run_caps_suite(reporter, bench_options);
       if (suite == "spanning") vdtu::bench::run_spanning_suite(reporter, bench_options);
+      if (suite == "switch") vdtu::bench::run_switch_suite(reporter, bench_options);
       return 0;
     }
   } catch (const std::exception& e) {

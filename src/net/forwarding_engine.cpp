@@ -117,11 +117,11 @@ void ForwardingEngine::classify(PortId source, Slot& from, const ReceivedFrame& 
     return;
   }
   const auto l3_bytes = frame.length - link_bytes;
-  if (header.source.is_multicast()) {
+  if (is_group_address(header.source)) {
     counters.drop(DropReason::kBadSource);
     return;
   }
-  const auto source_mac = header.source.value();
+  const auto source_mac = header.source;
   if (!from.allowed.empty() &&
       !std::binary_search(from.allowed.begin(), from.allowed.end(), make_mac_key(source_mac, 0))) {
     counters.drop(DropReason::kSourceNotAllowed);
@@ -131,12 +131,12 @@ void ForwardingEngine::classify(PortId source, Slot& from, const ReceivedFrame& 
     counters.drop(DropReason::kSourcePinned);
     return;
   }
-  if (header.destination.is_multicast()) {
+  if (is_group_address(header.destination)) {
     ++counters.flooded;
     flood(source, frame, l3_bytes);
     return;
   }
-  const auto destination = table_.lookup(make_mac_key(header.destination.value(), header.vlan), now);
+  const auto destination = table_.lookup(make_mac_key(header.destination, header.vlan), now);
   if (!destination) {
     ++counters.flooded;
     ++counters_.unknown_unicast;

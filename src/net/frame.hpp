@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <array>
+#include <bit>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
@@ -37,25 +38,38 @@ inline void copy_frame(const ReceivedFrame& f, std::byte* out) {
   std::memcpy(out + head, f.data + head, f.length - head);
 }
 
-// What the engine reads from the head.
+// What the engine reads from the head. Addresses as 48-bit integers (first
+// octet most significant), as the MAC table keys them.
 struct EthernetHeader {
-  MacAddress destination;
-  MacAddress source;
+  std::uint64_t destination = 0;
+  std::uint64_t source = 0;
   std::uint16_t vlan = 0;  // 0: untagged (or priority-tagged)
   bool tagged = false;
 };
 
+// A group address (broadcast included): the lowest bit of the first octet.
+constexpr bool is_group_address(std::uint64_t mac) { return ((mac >> 40U) & 1U) != 0; }
+
+// Six big-endian octets at `at` (the head has room for eight).
+inline std::uint64_t load_mac(const std::byte* at) {
+  std::uint64_t raw = 0;
+  std::memcpy(&raw, at, sizeof(raw));
+  if constexpr (std::endian::native == std::endian::little) raw = __builtin_bswap64(raw);
+  return raw >> 16U;
+}
+
 // Needs f.length >= kEthernetHeaderBytes.
 inline EthernetHeader parse_head(const ReceivedFrame& f) {
   EthernetHeader h;
-  std::memcpy(h.destination.octets.data(), f.head.data(), 6);
-  std::memcpy(h.source.octets.data(), f.head.data() + 6, 6);
+  h.destination = load_mac(f.head.data());
+  h.source = load_mac(f.head.data() + 6);
   const auto type = static_cast<std::uint16_t>((std::to_integer<unsigned>(f.head[12]) << 8U) |
-                                               std::to_integer<unsigned>(f.head[13]));
+                                                std::to_integer<unsigned>(f.head[13]));
   if (type == kEtherTypeVlan && f.length >= kFrameHeadBytes) {
     h.tagged = true;
-    h.vlan = static_cast<std::uint16_t>(
-        ((std::to_integer<unsigned>(f.head[14]) << 8U) | std::to_integer<unsigned>(f.head[15])) & 0xfffU);
+    h.vlan = static_cast<std::uint16_t>(((std::to_integer<unsigned>(f.head[14]) << 8U) |
+                                         std::to_integer<unsigned>(f.head[15])) &
+                                        0xfffU);
   }
   return h;
 }

@@ -11,25 +11,25 @@
 #include <thread>
 
 #include "net/port_protocol.hpp"
+#include "net/probe/linux_probes.hpp"
+#include "net/probe/probe_host.hpp"
+#include "net/probe/veth_namespace.hpp"
 #include "net/unix_message.hpp"
 #include "support/child_process.hpp"
 #include "support/ethernet.hpp"
-#include "support/kernel_sockets.hpp"
 #include "support/program_process.hpp"
 #include "support/switch_process.hpp"
-#include "support/test_host.hpp"
-#include "support/veth_namespace.hpp"
 #include "vdtu/net.hpp"
 
 namespace vdtu::net {
 namespace {
 
 using namespace std::chrono_literals;
+using probe::ipv4;
 using testing::ChildProcess;
-using testing::ipv4;
 using testing::mac;
 using testing::SwitchProcess;
-using testing::TestHost;
+using TestHost = probe::ProbeHost;
 
 bool contains(const std::string& text, const std::string& needle) {
   return text.find(needle) != std::string::npos;
@@ -227,16 +227,16 @@ TEST(Switch, LwipAnswersPingAndUdpEchoFromAClient) {
 // ---- as root: an uplink to a network namespace ----
 
 TEST(SwitchUplink, TheLinuxStackInANamespaceAndAClientTalkThroughIt) {
-  if (!testing::running_as_root()) GTEST_SKIP() << "needs root for a namespace and AF_PACKET";
-  testing::VethNamespace ns("10.199.0.1/24");
+  if (!probe::running_as_root()) GTEST_SKIP() << "needs root for a namespace and AF_PACKET";
+  probe::VethNamespace ns("10.199.0.1/24");
   SwitchProcess sw({"--uplink", ns.outside()});
   TestHost host(SwitchPort::connect(sw.socket()), mac(0x42), ipv4(10, 199, 0, 2));
   ChildProcess linux_side([&] {
     ns.enter();
     const auto peer = ipv4(10, 199, 0, 2);
-    if (!testing::kernel_ping(peer, 3, 2s)) return 1;
-    if (!testing::kernel_udp_echo(peer, TestHost::kEchoPort, 1000, 2s)) return 2;
-    return testing::kernel_udp_echo(peer, TestHost::kEchoPort, 1472, 2s) ? 0 : 3;  // a full-sized frame
+    if (!probe::kernel_ping(peer, 3, 2s)) return 1;
+    if (!probe::kernel_udp_echo(peer, TestHost::kEchoPort, 1000, 2s)) return 2;
+    return probe::kernel_udp_echo(peer, TestHost::kEchoPort, 1472, 2s) ? 0 : 3;  // a full-sized frame
   });
   EXPECT_TRUE(host.serve(60s, [&] { return host.echo_requests_answered() >= 5; })) << sw.log();
   EXPECT_EQ(linux_side.wait(), 0) << sw.log();
@@ -246,16 +246,16 @@ TEST(SwitchUplink, TheLinuxStackInANamespaceAndAClientTalkThroughIt) {
 }
 
 TEST(SwitchUplink, LwipEchoAnswersTheNamespaceOverUdpAndTcp) {
-  if (!testing::running_as_root()) GTEST_SKIP() << "needs root for a namespace and AF_PACKET";
-  testing::VethNamespace ns("10.199.1.1/24");
+  if (!probe::running_as_root()) GTEST_SKIP() << "needs root for a namespace and AF_PACKET";
+  probe::VethNamespace ns("10.199.1.1/24");
   SwitchProcess sw({"--uplink", ns.outside()});
   const auto lwip = lwip_echo(sw, "10.199.1.2/24");
   ChildProcess linux_side([&] {
     ns.enter();
     const auto peer = ipv4(10, 199, 1, 2);
-    if (!testing::kernel_ping(peer, 3, 2s)) return 1;
-    if (!testing::kernel_udp_echo(peer, 7, 1200, 2s)) return 2;
-    return testing::kernel_tcp_echo(peer, 7, 256 * 1024, 60s) ? 0 : 3;
+    if (!probe::kernel_ping(peer, 3, 2s)) return 1;
+    if (!probe::kernel_udp_echo(peer, 7, 1200, 2s)) return 2;
+    return probe::kernel_tcp_echo(peer, 7, 256 * 1024, 60s) ? 0 : 3;
   });
   EXPECT_EQ(linux_side.wait(), 0) << sw.log() << lwip->log();
 }

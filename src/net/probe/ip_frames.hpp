@@ -1,7 +1,8 @@
 #pragma once
-// ARP, IPv4, ICMP echo and UDP, built and read by tests, so two shared-memory
-// clients can ping each other (and a host in a namespace) with frames no IP
-// stack made.
+// ARP, IPv4, ICMP echo and UDP, built and read by the tests and the demo,
+// so two shared-memory clients can ping each other (and a host in a
+// namespace) with frames no IP stack made. Header-only: not part of the
+// switch, a probe for it.
 
 #include <cstddef>
 #include <cstdint>
@@ -11,7 +12,7 @@
 
 #include "vdtu/net.hpp"
 
-namespace vdtu::testing {
+namespace vdtu::net::probe {
 
 using Ipv4 = std::uint32_t;  // host order: 10.0.0.1 is 0x0a000001
 constexpr Ipv4 ipv4(unsigned a, unsigned b, unsigned c, unsigned d) {
@@ -28,7 +29,7 @@ inline void put32(std::vector<std::byte>& out, std::uint32_t v) {
   put16(out, v >> 16U);
   put16(out, v & 0xffffU);
 }
-inline void put_mac(std::vector<std::byte>& out, const net::MacAddress& m) {
+inline void put_mac(std::vector<std::byte>& out, const MacAddress& m) {
   for (auto o : m.octets) out.push_back(static_cast<std::byte>(o));
 }
 inline unsigned get16(std::span<const std::byte> in, std::size_t at) {
@@ -37,8 +38,8 @@ inline unsigned get16(std::span<const std::byte> in, std::size_t at) {
 inline std::uint32_t get32(std::span<const std::byte> in, std::size_t at) {
   return (get16(in, at) << 16U) | get16(in, at + 2);
 }
-inline net::MacAddress get_mac(std::span<const std::byte> in, std::size_t at) {
-  return net::MacAddress::from_bytes(in.subspan(at).first<6>());
+inline MacAddress get_mac(std::span<const std::byte> in, std::size_t at) {
+  return MacAddress::from_bytes(in.subspan(at).first<6>());
 }
 inline std::uint16_t checksum(std::span<const std::byte> bytes, std::uint32_t sum = 0) {
   for (std::size_t i = 0; i + 1 < bytes.size(); i += 2) sum += get16(bytes, i);
@@ -54,9 +55,8 @@ inline void patch16(std::vector<std::byte>& out, std::size_t at, unsigned v) {
 constexpr std::size_t kIp = 14;        // IPv4 header after an untagged Ethernet header
 constexpr std::size_t kL4 = kIp + 20;  // no IP options in what we build
 
-inline std::vector<std::byte> ipv4_frame(const net::MacAddress& dst_mac, const net::MacAddress& src_mac,
-                                         Ipv4 src, Ipv4 dst, unsigned protocol,
-                                         std::span<const std::byte> l4) {
+inline std::vector<std::byte> ipv4_frame(const MacAddress& dst_mac, const MacAddress& src_mac, Ipv4 src,
+                                         Ipv4 dst, unsigned protocol, std::span<const std::byte> l4) {
   std::vector<std::byte> f;
   put_mac(f, dst_mac);
   put_mac(f, src_mac);
@@ -75,11 +75,11 @@ inline std::vector<std::byte> ipv4_frame(const net::MacAddress& dst_mac, const n
 
 }  // namespace packet_detail
 
-inline std::vector<std::byte> arp_frame(bool reply, const net::MacAddress& src_mac, Ipv4 src_ip,
-                                        const net::MacAddress& target_mac, Ipv4 target_ip) {
+inline std::vector<std::byte> arp_frame(bool reply, const MacAddress& src_mac, Ipv4 src_ip,
+                                        const MacAddress& target_mac, Ipv4 target_ip) {
   using namespace packet_detail;
   std::vector<std::byte> f;
-  put_mac(f, reply ? target_mac : net::MacAddress::broadcast());
+  put_mac(f, reply ? target_mac : MacAddress::broadcast());
   put_mac(f, src_mac);
   put16(f, 0x0806);
   put16(f, 1);       // Ethernet
@@ -95,7 +95,7 @@ inline std::vector<std::byte> arp_frame(bool reply, const net::MacAddress& src_m
 
 struct Arp {
   bool reply;
-  net::MacAddress sender_mac;
+  MacAddress sender_mac;
   Ipv4 sender_ip;
   Ipv4 target_ip;
 };
@@ -110,7 +110,7 @@ inline std::optional<Arp> parse_arp(std::span<const std::byte> f) {
 }
 
 struct Ipv4Packet {
-  net::MacAddress src_mac;
+  MacAddress src_mac;
   Ipv4 src;
   Ipv4 dst;
   unsigned protocol;
@@ -128,9 +128,9 @@ inline std::optional<Ipv4Packet> parse_ipv4(std::span<const std::byte> f) {
                     std::to_integer<unsigned>(f[kIp + 9]), f.subspan(kL4, total - 20)};
 }
 
-inline std::vector<std::byte> icmp_echo(bool reply, const net::MacAddress& dst_mac,
-                                        const net::MacAddress& src_mac, Ipv4 src, Ipv4 dst, unsigned id,
-                                        unsigned seq, std::span<const std::byte> data) {
+inline std::vector<std::byte> icmp_echo(bool reply, const MacAddress& dst_mac, const MacAddress& src_mac,
+                                        Ipv4 src, Ipv4 dst, unsigned id, unsigned seq,
+                                        std::span<const std::byte> data) {
   using namespace packet_detail;
   std::vector<std::byte> icmp;
   put16(icmp, reply ? 0x0000 : 0x0800);
@@ -162,8 +162,8 @@ inline std::uint32_t pseudo_header_sum(Ipv4 src, Ipv4 dst, unsigned protocol, st
          static_cast<std::uint32_t>(length);
 }
 
-inline std::vector<std::byte> udp_frame(const net::MacAddress& dst_mac, const net::MacAddress& src_mac,
-                                        Ipv4 src, unsigned src_port, Ipv4 dst, unsigned dst_port,
+inline std::vector<std::byte> udp_frame(const MacAddress& dst_mac, const MacAddress& src_mac, Ipv4 src,
+                                        unsigned src_port, Ipv4 dst, unsigned dst_port,
                                         std::span<const std::byte> data) {
   using namespace packet_detail;
   std::vector<std::byte> udp;
@@ -195,4 +195,4 @@ inline std::optional<Udp> parse_udp(const Ipv4Packet& p) {
   return Udp{get16(l4, 0), get16(l4, 2), l4.subspan(8)};
 }
 
-}  // namespace vdtu::testing
+}  // namespace vdtu::net::probe

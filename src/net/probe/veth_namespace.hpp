@@ -3,7 +3,7 @@
 // address) and the other end left in this namespace, up and without an
 // address, for a switch uplink. Names carry this process's id and a counter,
 // so parallel test runs never collide; everything is removed in the
-// destructor. Needs root.
+// destructor. Needs root. Header-only, for the tests and the demo.
 
 #include <fcntl.h>
 #include <linux/ethtool.h>
@@ -15,14 +15,15 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cerrno>
 #include <cstdlib>
 #include <cstring>
 #include <stdexcept>
 #include <string>
 
-#include "support/child_process.hpp"
+#include <sys/wait.h>
 
-namespace vdtu::testing {
+namespace vdtu::net::probe {
 
 inline bool running_as_root() { return ::geteuid() == 0; }
 
@@ -46,11 +47,9 @@ class VethNamespace {
       run("ip link set " + outside_ + " up");
       // Segmentation offload would hand the switch frames larger than a ring
       // frame (see the uplink's documentation); checksum offload stays on.
-      ChildProcess off([&] {
-        enter();
-        return turn_off_segmentation("eth0") ? 0 : 1;
-      });
-      if (off.wait() != 0) throw std::runtime_error("cannot turn off TSO/GSO in " + name_);
+      if (!in_child([&] { return turn_off_segmentation("eth0"); })) {
+        throw std::runtime_error("cannot turn off TSO/GSO in " + name_);
+      }
     } catch (...) {
       tear_down();
       throw;
@@ -62,6 +61,26 @@ class VethNamespace {
 
   [[nodiscard]] const std::string& name() const { return name_; }
   [[nodiscard]] const std::string& outside() const { return outside_; }
+
+  // Runs `body` in a forked child inside the namespace; true if it returned true.
+  template <class Body>
+  bool in_child(Body body) const {
+    const pid_t pid = ::fork();
+    if (pid < 0) return false;
+    if (pid == 0) {
+      bool ok = false;
+      try {
+        enter();
+        ok = body();
+      } catch (...) {
+      }
+      ::_exit(ok ? 0 : 1);
+    }
+    int status = 0;
+    while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+    }
+    return WIFEXITED(status) && WEXITSTATUS(status) == 0;
+  }
 
   // Moves the calling thread into the namespace (for a forked child).
   void enter() const {
@@ -103,4 +122,4 @@ class VethNamespace {
   std::string outside_;
 };
 
-}  // namespace vdtu::testing
+}  // namespace vdtu::net::probe

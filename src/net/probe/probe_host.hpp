@@ -10,19 +10,19 @@
 #include <string>
 #include <utility>
 
-#include "support/ip_packets.hpp"
+#include "net/probe/ip_frames.hpp"
 #include "vdtu/net.hpp"
 
-namespace vdtu::testing {
+namespace vdtu::net::probe {
 
-class TestHost {
+class ProbeHost {
  public:
   using Clock = std::chrono::steady_clock;
   static constexpr unsigned kEchoPort = 7;
 
-  TestHost(net::SwitchPort port, net::MacAddress mac, Ipv4 ip) : port_(std::move(port)), mac_(mac), ip_(ip) {}
+  ProbeHost(SwitchPort port, MacAddress mac, Ipv4 ip) : port_(std::move(port)), mac_(mac), ip_(ip) {}
 
-  net::SwitchPort& port() { return port_; }
+  SwitchPort& port() { return port_; }
   [[nodiscard]] std::uint64_t echo_requests_answered() const { return answered_; }
 
   // Answers whatever comes in until `done()` or the time is up; false then.
@@ -78,7 +78,7 @@ class TestHost {
   }
 
  private:
-  std::optional<net::MacAddress> resolve(Ipv4 peer, Clock::time_point deadline) {
+  std::optional<MacAddress> resolve(Ipv4 peer, Clock::time_point deadline) {
     if (const auto it = arp_.find(peer); it != arp_.end()) return it->second;
     while (Clock::now() < deadline) {
       if (!send(arp_frame(false, mac_, ip_, {}, peer))) return std::nullopt;
@@ -130,11 +130,11 @@ class TestHost {
     }
   }
 
-  net::SwitchPort port_;
-  net::MacAddress mac_;
+  SwitchPort port_;
+  MacAddress mac_;
   Ipv4 ip_;
-  std::map<Ipv4, net::MacAddress> arp_;
+  std::map<Ipv4, MacAddress> arp_;
   std::uint64_t answered_ = 0;
 };
 
-}  // namespace vdtu::testing
+}  // namespace vdtu::net::probe

@@ -1,6 +1,6 @@
 #pragma once
-// The Linux stack's side of a conversation (run inside a test's network
-// namespace): ICMP echo over a raw socket, UDP and TCP echo clients. Each
+// The Linux stack's side of a conversation (run inside a network namespace
+// the test or demo made): ICMP echo over a raw socket, UDP and TCP echo clients. Each
 // returns true only if every answer came back intact in time.
 
 #include <arpa/inet.h>
@@ -15,10 +15,10 @@
 #include <string>
 #include <vector>
 
-#include "support/ip_packets.hpp"
+#include "net/probe/ip_frames.hpp"
 #include "vdtu/unique_fd.hpp"
 
-namespace vdtu::testing {
+namespace vdtu::net::probe {
 
 inline sockaddr_in socket_address(Ipv4 ip, unsigned port) {
   sockaddr_in a{};
@@ -120,4 +120,4 @@ inline bool kernel_tcp_echo(Ipv4 peer, unsigned port, std::size_t bytes, std::ch
   return got == bytes && in == out;
 }
 
-}  // namespace vdtu::testing
+}  // namespace vdtu::net::probe

@@ -193,6 +193,33 @@ TEST(Switch, RefusesWhatItCannotOrMayNotDo) {
   EXPECT_TRUE(contains(stats, "clients refused 5")) << stats;
 }
 
+TEST(Switch, TheExampleConfigurationGivesNamedPortsTheirSettings) {
+  SwitchProcess sw({"--config", VDTU_SOURCE_DIR "/examples/switch.toml"});  // --socket overrides the file's
+  auto web = SwitchPort::connect(sw.socket(), {"web"});
+  ASSERT_TRUE(web.info().mac);
+  EXPECT_EQ(web.info().mac->to_string(), "02:00:00:00:00:10");
+  auto db = SwitchPort::connect(sw.socket(), {"db"});
+  EXPECT_EQ(db.info().mtu, 9000U);
+  EXPECT_FALSE(db.info().mac);
+  // web may send only as itself; db's static address cannot be claimed from web.
+  auto frame = [](std::uint8_t source) {
+    return testing::ethernet_frame(MacAddress::broadcast(), mac(source));
+  };
+  ASSERT_EQ(web.try_send(frame(0x10)), Status::kOk);
+  ASSERT_EQ(web.try_send(frame(0x20)), Status::kOk);
+  ASSERT_EQ(web.try_send(frame(0x66)), Status::kOk);
+  ASSERT_EQ(db.wait_readable(10s), Status::kOk);
+  std::this_thread::sleep_for(100ms);
+  std::array<std::span<const std::byte>, 8> got{};
+  std::uint32_t n = 0;
+  ASSERT_EQ(db.try_receive_burst(got, n), Status::kOk);
+  EXPECT_EQ(n, 1U) << "only the frame from web's own address";
+  db.release(n);
+  const auto stats = read_switch_report(sw.socket(), true);
+  EXPECT_TRUE(contains(stats, "\"source_not_allowed\":2")) << stats;
+  EXPECT_TRUE(contains(stats, "\"mac_static\":2")) << stats;
+}
+
 TEST(Switch, ClientsWaitingOnTheirRingsLearnTheSwitchIsGone) {
   auto sw = std::make_unique<SwitchProcess>(std::vector<std::string>{});
   auto port = SwitchPort::connect(sw->socket());

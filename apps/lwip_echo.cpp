@@ -5,9 +5,9 @@
 //   lwip_echo --socket /run/vdtu-switch.sock --ip 10.199.0.2/24 [--port NAME]
 //             [--mac 02:...] [--gateway A.B.C.D] [--echo-port 7]
 #include <fmt/core.h>
-#include <signal.h>
 
 #include <CLI/CLI.hpp>
+#include <csignal>
 #include <cstdlib>
 #include <future>
 #include <random>
@@ -51,7 +51,8 @@ err_t flush(tcp_pcb* pcb, TcpEcho* echo) {
     tcp_recved(pcb, n);
   }
   tcp_output(pcb);
-  return echo->closing && echo->pending.empty() ? close_connection(pcb, echo) : ERR_OK;
+  if (echo->closing && echo->pending.empty()) return close_connection(pcb, echo);
+  return ERR_OK;
 }
 
 err_t on_tcp_receive(void* arg, tcp_pcb* pcb, pbuf* p, err_t err) {
@@ -168,9 +169,7 @@ int run(const std::string& socket, const std::string& port_name, const std::stri
   std::_Exit(code);
 }
 
-}  // namespace
-
-int main(int argc, char** argv) {
+int parse_and_run(int argc, char** argv) {
   CLI::App app{"lwip_echo: lwIP on a vdtu switch port, serving UDP and TCP echo"};
   std::string socket;
   std::string port_name;
@@ -186,9 +185,15 @@ int main(int argc, char** argv) {
   app.add_option("--echo-port", echo_port, "UDP and TCP port of the echo services")
       ->check(CLI::Range(1, 65535));
   CLI11_PARSE(app, argc, argv);
+  return run(socket, port_name, mac, cidr, gateway, echo_port);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
   try {
-    return run(socket, port_name, mac, cidr, gateway, echo_port);
-  } catch (const std::exception& e) {
+    return parse_and_run(argc, argv);
+  } catch (const std::exception& e) {  // nothing may escape main
     fmt::print(stderr, "lwip_echo: {}\n", e.what());
     return 1;
   }

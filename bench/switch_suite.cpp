@@ -279,6 +279,7 @@ void shared_memory_cases(Reporter& reporter, const SuiteOptions& options) {
   const std::uint64_t large = options.quick ? 20'000 : 500'000;
   {
     std::vector<double> rates;
+    rates.reserve(static_cast<std::size_t>(runs));
     for (int r = 0; r < runs; ++r) rates.push_back(channel_ceiling(small));
     reporter.add(rate_result(suite, "baseline_channel_64B_batch32", "Mpps", 1e-6, std::move(rates)));
   }
@@ -286,6 +287,7 @@ void shared_memory_cases(Reporter& reporter, const SuiteOptions& options) {
                               cacheline_pingpong_ns(options.quick ? 2'000 : 100'000)));
   for (const std::size_t bytes : {std::size_t{64}, std::size_t{1514}}) {
     std::vector<double> costs;
+    costs.reserve(static_cast<std::size_t>(runs));
     for (int r = 0; r < runs; ++r)
       costs.push_back(one_thread_cpu_ns_per_frame(bytes, bytes == 64 ? small : large));
     reporter.add(cost_result(suite, fmt::format("shm_one_thread_cpu_{}B", bytes), std::move(costs)));
@@ -305,6 +307,7 @@ void shared_memory_cases(Reporter& reporter, const SuiteOptions& options) {
        {Case{"shm_64B_batch32", 64, true, small}, Case{"shm_64B_single", 64, false, small / 4},
         Case{"shm_1514B_batch32", 1514, true, large}, Case{"shm_1514B_single", 1514, false, large / 2}}) {
     std::vector<double> rates;
+    rates.reserve(static_cast<std::size_t>(runs));
     for (int r = 0; r < runs; ++r) rates.push_back(shm_throughput(a, b, c.bytes, c.batched, c.count));
     reporter.add(rate_result(suite, c.name, "Mpps", 1e-6, std::move(rates)));
   }
@@ -389,6 +392,7 @@ void veth_cases(Reporter& reporter, const SuiteOptions& options, VethPair& p, co
   introduce(p);
   for (const std::size_t bytes : {std::size_t{64}, std::size_t{1514}}) {
     std::vector<double> rates;
+    rates.reserve(static_cast<std::size_t>(runs));
     for (int r = 0; r < runs; ++r) rates.push_back(veth_throughput(p, bytes, duration));
     reporter.add(rate_result(suite, fmt::format("{}_{}B", prefix, bytes), "Mpps", 1e-6, std::move(rates)));
   }

@@ -3,11 +3,11 @@
 // an AF_PACKET uplink to a network namespace.
 #include <fcntl.h>
 #include <fmt/core.h>
-#include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <chrono>
+#include <csignal>
 #include <filesystem>
 #include <fstream>
 #include <memory>
@@ -147,7 +147,7 @@ bool lwip_answers_across_the_uplink() {
   return ns.in_child([] {
     const auto peer = ipv4(10, 199, 2, 2);
     return net::probe::kernel_ping(peer, 3, 2s) && net::probe::kernel_udp_echo(peer, 7, 1200, 2s) &&
-           net::probe::kernel_tcp_echo(peer, 7, 64 * 1024, 30s);
+           net::probe::kernel_tcp_echo(peer, 7, std::size_t{64} * 1024, 30s);
   });
 }
 

@@ -1,11 +1,11 @@
 #include "switch_command.hpp"
 
 #include <fmt/core.h>
-#include <signal.h>
 #include <sys/signalfd.h>
 
 #include <toml++/toml.h>
 #include <cerrno>
+#include <csignal>
 #include <stdexcept>
 #include <system_error>
 
@@ -18,9 +18,10 @@ namespace {
 
 net::MacAddress mac_from(std::string_view text, const std::string& where) {
   const auto mac = net::MacAddress::parse(text);
-  if (!mac)
+  if (!mac) {
     throw std::runtime_error(
         fmt::format("{}: '{}' is not a MAC address (like 02:00:00:00:00:01)", where, text));
+  }
   return *mac;
 }
 
@@ -145,8 +146,9 @@ UniqueFd stop_signals() {
   sigemptyset(&set);
   sigaddset(&set, SIGINT);
   sigaddset(&set, SIGTERM);
-  if (::sigprocmask(SIG_BLOCK, &set, nullptr) != 0)
-    throw std::system_error(errno, std::generic_category(), "sigprocmask");
+  if (const int rc = ::pthread_sigmask(SIG_BLOCK, &set, nullptr); rc != 0) {
+    throw std::system_error(rc, std::generic_category(), "pthread_sigmask");
+  }
   UniqueFd fd(::signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK));
   if (!fd) throw std::system_error(errno, std::generic_category(), "signalfd");
   return fd;

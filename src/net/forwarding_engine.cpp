@@ -84,8 +84,7 @@ std::size_t ForwardingEngine::poll(Clock::time_point now) {
     last_expiry_ = seconds;
   }
   std::size_t taken = 0;
-  // By index: a port never joins or leaves during a round.
-  for (std::size_t i = 0; i < attached_.size(); ++i) taken += forward_from(attached_[i], seconds);
+  for (const auto id : attached_) taken += forward_from(id, seconds);  // nobody joins or leaves in a round
   return taken;
 }
 

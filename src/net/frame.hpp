@@ -64,12 +64,11 @@ inline EthernetHeader parse_head(const ReceivedFrame& f) {
   h.destination = load_mac(f.head.data());
   h.source = load_mac(f.head.data() + 6);
   const auto type = static_cast<std::uint16_t>((std::to_integer<unsigned>(f.head[12]) << 8U) |
-                                                std::to_integer<unsigned>(f.head[13]));
+                                               std::to_integer<unsigned>(f.head[13]));
   if (type == kEtherTypeVlan && f.length >= kFrameHeadBytes) {
     h.tagged = true;
-    h.vlan = static_cast<std::uint16_t>(((std::to_integer<unsigned>(f.head[14]) << 8U) |
-                                         std::to_integer<unsigned>(f.head[15])) &
-                                        0xfffU);
+    h.vlan = static_cast<std::uint16_t>(
+        ((std::to_integer<unsigned>(f.head[14]) << 8U) | std::to_integer<unsigned>(f.head[15])) & 0xfffU);
   }
   return h;
 }

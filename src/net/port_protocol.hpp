@@ -25,7 +25,7 @@ inline constexpr std::uint32_t kMagic = 0x57534456;  // "VDSW"
 inline constexpr std::uint16_t kVersion = 1;
 inline constexpr std::size_t kNameBytes = 32;  // a port name, NUL-padded
 inline constexpr std::size_t kErrorBytes = 160;
-inline constexpr std::size_t kChunkBytes = 16 * 1024;
+inline constexpr std::size_t kChunkBytes = std::size_t{16} * 1024;
 inline constexpr std::size_t kPortFds = 4;
 
 enum class RequestKind : std::uint16_t { kConnectPort = 1, kStatistics = 2 };

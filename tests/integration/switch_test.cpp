@@ -78,6 +78,7 @@ TEST(Switch, TwoClientProcessesPingEachOther) {
   EXPECT_TRUE(contains(stats, "\"learned\":2,")) << stats;
   EXPECT_TRUE(contains(stats, "\"ports_connected\":2,")) << stats;
   EXPECT_TRUE(sw.wait_for_log("closed: client", 10s)) << "b's port went with b: " << sw.log();
+  EXPECT_EQ(sw.stop(), 0) << "a clean end (under the sanitizers: nothing leaked): " << sw.log();
 }
 
 TEST(Switch, AClientScribblingOverItsRingsIsCutOffAndOthersGoOn) {
@@ -116,6 +117,7 @@ TEST(Switch, AClientScribblingOverItsRingsIsCutOffAndOthersGoOn) {
   std::size_t size = 0;
   std::vector<UniqueFd> fds;
   EXPECT_EQ(receive_message(rogue.control.get(), buffer, size, fds, 10s), Received::kClosed);
+  EXPECT_EQ(sw.stop(), 0) << sw.log();
 }
 
 TEST(Switch, AClientKilledMidStreamIsCleanedUp) {
@@ -140,6 +142,7 @@ TEST(Switch, AClientKilledMidStreamIsCleanedUp) {
   const auto stats = read_switch_report(sw.socket(), true);
   EXPECT_TRUE(contains(stats, "\"ports_up\":2,")) << stats;
   EXPECT_TRUE(contains(stats, "\"ports_closed\":1,")) << stats;
+  EXPECT_EQ(sw.stop(), 0) << sw.log();
 }
 
 TEST(Switch, RefusesWhatItCannotOrMayNotDo) {

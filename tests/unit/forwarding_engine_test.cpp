@@ -62,7 +62,9 @@ class Engine : public ::testing::Test {
   void SetUp() override { make_engine(); }
 
   PortId add_port(std::uint32_t mtu = 1500, std::vector<MacAddress> allowed = {}, std::uint32_t slots = 64) {
-    const auto id = engine_->reserve({"p" + std::to_string(clients_.size()), mtu, std::move(allowed)});
+    std::string name = "p";
+    name += std::to_string(clients_.size());  // not "p" + ...: g++ 12 -O3 warns falsely (-Wrestrict)
+    const auto id = engine_->reserve({name, mtu, std::move(allowed)});
     auto port = std::make_unique<ShmPort>(mtu, slots, UniqueFd{}, "test");
     if (clients_.size() <= id) clients_.resize(id + 1U);
     clients_[id] = std::make_unique<TestClient>(*port);

@@ -151,7 +151,9 @@ TEST(MacTable, AgreesWithASimpleModelOverARandomRun) {
       const auto it = model.find(k);
       const bool live = it != model.end() && now - it->second.seen < kAging;
       ASSERT_EQ(found.has_value(), live) << "step " << step;
-      if (live) ASSERT_EQ(*found, it->second.port) << "step " << step;
+      if (live) {
+        ASSERT_EQ(*found, it->second.port) << "step " << step;
+      }
     } else if (roll < 99) {
       table.expire(now);
       std::erase_if(model, [&](const auto& e) { return now - e.second.seen >= kAging; });

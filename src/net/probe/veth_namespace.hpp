@@ -14,12 +14,15 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <spawn.h>
 #include <atomic>
 #include <cerrno>
+
 #include <cstdlib>
 #include <cstring>
 #include <stdexcept>
 #include <string>
+#include <vector>
 
 #include <sys/wait.h>
 
@@ -37,14 +40,14 @@ class VethNamespace {
     outside_ = "vt" + tag + "o";
     const std::string inside = "vt" + tag + "i";
     try {
-      run("ip netns add " + name_);
-      run("ip link add " + outside_ + " type veth peer name " + inside);
-      run("ip link set " + inside + " netns " + name_);
-      run("ip -n " + name_ + " link set " + inside + " name eth0");
-      run("ip -n " + name_ + " addr add " + address + " dev eth0");
-      run("ip -n " + name_ + " link set eth0 up");
-      run("ip -n " + name_ + " link set lo up");
-      run("ip link set " + outside_ + " up");
+      run({"ip", "netns", "add", name_});
+      run({"ip", "link", "add", outside_, "type", "veth", "peer", "name", inside});
+      run({"ip", "link", "set", inside, "netns", name_});
+      run({"ip", "-n", name_, "link", "set", inside, "name", "eth0"});
+      run({"ip", "-n", name_, "addr", "add", address, "dev", "eth0"});
+      run({"ip", "-n", name_, "link", "set", "eth0", "up"});
+      run({"ip", "-n", name_, "link", "set", "lo", "up"});
+      run({"ip", "link", "set", outside_, "up"});
       // Segmentation offload would hand the switch frames larger than a ring
       // frame (see the uplink's documentation); checksum offload stays on.
       if (!in_child([&] { return turn_off_segmentation("eth0"); })) {
@@ -64,7 +67,7 @@ class VethNamespace {
 
   // Runs `body` in a forked child inside the namespace; true if it returned true.
   template <class Body>
-  bool in_child(Body body) const {
+  [[nodiscard]] bool in_child(Body body) const {
     const pid_t pid = ::fork();
     if (pid < 0) return false;
     if (pid == 0) {
@@ -90,8 +93,30 @@ class VethNamespace {
   }
 
  private:
-  static void run(const std::string& command) {
-    if (std::system((command + " >/dev/null 2>&1").c_str()) != 0) {
+  // Runs a command (words[0] searched in PATH) quietly; its exit code.
+  static int exit_code(std::vector<std::string> words) noexcept {
+    std::vector<char*> argv;
+    argv.reserve(words.size() + 1);
+    for (auto& w : words) argv.push_back(w.data());
+    argv.push_back(nullptr);
+    posix_spawn_file_actions_t quiet;
+    posix_spawn_file_actions_init(&quiet);
+    posix_spawn_file_actions_addopen(&quiet, 1, "/dev/null", O_WRONLY, 0);
+    posix_spawn_file_actions_addopen(&quiet, 2, "/dev/null", O_WRONLY, 0);
+    pid_t pid = -1;
+    const int rc = ::posix_spawnp(&pid, argv[0], &quiet, nullptr, argv.data(), environ);
+    posix_spawn_file_actions_destroy(&quiet);
+    if (rc != 0) return 127;
+    int status = 0;
+    while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+    }
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 128;
+  }
+
+  static void run(const std::vector<std::string>& words) {
+    if (exit_code(words) != 0) {
+      std::string command;
+      for (const auto& w : words) command += (command.empty() ? "" : " ") + w;
       throw std::runtime_error("`" + command + "` failed");
     }
   }
@@ -114,7 +139,7 @@ class VethNamespace {
   void tear_down() noexcept {
     if (name_.empty()) return;
     // Deleting the namespace destroys its veth end, and with it ours.
-    [[maybe_unused]] const int rc = std::system(("ip netns del " + name_ + " >/dev/null 2>&1").c_str());
+    exit_code({"ip", "netns", "del", name_});
     name_.clear();
   }
 

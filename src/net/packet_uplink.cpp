@@ -235,6 +235,16 @@ void PacketUplink::kick() {
   if (errno == ENXIO || errno == ENODEV) fail("interface " + interface_ + " went away", false);
 }
 
+void PacketUplink::refresh_counters() {
+  tpacket_stats stats{};
+  socklen_t size = sizeof(stats);
+  if (::getsockopt(socket_.get(), SOL_PACKET, PACKET_STATISTICS, &stats, &size) ==
+      0) {  // reading resets them
+    counters().drop(DropReason::kRxOverrun, stats.tp_drops);
+    counters().rx_frames += stats.tp_drops;
+  }
+}
+
 bool PacketUplink::arm_wakeup() { return (load_status(rx_frame(rx_next_)) & TP_STATUS_USER) == 0; }
 
 }  // namespace vdtu::net

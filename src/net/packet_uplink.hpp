@@ -41,6 +41,7 @@ class PacketUplink final : public Port {
   [[nodiscard]] int wakeup_fd() const override { return socket_.get(); }
   bool arm_wakeup() override;
   void disarm_wakeup() override {}
+  void refresh_counters() override;  // the kernel's drops on a full receive ring
 
  private:
   [[nodiscard]] std::byte* rx_frame(std::uint32_t index) const;

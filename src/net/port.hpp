@@ -55,6 +55,8 @@ class Port {
   [[nodiscard]] virtual int wakeup_fd() const = 0;
   virtual bool arm_wakeup() = 0;
   virtual void disarm_wakeup() = 0;
+  // Collects counters kept elsewhere (e.g. by the kernel); called now and then.
+  virtual void refresh_counters() {}
 
   // The switch ends the port for a reason of its own (the peer misbehaved
   // somewhere the port cannot see, e.g. on its connection).

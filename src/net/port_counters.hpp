@@ -17,6 +17,7 @@ enum class DropReason : std::uint8_t {
   kSourcePinned,      // a static address of another port
   kNoDestination,     // to a static address whose port is not connected
   kUnusable,          // the port could not deliver it whole (e.g. the kernel truncated it)
+  kRxOverrun,         // lost before the switch saw it: the port's receive ring was full
   // frames for the port's peer
   kQueueFull,  // the peer's queue was full
   kOverMtu,    // larger than this port's MTU
@@ -33,6 +34,7 @@ constexpr std::string_view to_string(DropReason r) {
     case DropReason::kSourcePinned: return "source_pinned";
     case DropReason::kNoDestination: return "no_destination";
     case DropReason::kUnusable: return "unusable";
+    case DropReason::kRxOverrun: return "rx_overrun";
     case DropReason::kQueueFull: return "queue_full";
     case DropReason::kOverMtu: return "over_mtu";
     case DropReason::kCount: break;

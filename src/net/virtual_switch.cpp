@@ -106,24 +106,31 @@ void VirtualSwitch::watch(int fd, std::uint64_t t) {
 
 void VirtualSwitch::unwatch(int fd) { ::epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, fd, nullptr); }
 
+// Busy-polls while frames flow and for poll_window after the last one, with
+// a pause per idle round but no sched_yield: a yielding switch on a CPU it
+// shares with other work loses that CPU for a whole time slice, while its
+// uplink's ring overflows (measured: 8 % of the time on CPU, half the frames
+// lost). After the window it sleeps, which is what frees the CPU.
 void VirtualSwitch::run(int stop_fd) {
   if (stop_fd >= 0) watch(stop_fd, tag(Tag::kExternalStop, 0));
-  detail::PollAfterWork idle(config_.poll_window);
-  auto last_service = Clock::now();
+  auto last_work = Clock::now();
+  auto last_service = last_work;
   while (!stopping_) {
     const auto now = Clock::now();
-    const auto taken = engine_.poll(now);
+    if (engine_.poll(now) > 0) last_work = now;
     if (engine_.has_failed_ports()) remove_failed_ports();
     if (now - last_service >= kServiceEvery) {
       service(std::chrono::milliseconds(0));
       last_service = now;
     }
-    if (idle.poll_again(taken > 0)) continue;
+    if (now - last_work < config_.poll_window) {
+      detail::cpu_relax();
+      continue;
+    }
     // Idle: ask every port for a wake-up, then sleep (unless one has work).
     service(arm_all() ? kIdleSleep : std::chrono::milliseconds(0));
     disarm_all();
-    idle = detail::PollAfterWork(config_.poll_window);
-    last_service = Clock::now();
+    last_work = last_service = Clock::now();  // poll a while after any wake-up
   }
   if (stop_fd >= 0) unwatch(stop_fd);
   stopping_ = false;
@@ -143,6 +150,7 @@ void VirtualSwitch::service(std::chrono::milliseconds timeout) {
   std::array<epoll_event, 32> events{};
   const int n = ::epoll_wait(epoll_.get(), events.data(), static_cast<int>(events.size()),
                              static_cast<int>(timeout.count()));
+  for (const auto id : engine_.attached()) engine_.port(id)->refresh_counters();  // before a report goes out
   for (int i = 0; i < n; ++i) dispatch(events[static_cast<std::size_t>(i)].data.u64);
   if (!connections_.empty()) drop_stale_connections();
   if (engine_.has_failed_ports()) remove_failed_ports();

@@ -214,7 +214,12 @@ std::uint32_t PacketUplink::transmit_burst(std::span<const ReceivedFrame* const>
     if (status != TP_STATUS_AVAILABLE && status != TP_STATUS_WRONG_FORMAT) break;  // ring full
     if (f.length > max_frame_bytes(mtu_)) break;  // the engine checks the MTU first
     auto* data = slot + kTxDataOffset;
-    std::memset(data, 0, sizeof(VnetHeader));  // complete frame: no offload asked for
+    // A complete frame (no offload asked for), all of it in the skb's linear
+    // part: otherwise the kernel builds the skb from pages of this ring and,
+    // crossing into a veth, allocates fresh pages to copy them into.
+    VnetHeader vnet{};
+    vnet.header_length = f.length;
+    std::memcpy(data, &vnet, sizeof(vnet));
     copy_frame(f, data + sizeof(VnetHeader));
     tpacket2_hdr header{};
     std::memcpy(&header, slot, sizeof(header));

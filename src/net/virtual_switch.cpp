@@ -68,7 +68,6 @@ VirtualSwitch::VirtualSwitch(SwitchConfig config) : config_(std::move(config)), 
     auto uplink = std::make_unique<PacketUplink>(u.interface, u.mtu, u.ring_frames);
     const auto id = engine_.reserve({u.name, uplink->mtu(), u.allowed_sources});
     named_[u.name] = id;
-    watch(uplink->wakeup_fd(), tag(Tag::kPortWakeup, id));
     log_line(fmt::format("port {} ({}) is uplink {} (mtu {})", id, u.name, u.interface, uplink->mtu()));
     engine_.attach(id, std::move(uplink));
   }
@@ -136,13 +135,27 @@ void VirtualSwitch::run(int stop_fd) {
   stopping_ = false;
 }
 
+// Ports' wake-up fds are in the epoll set only while the switch sleeps: a
+// registered packet socket costs the kernel a wait-queue wake-up (a locked,
+// interrupts-off section, dear in a VM) for every frame received and every
+// frame sent, which the busy loop does not need.
 bool VirtualSwitch::arm_all() {
   bool all = true;
-  for (const auto id : engine_.attached()) all = engine_.port(id)->arm_wakeup() && all;
+  for (const auto id : engine_.attached()) {
+    auto* port = engine_.port(id);
+    if (!port->arm_wakeup()) {
+      all = false;
+      continue;
+    }
+    watch(port->wakeup_fd(), tag(Tag::kPortWakeup, id));
+    sleeping_.push_back(id);
+  }
   return all;
 }
 
 void VirtualSwitch::disarm_all() {
+  for (const auto id : sleeping_) unwatch(engine_.port(id)->wakeup_fd());
+  sleeping_.clear();
   for (const auto id : engine_.attached()) engine_.port(id)->disarm_wakeup();
 }
 
@@ -301,7 +314,6 @@ void VirtualSwitch::connect_port(UniqueFd connection, const wire::Request& reque
     return;
   }
   watch(port->control_fd(), tag(Tag::kPortControl, id));
-  watch(port->wakeup_fd(), tag(Tag::kPortWakeup, id));
   log_line(
       fmt::format("port {} ({}) connected: {}", id, anonymous ? fmt::format("port{}", id) : *name, peer));
   engine_.attach(id, std::move(port));
@@ -342,7 +354,12 @@ void VirtualSwitch::remove_port(PortId id) {
     log_line(fmt::format("port {} ({}, {}) closed: {}", id, label, port->peer(), failure.reason));
     ++engine_.counters().ports_closed;
   }
-  unwatch(port->wakeup_fd());
+  // Before the fd closes: a client holds the same eventfd, so closing ours
+  // would leave its registration in the epoll set.
+  if (const auto at = std::find(sleeping_.begin(), sleeping_.end(), id); at != sleeping_.end()) {
+    unwatch(port->wakeup_fd());
+    sleeping_.erase(at);
+  }
   if (auto* shm = dynamic_cast<ShmPort*>(port)) unwatch(shm->control_fd());
   engine_.detach(id);
   const auto it = std::find(anonymous_.begin(), anonymous_.end(), id);

@@ -67,6 +67,7 @@ class VirtualSwitch {
   std::map<int, Connection> connections_;  // accepted, no request yet
   std::map<std::string, PortId> named_;    // configured ports and uplinks
   std::vector<PortId> anonymous_;
+  std::vector<PortId> sleeping_;  // ports whose wake-up fd is in the epoll set
   bool stopping_ = false;
 };
 

@@ -85,6 +85,8 @@ std::size_t ForwardingEngine::poll(Clock::time_point now) {
   }
   std::size_t taken = 0;
   for (const auto id : attached_) taken += forward_from(id, seconds);  // nobody joins or leaves in a round
+  ++counters_.rounds;
+  if (taken > 0) ++counters_.busy_rounds;
   return taken;
 }
 

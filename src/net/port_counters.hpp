@@ -62,6 +62,8 @@ struct SwitchCounters {
   std::uint64_t ports_closed = 0;     // the peer left
   std::uint64_t ports_shut_down = 0;  // the peer misbehaved
   std::uint64_t clients_refused = 0;  // bad requests, unknown or busy names, no room
+  std::uint64_t rounds = 0;           // polls of every port by the forwarding loop
+  std::uint64_t busy_rounds = 0;      // of those, rounds that moved frames (rounds / busy: how idle it is)
 };
 
 }  // namespace vdtu::net

@@ -46,10 +46,11 @@ std::string text_report(const ForwardingEngine& engine) {
   std::string out = fmt::format(
       "switch: {} ports up; MAC table {}/{} entries ({} static), learned {}, moved {}, aged {}, evicted {}\n"
       "        floods {} (unknown unicast {}); ports connected {}, closed {}, shut down {}; clients refused "
-      "{}\n",
+      "{}\n"
+      "        forwarding rounds {} ({} moved frames)\n",
       engine.attached().size(), t.size(), t.capacity(), t.static_entries(), t.counters().learned,
       t.counters().moved, t.counters().aged, t.counters().evicted, c.floods, c.unknown_unicast,
-      c.ports_connected, c.ports_closed, c.ports_shut_down, c.clients_refused);
+      c.ports_connected, c.ports_closed, c.ports_shut_down, c.clients_refused, c.rounds, c.busy_rounds);
   out += fmt::format("{:>4} {:<12} {:<6} {:<12} {:<5} {:>5} {:>12} {:>14} {:>12} {:>14} {:>10} {:>9}  {}\n",
                      "id", "name", "kind", "peer", "state", "mtu", "rx_frames", "rx_bytes", "tx_frames",
                      "tx_bytes", "flooded", "filtered", "drops");
@@ -71,10 +72,11 @@ std::string json_report(const ForwardingEngine& engine) {
       "{{\"switch\":{{\"ports_up\":{},\"mac_entries\":{},\"mac_capacity\":{},\"mac_static\":{},\"learned\":{}"
       ","
       "\"moved\":{},\"aged\":{},\"evicted\":{},\"floods\":{},\"unknown_unicast\":{},\"ports_connected\":{},"
-      "\"ports_closed\":{},\"ports_shut_down\":{},\"clients_refused\":{}}},\"ports\":[",
+      "\"ports_closed\":{},\"ports_shut_down\":{},\"clients_refused\":{},\"rounds\":{},\"busy_rounds\":{}}},"
+      "\"ports\":[",
       engine.attached().size(), t.size(), t.capacity(), t.static_entries(), t.counters().learned,
       t.counters().moved, t.counters().aged, t.counters().evicted, c.floods, c.unknown_unicast,
-      c.ports_connected, c.ports_closed, c.ports_shut_down, c.clients_refused);
+      c.ports_connected, c.ports_closed, c.ports_shut_down, c.clients_refused, c.rounds, c.busy_rounds);
   bool first = true;
   for (const auto& p : port_lines(engine)) {
     const auto& k = p.counters;

@@ -69,13 +69,20 @@ void VethLab::bridge(bool joined) {
   }
 }
 
+// Every step on its own, so one that fails does not leave the rest behind.
 void VethLab::tear_down() noexcept {
-  try {
-    if (bridged_) exit_code({"ip", "link", "del", bridge_}, true);
-    for (const auto& ns : namespaces_) {
-      if (!ns.empty()) exit_code({"ip", "netns", "del", ns}, true);  // takes both veth ends along
+  auto quietly = [](const std::vector<std::string>& words) {
+    try {
+      exit_code(words, true);
+    } catch (...) {  // nothing more to do
     }
-  } catch (...) {  // nothing more to do
+  };
+  if (bridged_) quietly({"ip", "link", "del", bridge_});
+  for (const auto& end : host_ends_) {
+    if (!end.empty()) quietly({"ip", "link", "del", end});  // takes the namespace's end along
+  }
+  for (const auto& ns : namespaces_) {
+    if (!ns.empty()) quietly({"ip", "netns", "del", ns});
   }
 }
 

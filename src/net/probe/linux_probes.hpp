@@ -117,6 +117,10 @@ inline bool kernel_tcp_echo(Ipv4 peer, unsigned port, std::size_t bytes, std::ch
       if (n > 0) got += static_cast<std::size_t>(n);
     }
   }
+  // Reset rather than close: an orphaned connection still closing with a
+  // peer that is about to go would keep the whole namespace alive for minutes.
+  const linger reset{1, 0};
+  ::setsockopt(fd.get(), SOL_SOCKET, SO_LINGER, &reset, sizeof(reset));
   return got == bytes && in == out;
 }
 

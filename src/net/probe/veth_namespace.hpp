@@ -138,7 +138,9 @@ class VethNamespace {
 
   void tear_down() noexcept {
     if (name_.empty()) return;
-    // Deleting the namespace destroys its veth end, and with it ours.
+    // Our end first: the pair goes at once, even if something (a socket
+    // still closing) keeps the namespace itself alive a while longer.
+    exit_code({"ip", "link", "del", outside_});
     exit_code({"ip", "netns", "del", name_});
     name_.clear();
   }

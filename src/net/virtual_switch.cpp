@@ -106,10 +106,9 @@ void VirtualSwitch::watch(int fd, std::uint64_t t) {
 void VirtualSwitch::unwatch(int fd) { ::epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, fd, nullptr); }
 
 // Busy-polls while frames flow and for poll_window after the last one, with
-// a pause per idle round but no sched_yield: a yielding switch on a CPU it
-// shares with other work loses that CPU for a whole time slice, while its
-// uplink's ring overflows (measured: 8 % of the time on CPU, half the frames
-// lost). After the window it sleeps, which is what frees the CPU.
+// a pause per idle round but no sched_yield: a yield hands the CPU to any
+// other runnable task for a time slice, during which an uplink's ring can
+// overflow. The window bounds the polling; after it the switch sleeps.
 void VirtualSwitch::run(int stop_fd) {
   if (stop_fd >= 0) watch(stop_fd, tag(Tag::kExternalStop, 0));
   auto last_work = Clock::now();
@@ -147,7 +146,13 @@ bool VirtualSwitch::arm_all() {
       all = false;
       continue;
     }
-    watch(port->wakeup_fd(), tag(Tag::kPortWakeup, id));
+    epoll_event event{};
+    event.events = EPOLLIN;
+    event.data.u64 = tag(Tag::kPortWakeup, id);
+    if (::epoll_ctl(epoll_.get(), EPOLL_CTL_ADD, port->wakeup_fd(), &event) != 0) {
+      all = false;  // cannot be woken by this port: keep polling instead of sleeping
+      continue;
+    }
     sleeping_.push_back(id);
   }
   return all;

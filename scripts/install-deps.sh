@@ -9,6 +9,7 @@ packages=(
   libsodium-dev pkg-config                                                # bridge datagram encryption
   libseccomp-dev                                                          # the PE sandbox's seccomp filter
   iproute2                                                                # network namespaces for cluster tests
+  liblwip-dev                                                             # lwip_echo: an IP stack on a switch port
 )
 
 missing=()

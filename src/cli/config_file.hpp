@@ -5,6 +5,8 @@
 // (with the default in place of a bad value) so that one run reports all of
 // a file's mistakes, which the caller then throws together.
 
+#include <fmt/core.h>
+
 #include <toml++/toml.h>
 
 #include <cstdint>
@@ -84,6 +86,21 @@ class ConfigTable {
   const toml::table& table_;
   std::string name_;
 };
+
+// Each element of the array `key` of the top level as a table ([[key]]).
+template <class Read>
+void each_table(ConfigFile& file, ConfigTable& root, std::string_view key, Read read) {
+  const auto* list = root.array(key, fmt::format("tables ([[{}]])", key));
+  if (list == nullptr) return;
+  for (std::size_t i = 0; i < list->size(); ++i) {
+    const auto name = fmt::format("[[{}]] {}", key, i + 1);
+    if (const auto* t = list->get(i)->as_table()) {
+      read(*t, name);
+    } else {
+      file.mistake(list->get(i)->source(), name + ": expected a table");
+    }
+  }
+}
 
 // How a value is shown in a message: numbers and booleans as written, strings
 // quoted with control characters escaped and long ones cut.

@@ -13,6 +13,7 @@ int run_demo(const DemoOptions& options) {
   for (auto& c : dtu_checks()) checks.push_back(std::move(c));
   for (auto& c : kernel_checks()) checks.push_back(std::move(c));
   for (auto& c : cluster_checks()) checks.push_back(std::move(c));
+  for (auto& c : switch_checks()) checks.push_back(std::move(c));
   int passed = 0;
   int failed = 0;
   for (const auto& check : checks) {

@@ -21,6 +21,7 @@ std::vector<DemoCheck> channel_checks(const DemoOptions& options);
 std::vector<DemoCheck> dtu_checks();
 std::vector<DemoCheck> kernel_checks();
 std::vector<DemoCheck> cluster_checks();
+std::vector<DemoCheck> switch_checks();
 
 // Runs every check; prints one line per check and "N passed, M failed".
 // Returns the process exit code.

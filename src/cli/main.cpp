@@ -13,6 +13,7 @@
 #include "demo.hpp"
 #include "node_command.hpp"
 #include "suites.hpp"
+#include "switch_command.hpp"
 
 namespace {
 
@@ -101,13 +102,33 @@ int run(int argc, char** argv) {
               "file's timeout, else 120)")
           ->check(finite_range(0.001, vdtu::cluster::kMaxTimeoutSeconds));
 
+  vdtu::cli::SwitchOptions sw;
+  auto* switch_cmd = app.add_subcommand(
+      "switch", "Run an Ethernet switch: shared-memory ports for local processes, AF_PACKET uplinks (root)");
+  switch_cmd->add_option("--config", sw.config_path, "TOML file: [switch], [[port]], [[uplink]], [[static]]")
+      ->check(CLI::ExistingFile);
+  switch_cmd->add_option("--socket", sw.socket_path, "Unix socket where clients ask for ports");
+  switch_cmd->add_option("--uplink", sw.uplinks, "A port on this host interface (repeatable)");
+  switch_cmd->add_option("--port", sw.ports, "A named shared-memory port NAME or NAME=MAC (repeatable)");
+  switch_cmd->add_option("--mac-table-size", sw.mac_table_size, "MAC table entries (default 4096)");
+  switch_cmd->add_option("--aging", sw.aging_seconds,
+                         "Forget addresses not seen for this many seconds (300)");
+  switch_cmd->add_option("--mtu", sw.mtu, "MTU of shared-memory ports (1500)");
+  switch_cmd->add_option("--ring-slots", sw.ring_slots, "Frames per ring and direction (512)");
+  switch_cmd->add_option("--max-ports", sw.max_ports, "Ports at most (64)");
+  switch_cmd->add_flag("--named-only", sw.named_only, "Refuse clients that ask for no named port");
+  vdtu::cli::SwitchStatOptions sw_stat;
+  auto* switch_stat_cmd = switch_cmd->add_subcommand("stat", "Print a running switch's counters");
+  switch_stat_cmd->add_option("--socket", sw_stat.socket_path, "The switch's Unix socket")->required();
+  switch_stat_cmd->add_flag("--json", sw_stat.json, "One JSON object instead of a table");
+
   std::string suite;
   bool json = false;
   vdtu::bench::SuiteOptions bench_options;
   auto* bench_cmd = app.add_subcommand("bench", "Run a benchmark suite with its baselines");
   bench_cmd->add_option("suite", suite, "Suite to run")
       ->required()
-      ->check(CLI::IsMember({"channel", "dtu", "caps", "spanning", "session"}));
+      ->check(CLI::IsMember({"channel", "dtu", "caps", "spanning", "session", "switch"}));
   bench_cmd->add_flag("--json", json, "One JSON object per line instead of a table");
   bench_cmd->add_flag("--quick", bench_options.quick, "Few iterations (smoke test; figures are rough)");
 
@@ -143,6 +164,8 @@ int run(int argc, char** argv) {
       return vdtu::cli::run_cluster_command(cluster);
     }
     if (pe_cmd->parsed()) return vdtu::bench::run_pe_role(pe_role, pe_args);
+    if (switch_stat_cmd->parsed()) return vdtu::cli::run_switch_stat(sw_stat);
+    if (switch_cmd->parsed()) return vdtu::cli::run_switch(sw);
     if (bench_cmd->parsed()) {
       vdtu::bench::Reporter reporter(json);
       if (suite == "channel") vdtu::bench::run_channel_suite(reporter, bench_options);
@@ -150,6 +173,7 @@ int run(int argc, char** argv) {
       if (suite == "caps") vdtu::bench::run_caps_suite(reporter, bench_options);
       if (suite == "spanning") vdtu::bench::run_spanning_suite(reporter, bench_options);
       if (suite == "session") vdtu::bench::run_session_suite(reporter, bench_options);
+      if (suite == "switch") vdtu::bench::run_switch_suite(reporter, bench_options);
       return 0;
     }
   } catch (const vdtu::StoppedBySignal& e) {  // what it stopped and removed

@@ -116,21 +116,6 @@ void read_faults(ConfigFile& file, const toml::table& table, bridge::FaultRates&
   f.seed = t.integer("seed", 0, kMaxInt64, f.seed);
 }
 
-// Each element of the array `key` of the top level as a table ([[key]]).
-template <class Read>
-void each_table(ConfigFile& file, ConfigTable& root, std::string_view key, Read read) {
-  const auto* list = root.array(key, fmt::format("tables ([[{}]])", key));
-  if (list == nullptr) return;
-  for (std::size_t i = 0; i < list->size(); ++i) {
-    const auto name = fmt::format("[[{}]] {}", key, i + 1);
-    if (const auto* t = list->get(i)->as_table()) {
-      read(*t, name);
-    } else {
-      file.mistake(list->get(i)->source(), name + ": expected a table");
-    }
-  }
-}
-
 struct Range {
   std::int64_t first;
   std::int64_t count;

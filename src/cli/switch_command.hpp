@@ -1,0 +1,33 @@
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace vdtu::cli {
+
+struct SwitchOptions {
+  std::string config_path;  // TOML; the flags below override it
+  std::string socket_path;
+  std::vector<std::string> uplinks;  // INTERFACE: a port named after it
+  std::vector<std::string> ports;    // NAME or NAME=MAC: a named port (with a static address)
+  std::optional<std::uint32_t> mac_table_size;
+  std::optional<std::uint32_t> aging_seconds;
+  std::optional<std::uint32_t> mtu;
+  std::optional<std::uint32_t> ring_slots;
+  std::optional<std::uint32_t> max_ports;
+  bool named_only = false;
+};
+
+struct SwitchStatOptions {
+  std::string socket_path;
+  bool json = false;
+};
+
+// `vdtu switch`: runs the switch until SIGINT or SIGTERM. Returns the exit code.
+int run_switch(const SwitchOptions& options);
+// `vdtu switch stat`: prints a running switch's counters.
+int run_switch_stat(const SwitchStatOptions& options);
+
+}  // namespace vdtu::cli

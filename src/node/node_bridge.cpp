@@ -230,7 +230,7 @@ Status NodeBridge::connect_send(std::uint32_t pe, EpId ep, const SendConfig& c) 
 
   auto& e = core_.pe(pe).endpoints[ep];
   e.kind = EndpointKind::kSend;
-  e.send = c;
+  e.send = with_credits_for(c, spec.slots);
   e.request = out->request;
   e.reply = out->reply;
   e.index_at_target = 0;

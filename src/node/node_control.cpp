@@ -244,7 +244,7 @@ Status NodeCore::config_send(std::uint32_t pe, EpId ep, const SendConfig& c) {
 
   auto& e = pes_[pe].endpoints[ep];
   e.kind = EndpointKind::kSend;
-  e.send = c;
+  e.send = with_credits_for(c, spec.slots);
   e.request = bound.request;
   e.reply = bound.reply;
   e.index_at_target = bound.request_index;

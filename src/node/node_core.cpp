@@ -67,6 +67,11 @@ std::uint32_t channel_slots(std::uint32_t credits, std::uint32_t receive_slots) 
   return std::max<std::uint32_t>(2, std::bit_ceil(wanted));
 }
 
+SendConfig with_credits_for(SendConfig c, std::uint32_t slots) {
+  if (c.credits != kCreditsUnlimited || c.reply_ep != kNoReplyEp) c.credits = std::min(c.credits, slots);
+  return c;
+}
+
 NodeCore::NodeCore(NodeConfig config, EventWatcher& watcher, PeLauncher& launcher)
     : config_(std::move(config)), watcher_(watcher), launcher_(launcher) {
   check(config_);

@@ -63,6 +63,11 @@ struct InboundChannelInfo {
 // Slots of a per-sender channel: enough for every credit, at most the
 // receive buffer, a power of two of at least two.
 std::uint32_t channel_slots(std::uint32_t credits, std::uint32_t receive_slots);
+// A send endpoint's credits are what its receiver holds for it: at most the
+// channel's slots. Then every request in flight has a slot, and every reply
+// (the reply channel has as many) has room. Unlimited credits stay unlimited
+// only without replies.
+SendConfig with_credits_for(SendConfig c, std::uint32_t slots);
 
 class NodeCore {
  public:

@@ -166,11 +166,14 @@ class Dtu::Impl {
     if (se == nullptr) return 0;
     const auto limit = se->config.credits;
     if (limit == kCreditsUnlimited) return kCreditsUnlimited;
-    std::uint64_t arrived = 0;
+    // A credit comes back when its reply's slot is free again (the reply was
+    // acked): a reply channel has as many slots as there are credits, so
+    // replies that arrived but were not taken must keep holding theirs.
+    std::uint64_t freed = 0;
     if (auto it = channels_by_id_.find(se->reply_channel_id); it != channels_by_id_.end()) {
-      arrived = std::uint64_t{it->second->read} + it->second->consumer.available();
+      freed = it->second->tail;
     }
-    const auto in_flight = se->sent - std::min<std::uint64_t>(arrived, se->sent);
+    const auto in_flight = se->sent - std::min<std::uint64_t>(freed, se->sent);
     return in_flight >= limit ? 0 : static_cast<std::uint32_t>(limit - in_flight);
   }
 

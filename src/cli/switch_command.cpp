@@ -5,13 +5,13 @@
 
 #include <toml++/toml.h>
 #include <cerrno>
-#include <optional>
 #include <csignal>
+#include <optional>
 #include <stdexcept>
 #include <system_error>
 
-#include "net/virtual_switch.hpp"
 #include "config_file.hpp"
+#include "net/virtual_switch.hpp"
 #include "vdtu/net.hpp"
 
 namespace vdtu::cli {
@@ -54,7 +54,8 @@ void read_switch(ConfigTable& t, net::SwitchConfig& c) {
   c.engine.burst = t.integer("burst", 1, net::EngineSettings::kMaxBurst, c.engine.burst);
   c.default_mtu = t.integer("mtu", net::kMinMtu, net::kMaxMtu, c.default_mtu);
   c.ring_slots = t.integer("ring_slots", 2, 65536, c.ring_slots);
-  c.poll_window = std::chrono::microseconds(t.integer("poll_window_us", 0, kMaxPollWindowUs, c.poll_window.count()));
+  c.poll_window =
+      std::chrono::microseconds(t.integer("poll_window_us", 0, kMaxPollWindowUs, c.poll_window.count()));
   c.anonymous_ports = t.boolean("anonymous_ports", c.anonymous_ports);
 }
 

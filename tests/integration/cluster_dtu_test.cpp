@@ -256,7 +256,7 @@ TEST_F(ClusterTest, ASealedNodeRestartedAtOnceIsPairedUpAgain) {
   launch(0, role("configure-echo-clients", {"8", "0"}, true));
   std::this_thread::sleep_for(300ms);  // round trips through the first session
   nodes[1].reset();
-  restart(1);  // long before node 0 could notice the silence
+  restart(1);               // long before node 0 could notice the silence
   expect_all_pass(0, 30s);  // the old node 1's ending (UNBOUND) may have told the client first
   for (int i = 0; i < 200 && nodes[0]->stats().peers_returned == 0; ++i) std::this_thread::sleep_for(50ms);
   EXPECT_EQ(nodes[0]->stats().peers_returned, 1U) << "the new incarnation was recognised";

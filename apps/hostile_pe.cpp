@@ -547,6 +547,7 @@ int run(int argc, char** argv) {
   escape_attempts(report);
   node_surface_attempts(report, {"node", node_pid}, udp_port, abstract, node_dir);
   std::vector<Target> victim_targets;
+  victim_targets.reserve(victims.size());
   for (const pid_t v : victims) victim_targets.push_back({"victim", v});
   dtu_attempts(report, {"node", node_pid}, victim_targets, scribble_seconds);
   return report.finish();

@@ -41,7 +41,7 @@ std::vector<net::MacAddress> macs_in(ConfigTable& t, std::string_view key) {
   return macs;
 }
 
-constexpr std::int64_t kMaxAgingSeconds = 7 * 24 * 3600;
+constexpr std::int64_t kMaxAgingSeconds = std::int64_t{7} * 24 * 3600;
 constexpr std::int64_t kMaxPollWindowUs = 1'000'000;
 
 void read_switch(ConfigTable& t, net::SwitchConfig& c) {

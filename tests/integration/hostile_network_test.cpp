@@ -38,6 +38,17 @@ using namespace std::chrono_literals;
 using Clock = std::chrono::steady_clock;
 
 constexpr std::uint32_t kPesPerNode = 8;
+#if defined(__SANITIZE_ADDRESS__)
+constexpr bool kAddressSanitizer = true;
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+constexpr bool kAddressSanitizer = true;
+#else
+constexpr bool kAddressSanitizer = false;
+#endif
+#else
+constexpr bool kAddressSanitizer = false;
+#endif
 constexpr std::uint16_t kHostileNode = 2;
 
 PeProgram role(std::string name, std::vector<std::string> args = {}, bool privileged = false) {
@@ -349,11 +360,16 @@ TEST_P(HostileNetworkTest, WorkloadCompletesDiscardsAreCountedMemoryStaysBounded
   std::fprintf(stderr,
                "resident: %zu KiB before, %zu KiB at the peak; node 1 refused %lu strangers' datagrams\n",
                rss_before, rss_after, static_cast<unsigned long>(s1.datagrams_from_strangers));
-  EXPECT_LT(rss_after, rss_before + 96 * 1024) << "KiB resident: " << rss_before << " -> " << rss_after;
+  // AddressSanitizer keeps freed memory in quarantine (hundreds of MB here),
+  // so only an uninstrumented build measures the node's own peak; the
+  // back-pressure check above holds in every build.
+  if (!kAddressSanitizer) {
+    EXPECT_LT(rss_after, rss_before + 96 * 1024) << "KiB resident: " << rss_before << " -> " << rss_after;
+  }
 }
 
 INSTANTIATE_TEST_SUITE_P(PlainAndSealed, HostileNetworkTest, ::testing::Values(false, true),
-                         [](const auto& info) { return info.param ? "Sealed" : "Plain"; });
+                         [](const auto& test) { return test.param ? "Sealed" : "Plain"; });
 
 }  // namespace
 }  // namespace vdtu::dtu

@@ -33,7 +33,14 @@ std::string escaped(std::string_view s) {
   return out;
 }
 
-std::string quoted(std::string_view s) { return "\"" + escaped(s) + "\""; }
+// Appending instead of `"\"" + escaped(s)`: g++ 12 at -O3 reports a false
+// -Wrestrict on the prepend.
+std::string quoted(std::string_view s) {
+  std::string out{'"'};
+  out += escaped(s);
+  out += '"';
+  return out;
+}
 
 }  // namespace
 

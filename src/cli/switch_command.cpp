@@ -101,7 +101,9 @@ void read_file(const std::string& path, net::SwitchConfig& c) {
   file.throw_mistakes();
 }
 
-net::SwitchConfig config_from(const SwitchOptions& o) {
+}  // namespace
+
+net::SwitchConfig switch_config_from(const SwitchOptions& o) {
   net::SwitchConfig c;
   if (!o.config_path.empty()) read_file(o.config_path, c);
   if (!o.socket_path.empty()) c.socket_path = o.socket_path;
@@ -128,6 +130,8 @@ net::SwitchConfig config_from(const SwitchOptions& o) {
   return c;
 }
 
+namespace {
+
 // SIGINT and SIGTERM arrive as a readable fd, so the switch's epoll sees them.
 UniqueFd stop_signals() {
   sigset_t set;
@@ -145,7 +149,7 @@ UniqueFd stop_signals() {
 }  // namespace
 
 int run_switch(const SwitchOptions& options) {
-  auto config = config_from(options);
+  auto config = switch_config_from(options);
   const auto signals = stop_signals();
   net::VirtualSwitch sw(std::move(config));
   fmt::print("vdtu switch: listening on {}\n", sw.socket_path());

@@ -5,6 +5,8 @@
 #include <string>
 #include <vector>
 
+#include "net/switch_config.hpp"
+
 namespace vdtu::cli {
 
 struct SwitchOptions {
@@ -24,6 +26,10 @@ struct SwitchStatOptions {
   std::string socket_path;
   bool json = false;
 };
+
+// The switch's configuration: the file (if any), then the flags; checked.
+// Throws std::runtime_error (one line per mistake in the file).
+net::SwitchConfig switch_config_from(const SwitchOptions& options);
 
 // `vdtu switch`: runs the switch until SIGINT or SIGTERM. Returns the exit code.
 int run_switch(const SwitchOptions& options);

@@ -26,6 +26,11 @@ constexpr std::size_t kLargestUdpPayload = 65507;
 // header, fit one frame.
 constexpr std::uint32_t kMemoryPart = bridge::kMaxFramePayload - 64;
 constexpr std::size_t kMaxBacklogBytes = std::size_t{4} << 20;  // per peer: then we stop taking its messages
+// Per peer, messages and replies it sent that wait for room in a local
+// channel (or for their binding's receiver to appear). One binding holds at
+// most twice its window of 64, but a peer may have a binding per endpoint of
+// its PEs; beyond this we stop taking its messages, as for the backlog.
+constexpr std::size_t kMaxWaitingBytes = std::size_t{32} << 20;
 
 template <class T>
 std::span<const std::byte> bytes_of(const T& value) {
@@ -94,6 +99,7 @@ struct NodeBridge::Peer {
   std::uint64_t dead_session = 0;              // of the incarnation we lost: its late datagrams are stale
   std::deque<std::vector<std::byte>> backlog;  // control messages the link could not take yet
   std::size_t backlog_bytes = 0;
+  std::size_t waiting_bytes = 0;       // its messages and replies queued in our bindings (kMaxWaitingBytes)
   std::uint64_t inbound_bindings = 0;  // its send endpoints bound to ours
   Clock::time_point last_heard{};
   Clock::time_point last_heartbeat{};
@@ -364,7 +370,8 @@ bool NodeBridge::step(Clock::time_point now) {
     // until the link takes it. While that is large, the peer's messages wait
     // in the link, whose window then closes: the peer is pushed back instead
     // of growing our memory.
-    while (p->backlog_bytes < kMaxBacklogBytes && p->link.receive(message)) {
+    while (p->backlog_bytes < kMaxBacklogBytes && p->waiting_bytes < kMaxWaitingBytes &&
+           p->link.receive(message)) {
       busy = true;
       if (!p->lost) handle(*p, message, now);
     }
@@ -539,11 +546,17 @@ void NodeBridge::handle(Peer& peer, std::span<const std::byte> message, Clock::t
     case BridgeOp::kUnbound: {
       UnboundBody b{};
       auto it = outbound_.find(binding);
-      if (!read_body(body, b) || it == outbound_.end()) return;
+      if (!read_body(body, b)) return;
+      // Our binding ids are one sequence for all peers: each peer speaks
+      // only for the bindings we made with it.
+      if (it == outbound_.end() || it->second->peer != &peer) {
+        ++unknown_binding_;
+        return;
+      }
       const auto pe = it->second->pe;
       const auto ep = it->second->ep;
       if (auto& out = *it->second; out.replies) {  // replies that came before the end
-        produce(out.replies_waiting, *out.replies, out.pe, out.reply_ep, out.reply_index);
+        produce(*out.peer, out.replies_waiting, *out.replies, out.pe, out.reply_ep, out.reply_index);
       }
       if (b.reason != Status::kPeerGone) {  // a receiver that ended is no news
         fmt::print(stderr, "vdtu node {}: node {} refused binding {} of PE {} EP {}: {}\n",
@@ -572,11 +585,12 @@ void NodeBridge::handle(Peer& peer, std::span<const std::byte> message, Clock::t
         return;
       }
       in.waiting.emplace_back(body.begin(), body.end());
+      peer.waiting_bytes += body.size();
       return;
     }
     case BridgeOp::kReply: {
       auto it = outbound_.find(binding);
-      if (it == outbound_.end() || !it->second->replies) {
+      if (it == outbound_.end() || it->second->peer != &peer || !it->second->replies) {
         ++unknown_binding_;
         return;
       }
@@ -586,6 +600,7 @@ void NodeBridge::handle(Peer& peer, std::span<const std::byte> message, Clock::t
         return;
       }
       it->second->replies_waiting.emplace_back(body.begin(), body.end());
+      peer.waiting_bytes += body.size();
       return;
     }
     case BridgeOp::kCredit: {
@@ -595,7 +610,7 @@ void NodeBridge::handle(Peer& peer, std::span<const std::byte> message, Clock::t
         ++malformed_messages_;
         return;
       }
-      if (it == outbound_.end()) {
+      if (it == outbound_.end() || it->second->peer != &peer) {
         ++unknown_binding_;
         return;
       }
@@ -790,7 +805,7 @@ NodeBridge::BindResult NodeBridge::try_bind(Inbound& in) {
 
 // Moves messages that arrived from a peer into a local channel, in order, as
 // far as it has room; returns how many left the queue.
-std::uint32_t NodeBridge::produce(std::deque<std::vector<std::byte>>& queue, Producer& producer,
+std::uint32_t NodeBridge::produce(Peer& from, std::deque<std::vector<std::byte>>& queue, Producer& producer,
                                   std::uint32_t pe, EpId ep, std::uint16_t index) {
   std::uint32_t moved = 0;
   while (!queue.empty()) {
@@ -808,6 +823,7 @@ std::uint32_t NodeBridge::produce(std::deque<std::vector<std::byte>>& queue, Pro
     } else {
       ++malformed_messages_;
     }
+    from.waiting_bytes -= bytes.size();
     queue.pop_front();
     ++moved;
   }
@@ -834,7 +850,7 @@ std::uint32_t NodeBridge::forward(Consumer& consumer, Peer& peer, BridgeOp op, s
 }
 
 bool NodeBridge::pump_inbound(Inbound& in) {
-  const auto moved = produce(in.waiting, *in.messages, in.pe, in.bind.target_ep, in.index);
+  const auto moved = produce(*in.peer, in.waiting, *in.messages, in.pe, in.bind.target_ep, in.index);
   in.delivered += moved;
   if (moved > 0 && !in.closing) {  // a closing binding's sender is gone
     const CreditBody credit{moved};
@@ -849,8 +865,9 @@ bool NodeBridge::pump_inbound(Inbound& in) {
 }
 
 bool NodeBridge::pump_outbound(Outbound& out) {
-  const auto replies =
-      out.replies ? produce(out.replies_waiting, *out.replies, out.pe, out.reply_ep, out.reply_index) : 0;
+  const auto replies = out.replies ? produce(*out.peer, out.replies_waiting, *out.replies, out.pe,
+                                             out.reply_ep, out.reply_index)
+                                   : 0;
   const auto sent = forward(*out.requests, *out.peer, BridgeOp::kMessage, out.id, out.window, false);
   out.window -= sent;
   return replies + sent > 0;
@@ -861,6 +878,7 @@ bool NodeBridge::pump_outbound(Outbound& out) {
 NodeBridge::OutboundMap::iterator NodeBridge::end_outbound(OutboundMap::iterator it, Status reason) {
   const auto pe = it->second->pe;
   const auto ep = it->second->ep;
+  forget_waiting(*it->second->peer, it->second->replies_waiting);
   it = outbound_.erase(it);
   core_.pe(pe).endpoints[ep].remote_binding = 0;
   core_.invalidate(pe, ep, reason);
@@ -879,7 +897,12 @@ void NodeBridge::release(Inbound& in) {
 
 NodeBridge::InboundMap::iterator NodeBridge::erase_inbound(InboundMap::iterator it) {
   --it->second->peer->inbound_bindings;
+  forget_waiting(*it->second->peer, it->second->waiting);
   return inbound_.erase(it);
+}
+
+void NodeBridge::forget_waiting(Peer& from, const std::deque<std::vector<std::byte>>& queue) {
+  for (const auto& m : queue) from.waiting_bytes -= m.size();
 }
 
 void NodeBridge::emit(Peer& peer, BridgeOp op, std::uint32_t binding, std::span<const std::byte> body) {

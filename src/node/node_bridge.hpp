@@ -87,9 +87,11 @@ class NodeBridge {
   void release(Inbound& in);
   OutboundMap::iterator end_outbound(OutboundMap::iterator it, Status reason);
   InboundMap::iterator erase_inbound(InboundMap::iterator it);
+  // Messages of `from` dropped unproduced: they no longer count to its budget.
+  static void forget_waiting(Peer& from, const std::deque<std::vector<std::byte>>& queue);
   bool pump_inbound(Inbound& in);
-  std::uint32_t produce(std::deque<std::vector<std::byte>>& queue, Producer& producer, std::uint32_t pe,
-                        EpId ep, std::uint16_t index);
+  std::uint32_t produce(Peer& from, std::deque<std::vector<std::byte>>& queue, Producer& producer,
+                        std::uint32_t pe, EpId ep, std::uint16_t index);
   std::uint32_t forward(Consumer& consumer, Peer& peer, BridgeOp op, std::uint32_t id, std::uint32_t limit,
                         bool drain);
   bool pump_outbound(Outbound& out);

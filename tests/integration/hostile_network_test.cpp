@@ -29,6 +29,8 @@
 #include "bridge/udp_socket.hpp"
 #include "node/bridge_messages.hpp"
 #include "node/node.hpp"
+#include "protocol/control_messages.hpp"
+#include "protocol/fd_socket.hpp"
 #include "vdtu/message_header.hpp"
 
 namespace vdtu::dtu {
@@ -367,6 +369,47 @@ TEST_P(HostileNetworkTest, WorkloadCompletesDiscardsAreCountedMemoryStaysBounded
   if (!kSanitized) {
     EXPECT_LT(rss_after, rss_before + 96 * 1024) << "KiB resident: " << rss_before << " -> " << rss_after;
   }
+}
+
+// Messages from a peer wait in the node while their receiver's channel is
+// full. Each binding holds at most twice its window (64), but a peer may
+// have a binding per endpoint of its PEs: 12 bindings of 127 messages of
+// 60 KB were 91 MB the node took and kept for a receiver that never reads.
+// Now a peer's waiting messages have a budget (32 MiB); beyond it the node
+// stops taking the peer's messages and its link's window closes.
+TEST_P(HostileNetworkTest, MessagesWaitingForTheirReceiverHaveABudget) {
+  start();
+  // A receiver on node 1 that never reads: an attached PE whose endpoint 0
+  // a kernel (this test, privileged) configures with two 64 KiB slots.
+  PeId receiver = 0;
+  const auto socket = nodes[1]->attach(true, receiver);
+  ControlRequest configure{};
+  configure.op = ControlOp::kConfigReceive;
+  configure.pe = receiver;
+  configure.ep = 0;
+  configure.receive = {17, 16};
+  ASSERT_TRUE(send_with_fds(socket.get(), bytes_of(configure), {}));
+  hostile->pump(300ms);  // the link comes up, the endpoint is there
+  BindBody bind{};
+  bind.target_pe = receiver;
+  bind.target_ep = 0;
+  bind.sender_pe = 2 * kPesPerNode;
+  bind.credits = kCreditsUnlimited;  // a window of 64: 127 messages each before a violation
+  bind.max_msg_size = 60'000;
+  bind.sender_reply_ep = kNoReplyEp;
+  constexpr std::uint32_t kBindings = 12;
+  for (std::uint32_t id = 1; id <= kBindings; ++id)
+    ASSERT_TRUE(hostile->send(BridgeOp::kBind, id, bytes_of(bind)));
+  std::vector<std::byte> message(60'000);
+  int taken = 0;
+  for (std::uint32_t id = 1; id <= kBindings; ++id) {
+    for (int i = 0; i < 127 && hostile->send(BridgeOp::kMessage, id, message); ++i) ++taken;
+  }
+  // 32 MiB waiting, 2 messages in each binding's channel, the node's and our
+  // link's windows (256 each): about 1100 messages; without the budget all.
+  std::fprintf(stderr, "the node took %d of %u messages of 60 KB\n", taken, kBindings * 127);
+  EXPECT_LT(taken, 1300) << "node 1 kept taking messages nobody reads";
+  EXPECT_GT(taken, 500) << "the budget is not that small";
 }
 
 INSTANTIATE_TEST_SUITE_P(PlainAndSealed, HostileNetworkTest, ::testing::Values(false, true),

@@ -412,6 +412,59 @@ TEST_P(HostileNetworkTest, MessagesWaitingForTheirReceiverHaveABudget) {
   EXPECT_GT(taken, 500) << "the budget is not that small";
 }
 
+// What node 1 tells a PE attached to it, for `how_long`: true if an
+// endpoint of it ended (kEndpointGone) meanwhile; `reply` gets the last answer.
+bool endpoint_gone(int socket, std::chrono::milliseconds how_long, NodeMessage* reply = nullptr) {
+  std::array<std::byte, sizeof(NodeMessage)> buffer{};
+  std::vector<UniqueFd> fds;
+  bool gone = false;
+  const auto until = Clock::now() + how_long;
+  while (Clock::now() < until) {
+    std::size_t n = 0;
+    if (recv_with_fds(socket, buffer, n, fds, false) != RecvResult::kMessage) {
+      std::this_thread::sleep_for(1ms);
+      continue;
+    }
+    NodeMessage m{};
+    std::memcpy(&m, buffer.data(), std::min(n, sizeof(m)));
+    if (m.kind == NodeMessageKind::kEndpointGone) gone = true;
+    if (m.kind == NodeMessageKind::kReply && reply != nullptr) *reply = m;
+  }
+  return gone;
+}
+
+// Node 1's binding ids are one sequence for all its peers. The hostile peer
+// answers for a binding node 1 made with node 0: UNBOUND (which ended it),
+// REPLY (which fed the sender replies node 0 never sent) and CREDIT. Each
+// peer now speaks only for its own bindings; the rest is counted.
+TEST_P(HostileNetworkTest, APeerCannotEndOrFeedAnotherPeersBinding) {
+  start();
+  hostile->pump(300ms);
+  PeId sender = 0;
+  const auto socket = nodes[1]->attach(true, sender);
+  ControlRequest configure{};
+  configure.op = ControlOp::kConfigSend;  // endpoint 1 of the attached PE -> node 0's PE 0, endpoint 0
+  configure.pe = sender;
+  configure.ep = 1;
+  configure.send.target_pe = 0;
+  configure.send.target_ep = 0;
+  configure.send.max_msg_size = 64;
+  ASSERT_TRUE(send_with_fds(socket.get(), bytes_of(configure), {}));
+  NodeMessage answer{};
+  EXPECT_FALSE(endpoint_gone(socket.get(), 300ms, &answer));
+  ASSERT_EQ(answer.status, Status::kOk) << "node 1 made binding 1, with node 0";
+  const auto before = nodes[1]->stats().remote_unknown_binding;
+  const UnboundBody refusal{Status::kInvalidArgument};
+  const CreditBody credit{1};
+  std::array<std::byte, vdtu::kHeaderSize + 8> reply{};
+  ASSERT_TRUE(hostile->send(BridgeOp::kReply, 1, reply));
+  ASSERT_TRUE(hostile->send(BridgeOp::kCredit, 1, bytes_of(credit)));
+  ASSERT_TRUE(hostile->send(BridgeOp::kUnbound, 1, bytes_of(refusal)));
+  hostile->pump(300ms);
+  EXPECT_FALSE(endpoint_gone(socket.get(), 500ms)) << "the hostile peer ended node 1's binding with node 0";
+  EXPECT_EQ(nodes[1]->stats().remote_unknown_binding, before + 3);
+}
+
 INSTANTIATE_TEST_SUITE_P(PlainAndSealed, HostileNetworkTest, ::testing::Values(false, true),
                          [](const auto& test) { return test.param ? "Sealed" : "Plain"; });
 

@@ -52,7 +52,9 @@ bool NodeCore::serve_memory_request(std::uint32_t pe) {
   if (m.payload.size() >= sizeof(r)) {
     std::memcpy(&r, m.payload.data(), sizeof(r));
     data = m.payload.subspan(sizeof(r));
-    st = r.ep < p.endpoints.size() ? Status::kOk : Status::kInvalidArgument;
+    // An op other than read or write was answered kOk, having done nothing.
+    const bool known_op = r.op == MemoryOp::kRead || r.op == MemoryOp::kWrite;
+    st = r.ep < p.endpoints.size() && known_op ? Status::kOk : Status::kInvalidArgument;
   }
   const NodeEndpoint* e = st == Status::kOk ? &p.endpoints[r.ep] : nullptr;
   const bool remote = e != nullptr && e->kind == EndpointKind::kMemory && e->memory.node != kThisNode;

@@ -1,6 +1,8 @@
 // A real node (its event loop on its own thread) and two PEs attached to
-// it, a privileged one (a kernel) and an ordinary one, whose control sockets
-// the fuzzer writes: control requests with fields from the fuzzer (any op,
+// it, a privileged one (a kernel) and an ordinary one. The fuzzer writes
+// their memory request channels (any op, endpoint, offset, length, data;
+// any bytes), scribbles on their doorbell and private pages, and writes
+// their control sockets: control requests with fields from the fuzzer (any op,
 // PE, endpoint, send/receive/memory configuration, VPE, command), bytes of
 // any length (short, long, longer than the node's buffer), and fds attached
 // (up to more than a message may carry, so SCM_RIGHTS is cut). The node
@@ -24,6 +26,8 @@
 #include "node/node.hpp"
 #include "protocol/control_messages.hpp"
 #include "protocol/fd_socket.hpp"
+#include "vdtu/channel.hpp"
+#include "vdtu/mapped_region.hpp"
 
 namespace {
 
@@ -46,9 +50,35 @@ Node& node() {
   return *n;
 }
 
+// A PE as the node sees it: its control socket, and what the hello handed
+// it (its doorbell and private page, which it may scribble on, and its
+// memory request and answer channels).
 struct AttachedPe {
   UniqueFd socket;
   PeId pe = 0;
+  std::vector<UniqueFd> fds;  // the hello's: doorbell, memory, requests (2), answers (2), private page
+  std::unique_ptr<SharedChannel> requests;
+  std::unique_ptr<SharedChannel> answers;
+  std::unique_ptr<Producer> to_node;
+  std::unique_ptr<Consumer> from_node;
+
+  void take_hello() {
+    std::vector<std::byte> buffer(sizeof(NodeMessage) + 64);
+    std::size_t n = 0;
+    if (recv_with_fds(socket.get(), buffer, n, fds, true) != RecvResult::kMessage ||
+        n != sizeof(NodeMessage) || fds.size() != 7) {
+      std::abort();
+    }
+    NodeMessage hello{};
+    std::memcpy(&hello, buffer.data(), sizeof(hello));
+    const ChannelGeometry g{hello.slot_count, hello.slot_size};
+    requests = std::make_unique<SharedChannel>(
+        SharedChannel::attach(UniqueFd(::dup(fds[2].get())), UniqueFd(::dup(fds[3].get())), g));
+    answers = std::make_unique<SharedChannel>(
+        SharedChannel::attach(UniqueFd(::dup(fds[4].get())), UniqueFd(::dup(fds[5].get())), g));
+    to_node = std::make_unique<Producer>(*requests);
+    from_node = std::make_unique<Consumer>(*answers);
+  }
 };
 
 // A PE slot frees once the node saw the last one's socket close.
@@ -57,6 +87,7 @@ AttachedPe attach(bool privileged) {
     try {
       AttachedPe a;
       a.socket = node().attach(privileged, a.pe);
+      a.take_hello();
       return a;
     } catch (const std::runtime_error&) {
       if (tries > 2000) std::abort();
@@ -101,7 +132,16 @@ class Script {
       std::vector<std::byte> bytes;
       bool well_formed = false;
       ControlRequest r{};
-      switch (in.ConsumeIntegralInRange<int>(0, 3)) {
+      const int kind = in.ConsumeIntegralInRange<int>(0, 5);
+      if (kind == 4) {
+        memory_request(in, privileged ? kernel_ : user_);
+        continue;
+      }
+      if (kind == 5) {
+        scribble(in, privileged ? kernel_ : user_);
+        continue;
+      }
+      switch (kind) {
         case 0:
         case 1:
           r = request(in);
@@ -154,6 +194,68 @@ class Script {
   }
 
  private:
+  // A memory request with any fields (or any bytes) on the PE's request
+  // channel: the node answers it once, with the request's label, and a read
+  // it carries out returns exactly the bytes asked for.
+  void memory_request(FuzzedDataProvider& in, AttachedPe& pe) {
+    std::vector<std::byte> payload;
+    MemoryRequest r{};
+    if (in.ConsumeBool()) {
+      r.op = static_cast<MemoryOp>(in.ConsumeIntegralInRange<int>(0, 3));
+      r.ep = in.ConsumeIntegralInRange<EpId>(0, 10);
+      r.length = in.ConsumeBool() ? in.ConsumeIntegralInRange<std::uint32_t>(0, 300)
+                                  : in.ConsumeIntegral<std::uint32_t>();
+      r.offset = in.ConsumeBool() ? in.ConsumeIntegralInRange<std::uint64_t>(0, 1 << 20)
+                                  : in.ConsumeIntegral<std::uint64_t>();
+      payload.resize(sizeof(r));
+      std::memcpy(payload.data(), &r, sizeof(r));
+      const auto data = in.ConsumeBytes<std::byte>(
+          in.ConsumeBool() ? r.length : in.ConsumeIntegralInRange<std::size_t>(0, 300));
+      payload.insert(payload.end(), data.begin(), data.end());
+    } else {
+      payload = in.ConsumeBytes<std::byte>(in.ConsumeIntegralInRange<std::size_t>(0, 40));
+    }
+    if (payload.size() > pe.to_node->max_payload()) payload.resize(pe.to_node->max_payload());
+    MessageHeader h{};
+    h.replylabel = ++next_memory_id_;
+    if (pe.to_node->try_send(h, payload) != Status::kOk) return;
+    MessageView m;
+    for (int waits = 0; pe.from_node->try_fetch(m) != Status::kOk; ++waits) {
+      if (waits > 2000) {
+        std::fprintf(stderr, "no answer to a memory request of %zu bytes\n", payload.size());
+        std::abort();
+      }
+      std::this_thread::sleep_for(500us);
+    }
+    if (m.header.label != h.replylabel || m.payload.empty()) std::abort();
+    const auto st = static_cast<Status>(m.payload[0]);
+    if (st == Status::kOk && payload.size() >= sizeof(r) && r.op == MemoryOp::kRead &&
+        m.payload.size() != std::size_t{r.length} + 1) {
+      std::abort();
+    }
+    if (st == Status::kOk && payload.size() >= sizeof(r) && r.op != MemoryOp::kRead &&
+        r.op != MemoryOp::kWrite) {
+      std::fprintf(stderr, "a memory request with op %d was answered kOk\n", static_cast<int>(r.op));
+      std::abort();
+    }
+    pe.from_node->ack();
+  }
+
+  // The PE writes anything into its doorbell page or private page; the node
+  // rings, wakes and bumps them later (requests from the kernel).
+  static void scribble(FuzzedDataProvider& in, AttachedPe& pe) {
+    const bool doorbell = in.ConsumeBool();
+    const int fd = pe.fds[doorbell ? 0 : 6].get();
+    const auto size = static_cast<std::size_t>(::lseek(fd, 0, SEEK_END));
+    if (size < 8) return;
+    MappedRegion page(fd, size);
+    for (int writes = in.ConsumeIntegralInRange<int>(1, 8); writes > 0; --writes) {
+      const auto at = in.ConsumeIntegralInRange<std::size_t>(0, size - 8);
+      const auto value = in.ConsumeIntegral<std::uint64_t>();
+      std::memcpy(page.data() + at, &value, sizeof(value));
+    }
+  }
+
   ControlRequest request(FuzzedDataProvider& in) const {
     ControlRequest r{};
     r.magic =
@@ -193,6 +295,7 @@ class Script {
   AttachedPe kernel_;
   AttachedPe user_;
   std::uint64_t next_id_ = 0;
+  std::uint64_t next_memory_id_ = 0;
   bool user_privileged_ = false;
 };
 

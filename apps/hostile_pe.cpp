@@ -264,6 +264,23 @@ void ptrace_attempts(Report& report, const Target& t) {
   report.record("perf_event_open", t, from_rc(perf));
 }
 
+// An fd whose owner is the target: with O_ASYNC, I/O on it would signal the
+// target (any signal, through F_SETSIG) past kill()'s filter. Only the owner
+// is set here, never O_ASYNC, so nothing is sent even where it is allowed.
+void sigio_attempts(Report& report, const Target& t) {
+  int pipe_fds[2] = {-1, -1};
+  if (::pipe2(pipe_fds, O_CLOEXEC) != 0) return;
+  report.record("fcntl_setown", t, from_rc(::fcntl(pipe_fds[0], F_SETOWN, t.pid)));
+  const f_owner_ex owner{F_OWNER_PID, t.pid};
+  report.record("fcntl_setown_ex", t, from_rc(::fcntl(pipe_fds[0], F_SETOWN_EX, &owner)));
+  ::close(pipe_fds[0]);
+  ::close(pipe_fds[1]);
+  const int socket = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);  // sockets take the ioctl form
+  const int pid = t.pid;
+  report.record("ioctl_fiosetown", t, from_rc(socket < 0 ? -1 : ::ioctl(socket, FIOSETOWN, &pid)));
+  if (socket >= 0) ::close(socket);
+}
+
 void signal_attempts(Report& report, const Target& t) {
   report.record("kill", t, from_rc(::kill(t.pid, SIGKILL)));
   const pid_t group = ::getpgid(t.pid);
@@ -286,6 +303,7 @@ void signal_attempts(Report& report, const Target& t) {
   report.record("pidfd_getfd", t, from_rc(::syscall(SYS_pidfd_getfd, handle, 3, 0)));
   if (dirfd >= 0) ::close(dirfd);
   if (pidfd >= 0) ::close(static_cast<int>(pidfd));
+  sigio_attempts(report, t);
 }
 
 // Each would be harmless if it worked (it sets what is already set), but

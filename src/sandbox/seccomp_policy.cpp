@@ -1,6 +1,8 @@
 #include "sandbox/seccomp_policy.hpp"
 
+#include <fcntl.h>
 #include <linux/ioprio.h>
+#include <linux/sockios.h>
 #include <sched.h>
 #include <seccomp.h>
 #include <sys/ioctl.h>
@@ -64,6 +66,14 @@ constexpr std::array<std::uint64_t, 8> kDeniedCloneFlags = {CLONE_NEWNS,  CLONE_
 constexpr std::array<std::uint64_t, 2> kDeniedIoctls = {TIOCSTI, TIOCLINUX};
 
 constexpr std::uint64_t kLow32 = 0xffffffffULL;
+
+// An fd's owner receives SIGIO (or any signal F_SETSIG names, SIGKILL
+// included) when I/O is possible on it, with the permission check of the
+// fd's owner credentials, not kill()'s filter: in user-namespace mode a PE
+// has the node's uid outside, so a pipe owned by the node's pid was a way to
+// kill the node. Owners other than the PE itself are refused; the
+// struct-based and ioctl forms, which the filter cannot inspect, entirely.
+constexpr std::array<std::uint64_t, 2> kOwnerIoctls = {FIOSETOWN, SIOCSPGRP};
 
 // libseccomp's SCMP_A0() and friends are C compound literals.
 scmp_arg_cmp arg(unsigned index, scmp_compare op, std::uint64_t value) { return {index, op, value, 0}; }
@@ -163,6 +173,9 @@ SeccompProgram SeccompProgram::build(const SeccompOptions& options) {
   for (const auto request : kDeniedIoctls) {
     b.rule("ioctl", eperm, {masked(1, kLow32, request)});
   }
+  b.rule("fcntl", eperm, {arg(1, SCMP_CMP_EQ, F_SETOWN), arg(2, SCMP_CMP_NE, kSelfPlaceholder)});
+  b.rule("fcntl", eperm, {arg(1, SCMP_CMP_EQ, F_SETOWN_EX)});
+  for (const auto request : kOwnerIoctls) b.rule("ioctl", eperm, {masked(1, kLow32, request)});
 
   SeccompProgram program;
   program.code_ = b.export_bpf();

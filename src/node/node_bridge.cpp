@@ -120,8 +120,9 @@ struct NodeBridge::Outbound {
   ChannelWatch request_watch;
   EpId reply_ep = kNoReplyEp;
   std::uint16_t reply_index = 0;
-  std::uint32_t window = 0;  // messages the peer can still take
-  std::uint32_t slots = 0;   // the window when nothing is outstanding
+  std::uint32_t window = 0;      // messages the peer can still take
+  std::uint32_t slots = 0;       // the window when nothing is outstanding
+  std::uint64_t unanswered = 0;  // requests forwarded that no reply answered yet
   std::deque<std::vector<std::byte>> replies_waiting;
 };
 
@@ -271,6 +272,7 @@ void NodeBridge::disconnect_send(std::uint32_t id) {
     forward(*out.requests, *out.peer, BridgeOp::kMessage, id, UINT32_MAX, true);
     emit(*out.peer, BridgeOp::kUnbind, id);
   }
+  forget_waiting(*out.peer, out.replies_waiting);
   outbound_.erase(it);
 }
 
@@ -594,11 +596,13 @@ void NodeBridge::handle(Peer& peer, std::span<const std::byte> message, Clock::t
         ++unknown_binding_;
         return;
       }
-      // Replies answer requests: never more than the window can be due.
-      if (it->second->replies_waiting.size() >= it->second->slots) {
+      // Replies answer requests, one each: never more than were sent (and
+      // so never more than the window can be due).
+      if (it->second->unanswered == 0 || it->second->replies_waiting.size() >= it->second->slots) {
         ++window_violations_;
         return;
       }
+      --it->second->unanswered;
       it->second->replies_waiting.emplace_back(body.begin(), body.end());
       peer.waiting_bytes += body.size();
       return;
@@ -870,6 +874,7 @@ bool NodeBridge::pump_outbound(Outbound& out) {
                                    : 0;
   const auto sent = forward(*out.requests, *out.peer, BridgeOp::kMessage, out.id, out.window, false);
   out.window -= sent;
+  if (out.replies) out.unanswered += sent;
   return replies + sent > 0;
 }
 

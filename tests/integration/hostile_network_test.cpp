@@ -465,6 +465,38 @@ TEST_P(HostileNetworkTest, APeerCannotEndOrFeedAnotherPeersBinding) {
   EXPECT_EQ(nodes[1]->stats().remote_unknown_binding, before + 3);
 }
 
+// A binding node 1 made with the hostile peer: replies answer requests,
+// one each. Replies before any request was sent are a violation, counted
+// and dropped; before, each found its way into the sender's reply channel.
+TEST_P(HostileNetworkTest, RepliesNeverOutnumberRequests) {
+  start();
+  hostile->pump(300ms);
+  PeId sender = 0;
+  const auto socket = nodes[1]->attach(true, sender);
+  ControlRequest configure{};
+  configure.op = ControlOp::kConfigReceive;  // endpoint 2: where replies arrive
+  configure.pe = sender;
+  configure.ep = 2;
+  configure.receive = {11, 8};
+  ASSERT_TRUE(send_with_fds(socket.get(), bytes_of(configure), {}));
+  configure.op = ControlOp::kConfigSend;  // endpoint 1 -> the hostile node's PE 16, endpoint 0
+  configure.ep = 1;
+  configure.send.target_pe = 2 * kPesPerNode;
+  configure.send.target_ep = 0;
+  configure.send.max_msg_size = 64;
+  configure.send.reply_ep = 2;
+  ASSERT_TRUE(send_with_fds(socket.get(), bytes_of(configure), {}));
+  NodeMessage answer{};
+  EXPECT_FALSE(endpoint_gone(socket.get(), 300ms, &answer));
+  ASSERT_EQ(answer.status, Status::kOk) << "node 1 made binding 1, with the hostile node";
+  hostile->pump(300ms);  // its BIND arrives
+  const auto before = nodes[1]->stats().remote_window_violations;
+  std::array<std::byte, vdtu::kHeaderSize + 8> reply{};
+  for (int i = 0; i < 5; ++i) ASSERT_TRUE(hostile->send(BridgeOp::kReply, 1, reply));
+  hostile->pump(300ms);
+  EXPECT_EQ(nodes[1]->stats().remote_window_violations, before + 5) << "replies nobody asked for";
+}
+
 INSTANTIATE_TEST_SUITE_P(PlainAndSealed, HostileNetworkTest, ::testing::Values(false, true),
                          [](const auto& test) { return test.param ? "Sealed" : "Plain"; });
 

@@ -139,17 +139,17 @@ class Rig {
     const bool must_refuse = from_stranger || (sealed_ && forgery);
     while (after.received - before.received < 1 || (must_refuse && after.refused - before.refused < 1)) {
       if (Clock::now() > deadline) {
-        std::fprintf(stderr, "a datagram of %zu bytes (%s) was not counted\n", d.size(),
-                     from_stranger ? "stranger" : "peer address");
+        (void)std::fprintf(stderr, "a datagram of %zu bytes (%s) was not counted\n", d.size(),
+                           from_stranger ? "stranger" : "peer address");
         std::abort();
       }
       std::this_thread::sleep_for(50us);
       after = counts();
     }
     if (sealed_ && after.forged > initial_forged_ + forged_) {
-      std::fprintf(stderr, "%llu datagrams counted as forged, %llu forged\n",
-                   static_cast<unsigned long long>(after.forged - initial_forged_),
-                   static_cast<unsigned long long>(forged_));
+      (void)std::fprintf(stderr, "%llu datagrams counted as forged, %llu forged\n",
+                         static_cast<unsigned long long>(after.forged - initial_forged_),
+                         static_cast<unsigned long long>(forged_));
       std::abort();
     }
   }

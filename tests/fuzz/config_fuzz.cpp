@@ -34,7 +34,7 @@ void write_file(const std::string& path, const std::uint8_t* data, std::size_t s
   std::FILE* f = std::fopen(path.c_str(), "wb");
   if (f == nullptr) std::abort();
   if (size > 0 && std::fwrite(data, 1, size, f) != size) std::abort();
-  std::fclose(f);
+  (void)std::fclose(f);
 }
 
 }  // namespace
@@ -59,7 +59,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     // complaint about its options ("no socket") names none.
     const std::string what = e.what();
     if (what.empty() || (what.find(path) == std::string::npos && what.rfind("no socket", 0) != 0)) {
-      std::fprintf(stderr, "refusal without the file's name: %s\n", e.what());
+      (void)std::fprintf(stderr, "refusal without the file's name: %s\n", e.what());
       std::abort();
     }
   }

@@ -176,7 +176,7 @@ class Script {
       if (!send_with_fds(from.socket.get(), bytes, raw)) continue;
       NodeMessage reply{};
       if (!await_reply(from, other, reply)) {
-        std::fprintf(stderr, "no answer to a request of %zu bytes\n", bytes.size());
+        (void)std::fprintf(stderr, "no answer to a request of %zu bytes\n", bytes.size());
         std::abort();
       }
       if (bytes.size() != sizeof(ControlRequest) && reply.status != Status::kInvalidArgument) std::abort();
@@ -222,7 +222,7 @@ class Script {
     MessageView m;
     for (int waits = 0; pe.from_node->try_fetch(m) != Status::kOk; ++waits) {
       if (waits > 2000) {
-        std::fprintf(stderr, "no answer to a memory request of %zu bytes\n", payload.size());
+        (void)std::fprintf(stderr, "no answer to a memory request of %zu bytes\n", payload.size());
         std::abort();
       }
       std::this_thread::sleep_for(500us);
@@ -235,7 +235,7 @@ class Script {
     }
     if (st == Status::kOk && payload.size() >= sizeof(r) && r.op != MemoryOp::kRead &&
         r.op != MemoryOp::kWrite) {
-      std::fprintf(stderr, "a memory request with op %d was answered kOk\n", static_cast<int>(r.op));
+      (void)std::fprintf(stderr, "a memory request with op %d was answered kOk\n", static_cast<int>(r.op));
       std::abort();
     }
     pe.from_node->ack();

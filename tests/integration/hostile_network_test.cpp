@@ -407,7 +407,7 @@ TEST_P(HostileNetworkTest, MessagesWaitingForTheirReceiverHaveABudget) {
   }
   // 32 MiB waiting, 2 messages in each binding's channel, the node's and our
   // link's windows (256 each): about 1100 messages; without the budget all.
-  std::fprintf(stderr, "the node took %d of %u messages of 60 KB\n", taken, kBindings * 127);
+  (void)std::fprintf(stderr, "the node took %d of %u messages of 60 KB\n", taken, kBindings * 127);
   EXPECT_LT(taken, 1300) << "node 1 kept taking messages nobody reads";
   EXPECT_GT(taken, 500) << "the budget is not that small";
 }

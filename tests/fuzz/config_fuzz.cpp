@@ -18,16 +18,22 @@
 
 namespace {
 
-// One scratch file per process, rewritten for every input.
-const std::string& scratch_path() {
-  static const std::string path = [] {
-    std::string p = "/tmp/vdtu-config-fuzz-XXXXXX";
-    const int fd = ::mkstemp(p.data());
+// One scratch file per process, rewritten for every input, removed at exit.
+struct ScratchFile {
+  std::string path = "/tmp/vdtu-config-fuzz-XXXXXX";
+  ScratchFile() {
+    const int fd = ::mkstemp(path.data());
     if (fd < 0) std::abort();
     ::close(fd);
-    return p;
-  }();
-  return path;
+  }
+  ~ScratchFile() { ::unlink(path.c_str()); }
+  ScratchFile(const ScratchFile&) = delete;
+  ScratchFile& operator=(const ScratchFile&) = delete;
+};
+
+const std::string& scratch_path() {
+  static const ScratchFile file;
+  return file.path;
 }
 
 void write_file(const std::string& path, const std::uint8_t* data, std::size_t size) {

@@ -45,6 +45,9 @@ struct ClusterSpec {
   std::string kernel_program;  // empty: apps/semper_kernel next to vdtu
   std::string vdtu_program;    // runs the nodes; empty: this executable
   bool quiet = false;          // keep the nodes' output to failures
+  // On a terminal: a line saying how many nodes still run, for how long yet;
+  // the nodes' output then passes through this process (see OutputRelay).
+  bool progress = false;
   bool netns = false;          // each node in its own network namespace (needs root)
   // Bridge datagrams are sealed with a fresh random cluster key unless this
   // says otherwise; plain datagrams let any host that reaches a node's port

@@ -90,13 +90,10 @@ ChildProcess start_node(std::vector<std::string> words, const std::string& log, 
 constexpr std::int64_t kLongestPollMs = 60'000;
 constexpr std::int64_t kProgressEveryMs = 500;
 
-void show_progress(ProgressLine& line, std::size_t nodes, std::size_t running, int stop,
-                   Clock::time_point deadline) {
+void show_progress(ProgressLine& line, std::size_t nodes, std::size_t running, int stop, double timeout) {
   if (!line.enabled()) return;
-  const auto left = std::chrono::duration_cast<std::chrono::seconds>(deadline - Clock::now()).count();
-  line.show(fmt::format("cluster: {} of {} nodes running, {} s{}", running, nodes, line.elapsed().count(),
-                        stop != 0 ? fmt::format(", stopping (at most {} s more)", std::max<std::int64_t>(left, 0))
-                                  : fmt::format(" (killed in {} s)", std::max<std::int64_t>(left, 0))));
+  line.show(fmt::format("cluster: {} of {} nodes running, {} s of at most {} s{}", running, nodes,
+                        line.elapsed().count(), timeout, stop != 0 ? ", stopping" : ""));
 }
 
 struct RunningNode {
@@ -112,7 +109,7 @@ struct RunningNode {
 // With `relay`, passes the nodes' output on around `line`, which says how
 // many nodes still run.
 int supervise(std::vector<RunningNode>& nodes, StopSignals& signals, Clock::time_point deadline,
-              OutputRelay* relay, ProgressLine& line) {
+              OutputRelay* relay, ProgressLine& line, double timeout) {
   int stop = 0;
   const auto ask_to_stop = [&](int signal) {
     if (stop != 0) {  // asked again: no more waiting
@@ -139,7 +136,7 @@ int supervise(std::vector<RunningNode>& nodes, StopSignals& signals, Clock::time
       (void)relay->pass_on(line);
       fds.push_back({relay->read_fd(), POLLIN, 0});
     }
-    show_progress(line, nodes.size(), running, stop, deadline);
+    show_progress(line, nodes.size(), running, stop, timeout);
     const auto now = Clock::now();
     if (now >= deadline) {
       for (auto& n : nodes) {
@@ -239,7 +236,7 @@ ClusterResult run_cluster(const ClusterSpec& spec) {
                                 relay ? relay->write_fd() : -1)});
   }
   if (relay) relay->close_write_end();
-  const int stop = supervise(nodes, signals, deadline, relay.get(), progress);
+  const int stop = supervise(nodes, signals, deadline, relay.get(), progress, spec.timeout_seconds);
   if (relay) relay->finish(progress);
   progress.clear();
   if (stop != 0) {

@@ -32,10 +32,11 @@ ProgressLine::ProgressLine(bool wanted)
 
 void ProgressLine::show(std::string_view text) {
   if (!enabled_) return;
+  text = text.substr(0, terminal_width() - 1);
+  if (shown_ && text == last_) return;
   (void)std::fflush(stdout);  // what was printed before stays above the line
-  std::string line(kEraseLine);
-  line += text.substr(0, terminal_width() - 1);
-  write_all(line);
+  last_ = text;
+  write_all(std::string(kEraseLine) + last_);
   shown_ = true;
 }
 

@@ -31,6 +31,7 @@ class ProgressLine {
  private:
   bool enabled_;
   bool shown_ = false;
+  std::string last_;  // what is shown: the same text is not drawn again
   std::chrono::steady_clock::time_point start_ = std::chrono::steady_clock::now();
 };
 

@@ -52,4 +52,5 @@ install(FILES ${PROJECT_BINARY_DIR}/vdtu.pc DESTINATION ${CMAKE_INSTALL_LIBDIR}/
 install(FILES ${PROJECT_SOURCE_DIR}/examples/messaging.toml ${PROJECT_SOURCE_DIR}/examples/kernel.toml
               ${PROJECT_SOURCE_DIR}/examples/cluster.toml ${PROJECT_SOURCE_DIR}/examples/switch.toml
         DESTINATION ${CMAKE_INSTALL_DOCDIR}/examples)
-install(DIRECTORY ${PROJECT_SOURCE_DIR}/examples/vpe-project DESTINATION ${CMAKE_INSTALL_DOCDIR}/examples)
+install(DIRECTORY ${PROJECT_SOURCE_DIR}/examples/vpe-project ${PROJECT_SOURCE_DIR}/examples/three-hosts
+        DESTINATION ${CMAKE_INSTALL_DOCDIR}/examples)

@@ -1,4 +1,5 @@
-#!/usr/bin/env python3
+#!/usr/bin/python3
+# (Debian's python3 on purpose: python3-matplotlib is installed for it.)
 """Figures for docs/BENCHMARKS.md from `vdtu bench SUITE --json` output.
 
     scripts/plot.py                  # redraw docs/figures/*.png from docs/figures/data/*.jsonl

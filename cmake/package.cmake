@@ -15,6 +15,7 @@ set(CPACK_GENERATOR DEB)
 set(CPACK_DEBIAN_FILE_NAME DEB-DEFAULT)
 set(CPACK_DEBIAN_PACKAGE_SECTION devel)
 set(CPACK_DEBIAN_PACKAGE_SHLIBDEPS ON)
+set(CPACK_STRIP_FILES ON)  # the executables without their symbol tables
 set(CPACK_DEBIAN_PACKAGE_DEPENDS "libfmt-dev")
 set(CPACK_DEBIAN_PACKAGE_RECOMMENDS "iproute2, cmake, pkg-config, g++ | clang")
 include(CPack)

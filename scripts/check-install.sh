@@ -3,7 +3,9 @@
 # (examples/vpe-project) against the installed package, as a researcher
 # outside this tree would: once with find_package(vdtu), once with
 # pkg-config; then runs it under a node with the installed vdtu, which must
-# find its installed semper_kernel. Removes the prefix at the end.
+# find its installed semper_kernel. Then builds the Debian package (not
+# installed here) and checks its dependencies and contents. Removes
+# everything it made at the end.
 #
 #   scripts/check-install.sh [BUILD_DIR]   (default: build)
 set -euo pipefail
@@ -40,3 +42,15 @@ echo "$out" | grep -q 'hello_vpe: wrote "hello from a VPE", read it back read-on
   echo "$out" | grep -q "PE 1 ($prefix/libexec/vdtu/semper_kernel) exited with 0" ||
   { echo "$out"; echo "check-install: unexpected output" >&2; exit 1; }
 echo "example ran under the installed vdtu with the installed semper_kernel"
+
+# The Debian package of the same build.
+cpack_out=$(cd "$build" && cpack -G DEB -B "$work/deb" 2>&1) || { echo "$cpack_out"; exit 1; }
+deb=$(echo "$work"/deb/vdtu_*.deb)
+depends=$(dpkg-deb -f "$deb" Depends)
+for needed in libsodium23 libseccomp2 libfmt-dev; do
+  case "$depends" in *"$needed"*) ;; *) echo "check-install: $deb does not depend on $needed: $depends" >&2; exit 1 ;; esac
+done
+contents=$(dpkg-deb -c "$deb")
+echo "$contents" | grep -q ' \./usr/libexec/vdtu/semper_kernel$' ||
+  { echo "check-install: $deb has no /usr/libexec/vdtu/semper_kernel" >&2; exit 1; }
+echo "built $(basename "$deb"): Depends: $depends"

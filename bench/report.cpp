@@ -74,8 +74,8 @@ void Reporter::note(const std::string& line) {
 }
 
 void Reporter::progress(const std::string& what) {
-  progress_.show(fmt::format("measuring {} ({} results so far, {} s)", what, results_,
-                             progress_.elapsed().count()));
+  progress_.show(
+      fmt::format("measuring {} ({} results so far, {} s)", what, results_, progress_.elapsed().count()));
 }
 
 }  // namespace vdtu::bench

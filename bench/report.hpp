@@ -32,7 +32,8 @@ class Reporter {
   // Table mode on a terminal also shows what is being measured on a line of
   // its own, overwritten as the work goes on (never with --json or piped).
   // `quantiles`: JSON objects of latency results also carry "quantiles".
-  explicit Reporter(bool json, bool quantiles = false) : json_(json), quantiles_(quantiles), progress_(!json) {}
+  explicit Reporter(bool json, bool quantiles = false)
+      : json_(json), quantiles_(quantiles), progress_(!json) {}
   void add(const Result& r);
   void note(const std::string& line);  // context printed in table mode only
   // "measuring WHAT (N results, T s)" on the progress line.

@@ -132,8 +132,9 @@ int run(int argc, char** argv) {
   bench_cmd->add_flag("--json", json, "One JSON object per line instead of a table");
   bench_cmd->add_flag("--quick", bench_options.quick, "Few iterations (smoke test; figures are rough)");
   bool quantiles = false;
-  bench_cmd->add_flag("--quantiles", quantiles,
-                      "With --json: latency results also carry \"quantiles\", every percentile (for CDF plots)");
+  bench_cmd->add_flag(
+      "--quantiles", quantiles,
+      "With --json: latency results also carry \"quantiles\", every percentile (for CDF plots)");
 
   std::string pe_role;
   std::vector<std::string> pe_args;

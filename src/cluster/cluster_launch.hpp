@@ -48,7 +48,7 @@ struct ClusterSpec {
   // On a terminal: a line saying how many nodes still run, for how long yet;
   // the nodes' output then passes through this process (see OutputRelay).
   bool progress = false;
-  bool netns = false;          // each node in its own network namespace (needs root)
+  bool netns = false;  // each node in its own network namespace (needs root)
   // Bridge datagrams are sealed with a fresh random cluster key unless this
   // says otherwise; plain datagrams let any host that reaches a node's port
   // act as a node.

@@ -42,7 +42,7 @@ struct ClusterSpec {
   // The nodes kill PEs still running after this long and fail (and so the
   // cluster); a node that outlives it by far is killed with its PEs.
   double timeout_seconds = kDefaultTimeoutSeconds;
-  std::string kernel_program;  // empty: apps/semper_kernel next to vdtu
+  std::string kernel_program;  // empty: semper_kernel found next to vdtu (sibling_program)
   std::string vdtu_program;    // runs the nodes; empty: this executable
   bool quiet = false;          // keep the nodes' output to failures
   // On a terminal: a line saying how many nodes still run, for how long yet;

@@ -132,10 +132,9 @@ int supervise(std::vector<RunningNode>& nodes, StopSignals& signals, Clock::time
     }
     const auto running = fds.size() - 1;
     if (running == 0) return stop;
-    if (relay != nullptr) {
-      (void)relay->pass_on(line);
-      fds.push_back({relay->read_fd(), POLLIN, 0});
-    }
+    // At end of file (every node closed its output) the pipe is no longer
+    // polled: it would be readable forever.
+    if (relay != nullptr && relay->pass_on(line)) fds.push_back({relay->read_fd(), POLLIN, 0});
     show_progress(line, nodes.size(), running, stop, timeout);
     const auto now = Clock::now();
     if (now >= deadline) {

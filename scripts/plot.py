@@ -67,16 +67,18 @@ def cdfs(results, out):
         curves = [r for r in results if r["suite"] == suite and r.get("quantiles") and r["unit"] == "us"]
         if not curves:
             continue
-        fig, ax = plt.subplots(figsize=(8, 5))
-        for r in curves:
+        fig, ax = plt.subplots(figsize=(10, 5))
+        for n, r in enumerate(curves):
             q = r["quantiles"]
-            ax.plot(q, [i / (len(q) - 1) for i in range(len(q))], label=r["name"])
+            # Ten colours, then the next line style: no two curves look alike.
+            ax.plot(q, [i / (len(q) - 1) for i in range(len(q))], label=r["name"],
+                    linestyle=["-", "--", ":"][n // 10 % 3])
         ax.set_xscale("log")
         ax.set_xlabel("latency (µs, log scale)")
         ax.set_ylabel("share of samples at or below")
         ax.set_title(f"vdtu bench {suite}: latency CDFs")
         ax.grid(True, which="both", alpha=0.3)
-        ax.legend(fontsize=7, loc="lower right")
+        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1))
         fig.tight_layout()
         path = out / f"{suite}_cdf.png"
         fig.savefig(path, **SAVE)
@@ -107,8 +109,9 @@ def chain_revoke(results, out):
     if not drawn:
         plt.close(fig)
         return []
+    ax.set_yscale("log")  # a long p99 must not flatten the medians
     ax.set_xlabel("chain depth (capabilities)")
-    ax.set_ylabel("revoke time (µs)")
+    ax.set_ylabel("revoke time (µs, log scale)")
     ax.set_title("Chain revocation vs depth (band: median to p99)")
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=8)
@@ -136,8 +139,9 @@ def scale(results, out):
         ax.plot(xs, medians, marker="o", label="median")
         ax.plot(xs, p99s, marker="x", linestyle="--", label="p99")
         ax.set_xscale("log")
+        ax.set_yscale("log")
         ax.set_xlabel(f"{base}: size (log scale)")
-        ax.set_ylabel(unit)
+        ax.set_ylabel(f"{unit} (log scale)")
         ax.set_title(f"{suite}: {base}")
         ax.grid(True, which="both", alpha=0.3)
         ax.legend(fontsize=8)
@@ -148,15 +152,16 @@ def scale(results, out):
     return [path]
 
 
-def measure(build, data, suites):
+def measure(build, data, suites, quick):
     vdtu = pathlib.Path(build).resolve() / "vdtu"
     if not vdtu.is_file():
         sys.exit(f"{vdtu}: no such program (build first)")
     data.mkdir(parents=True, exist_ok=True)
     failed = []
     for suite in suites:
-        print(f"plot.py: vdtu bench {suite} --json --quantiles", flush=True)
-        done = subprocess.run([str(vdtu), "bench", suite, "--json", "--quantiles"], capture_output=True, text=True)
+        words = [str(vdtu), "bench", suite, "--json", "--quantiles"] + (["--quick"] if quick else [])
+        print(f"plot.py: {' '.join(words[1:])}", flush=True)
+        done = subprocess.run(words, capture_output=True, text=True)
         if done.returncode != 0:  # keep the data of the last good run of this suite
             print(f"plot.py: vdtu bench {suite} failed ({done.returncode}), its old data stays:\n{done.stderr}")
             failed.append(suite)
@@ -169,12 +174,13 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--run", metavar="BUILD_DIR", help="measure first with BUILD_DIR/vdtu (saved to data/)")
     parser.add_argument("--suites", default=",".join(SUITES), help=f"with --run: which (default {','.join(SUITES)})")
+    parser.add_argument("--quick", action="store_true", help="with --run: few iterations (rough figures)")
     parser.add_argument("--out", default=str(FIGURES), help="where the figures go (default docs/figures)")
     parser.add_argument("inputs", nargs="*", help="JSON-lines files (default: OUT/data/*.jsonl)")
     args = parser.parse_args()
     out = pathlib.Path(args.out)
     data = out / "data"
-    failed = measure(args.run, data, args.suites.split(",")) if args.run else []
+    failed = measure(args.run, data, args.suites.split(","), args.quick) if args.run else []
     inputs = args.inputs or sorted(str(p) for p in data.glob("*.jsonl"))
     if not inputs:
         sys.exit(f"no input: give files, or --run BUILD_DIR to measure into {data}")

@@ -74,6 +74,7 @@ int run_caps_role(const std::string& role, Dtu& dtu, const std::vector<std::stri
 
 void run_caps_suite(Reporter& reporter, const SuiteOptions& options) {
   const std::string suite = "caps";
+  reporter.progress("the cache-line baseline");
   reporter.add(latency_result(suite, "baseline_cacheline_pingpong_rtt", cacheline_pingpong_ns(20'000)));
   SampleDirectory dir;
   const std::string file = dir.file("client");
@@ -85,10 +86,13 @@ void run_caps_suite(Reporter& reporter, const SuiteOptions& options) {
     const PeId partner = node.launch({self, {"pe-bench", "caps-partner"}, false});
     const auto vpes = fmt::format("{},{}", client, partner);
     const PeId kernel =
-        node.launch({sibling_program("apps/semper_kernel"),
+        node.launch({sibling_program("semper_kernel"),
                      {"--vpes", vpes, "--grant", fmt::format("{}:{}:{}", client, partner, kPartner)},
                      true});
-    for (int i = 0; i < 6000 && !node.exit_code(client); ++i) std::this_thread::sleep_for(50ms);
+    for (int i = 0; i < 6000 && !node.exit_code(client); ++i) {
+      if (i % 20 == 0) reporter.progress("syscalls, exchanges and revocations in a VPE");
+      std::this_thread::sleep_for(50ms);
+    }
     ::kill(node.pid_of(partner), SIGTERM);
     if (!node.wait_all_exited(std::chrono::seconds(30)))
       throw std::runtime_error("benchmark PEs did not finish");

@@ -1,6 +1,7 @@
 // `vdtu bench channel`: round trips and throughput of the shared-memory
 // channel between two processes, next to the cache-line, pipe and Unix socket
 // baselines measured in the same run.
+#include <fmt/core.h>
 #include <unistd.h>
 
 #include <array>
@@ -121,6 +122,7 @@ void run_channel_suite(Reporter& reporter, const SuiteOptions& options) {
   const std::string suite = "channel";
 
   reporter.note("two processes pinned to CPUs 0 and 1; round trips carry 64-byte payloads");
+  reporter.progress("round trips and their baselines");
   reporter.add(latency_result(suite, "baseline_cacheline_pingpong_rtt", cacheline_pingpong_ns(rtts)));
   reporter.add(latency_result(suite, "baseline_pipe_rtt", pipe_roundtrip_ns(sleepy_rtts, kSmallPayload)));
   reporter.add(
@@ -140,7 +142,10 @@ void run_channel_suite(Reporter& reporter, const SuiteOptions& options) {
         Case{"throughput_512B_single", 512, false}, Case{"throughput_512B_batch32", 512, true}}) {
     std::vector<double> rates;
     rates.reserve(static_cast<std::size_t>(runs));
-    for (int r = 0; r < runs; ++r) rates.push_back(channel_throughput(c.bytes, c.batched, messages));
+    for (int r = 0; r < runs; ++r) {
+      reporter.progress(fmt::format("{}, run {} of {}", c.name, r + 1, runs));
+      rates.push_back(channel_throughput(c.bytes, c.batched, messages));
+    }
     reporter.add(rate_result(suite, c.name, "Mmsg/s", 1e-6, std::move(rates)));
   }
 }

@@ -138,11 +138,13 @@ void run_dtu_suite(Reporter& reporter, const SuiteOptions& options) {
   const std::size_t iterations = options.quick ? 2'000 : 50'000;
   const std::size_t config_iterations = options.quick ? 200 : 3'000;
   const std::string suite = "dtu";
+  reporter.progress("the cache-line baseline");
   reporter.add(latency_result(suite, "baseline_cacheline_pingpong_rtt", cacheline_pingpong_ns(iterations)));
 
   SampleDirectory dir;
   const std::string client_file = dir.file("client");
   const std::string kernel_file = dir.file("kernel");
+  reporter.progress("send+reply, endpoint configuration and memory in PE processes");
   {
     dtu::Node node(dtu::NodeConfig{});
     const auto exe = self_path();

@@ -1,12 +1,15 @@
 #include "report.hpp"
 
 #include <fmt/core.h>
+#include <fmt/format.h>
 
 #include <algorithm>
 #include <cmath>
 
 namespace vdtu::bench {
 namespace {
+
+constexpr int kPercentiles = 100;  // quantiles: every percentile, for a CDF
 
 double percentile(std::vector<double>& sorted, double q) {
   if (sorted.empty()) return 0;
@@ -18,12 +21,18 @@ double percentile(std::vector<double>& sorted, double q) {
 
 Result latency_result(std::string suite, std::string name, std::vector<double> samples_ns) {
   std::sort(samples_ns.begin(), samples_ns.end());
-  return {std::move(suite),
-          std::move(name),
-          "us",
-          percentile(samples_ns, 0.5) / 1000.0,
-          percentile(samples_ns, 0.99) / 1000.0,
-          samples_ns.size()};
+  Result r{std::move(suite),
+           std::move(name),
+           "us",
+           percentile(samples_ns, 0.5) / 1000.0,
+           percentile(samples_ns, 0.99) / 1000.0,
+           samples_ns.size(),
+           {}};
+  if (!samples_ns.empty()) {
+    for (int q = 0; q <= kPercentiles; ++q)
+      r.quantiles.push_back(percentile(samples_ns, q / static_cast<double>(kPercentiles)) / 1000.0);
+  }
+  return r;
 }
 
 Result rate_result(std::string suite, std::string name, std::string unit, double scale,
@@ -34,14 +43,20 @@ Result rate_result(std::string suite, std::string name, std::string unit, double
           std::move(unit),
           percentile(samples_per_s, 0.5) * scale,
           percentile(samples_per_s, 0.01) * scale,
-          samples_per_s.size()};
+          samples_per_s.size(),
+          {}};
 }
 
 void Reporter::add(const Result& r) {
+  progress_.clear();
+  ++results_;
   if (json_) {
-    fmt::print(R"({{"suite":"{}","name":"{}","unit":"{}","median":{:.4f},"p99":{:.4f},"n":{}}})"
+    const auto quantiles = quantiles_ && !r.quantiles.empty()
+                               ? fmt::format(R"(,"quantiles":[{:.4f}])", fmt::join(r.quantiles, ","))
+                               : std::string{};
+    fmt::print(R"({{"suite":"{}","name":"{}","unit":"{}","median":{:.4f},"p99":{:.4f},"n":{}{}}})"
                "\n",
-               r.suite, r.name, r.unit, r.median, r.p99, r.n);
+               r.suite, r.name, r.unit, r.median, r.p99, r.n, quantiles);
   } else {
     if (!header_done_) {
       fmt::print("{:<10} {:<34} {:>12} {:>12} {:<8} {:>9}\n", "suite", "name", "median", "p99", "unit", "n");
@@ -54,7 +69,13 @@ void Reporter::add(const Result& r) {
 }
 
 void Reporter::note(const std::string& line) {
+  progress_.clear();
   if (!json_) fmt::print("# {}\n", line);
+}
+
+void Reporter::progress(const std::string& what) {
+  progress_.show(
+      fmt::format("measuring {} ({} results so far, {} s)", what, results_, progress_.elapsed().count()));
 }
 
 }  // namespace vdtu::bench

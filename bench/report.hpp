@@ -6,6 +6,8 @@
 #include <string>
 #include <vector>
 
+#include "common/progress_line.hpp"
+
 namespace vdtu::bench {
 
 struct Result {
@@ -15,6 +17,8 @@ struct Result {
   double median = 0;
   double p99 = 0;  // for rates: the rate that 99 % of samples beat (the low tail)
   std::uint64_t n = 0;
+  // Latency results: the 0th, 1st, ..., 100th percentile (in `unit`), for CDF plots.
+  std::vector<double> quantiles;
 };
 
 // Latency samples in nanoseconds -> result in microseconds.
@@ -25,13 +29,22 @@ Result rate_result(std::string suite, std::string name, std::string unit, double
 
 class Reporter {
  public:
-  explicit Reporter(bool json) : json_(json) {}
+  // Table mode on a terminal also shows what is being measured on a line of
+  // its own, overwritten as the work goes on (never with --json or piped).
+  // `quantiles`: JSON objects of latency results also carry "quantiles".
+  explicit Reporter(bool json, bool quantiles = false)
+      : json_(json), quantiles_(quantiles), progress_(!json) {}
   void add(const Result& r);
   void note(const std::string& line);  // context printed in table mode only
+  // "measuring WHAT (N results, T s)" on the progress line.
+  void progress(const std::string& what);
 
  private:
   bool json_;
+  bool quantiles_;
   bool header_done_ = false;
+  std::uint64_t results_ = 0;
+  ProgressLine progress_;
 };
 
 }  // namespace vdtu::bench

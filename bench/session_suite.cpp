@@ -98,12 +98,14 @@ void run_session_suite(Reporter& reporter, const SuiteOptions& options) {
 
   SessionPair pair(key);
   for (const auto& [bytes, n] : {std::pair{std::size_t{64}, small_n}, {largest, large_n}}) {
+    reporter.progress(fmt::format("sealing {}-byte frames", bytes));
     reporter.add(
         latency_result(suite, fmt::format("baseline_aead_alone_{}B", bytes), aead_alone_ns(n, bytes)));
     const std::vector<std::byte> frame(bytes, std::byte{0x5a});
     reporter.add(latency_result(suite, fmt::format("seal_open_{}B", bytes),
                                 time_each(n, n / 10, [&] { pair.carry(frame); })));
   }
+  reporter.progress("handshakes");
   reporter.add(latency_result(suite, "handshake",
                               time_each(handshakes, handshakes / 10, [&] { SessionPair fresh(key); })));
   reporter.note(

@@ -173,13 +173,16 @@ int run_spanning_role(const std::string& role, Dtu& dtu, const std::vector<std::
 void run_spanning_suite(Reporter& reporter, const SuiteOptions& options) {
   const std::string suite = "spanning";
   const std::size_t iterations = options.quick ? 2'000 : 20'000;
+  reporter.progress("the cache-line and UDP baselines");
   reporter.add(latency_result(suite, "baseline_cacheline_pingpong_rtt", cacheline_pingpong_ns(iterations)));
   reporter.add(
       latency_result(suite, "baseline_udp_busy_poll_rtt", udp_busy_poll_roundtrip_ns(iterations, 64)));
   SampleDirectory dir;
   const auto kernels_file = dir.file("kernels");
   const auto nodes_file = dir.file("nodes");
+  reporter.progress("two kernels on one node");
   run_setup(false, kernels_file, options.quick);
+  reporter.progress("one kernel on each of two nodes");
   run_setup(true, nodes_file, options.quick);
   auto samples = read_samples(kernels_file);
   samples.merge(read_samples(nodes_file));

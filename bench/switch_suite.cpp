@@ -288,7 +288,7 @@ double one_thread_cpu_ns_per_frame(std::size_t bytes, std::uint64_t count) {
 
 Result cost_result(const std::string& suite, const std::string& name, std::vector<double> ns) {
   std::sort(ns.begin(), ns.end());
-  return {suite, name, "ns/frame", ns[ns.size() / 2], ns.back(), ns.size()};
+  return {suite, name, "ns/frame", ns[ns.size() / 2], ns.back(), ns.size(), {}};
 }
 
 void shared_memory_cases(Reporter& reporter, const SuiteOptions& options) {
@@ -448,6 +448,7 @@ void run_switch_suite(Reporter& reporter, const SuiteOptions& options) {
   reporter.note(
       "vdtu switch in a child process pinned to CPU 1; the generator and sink share one thread on CPU 0");
   reporter.note("frames of 64 and 1514 bytes (no FCS); rates are frames arriving at the sink per second");
+  reporter.progress("shared-memory ports");
   shared_memory_cases(reporter, options);
   if (::geteuid() != 0) {
     reporter.note("uplink cases skipped: they need root (namespaces, AF_PACKET)");
@@ -458,6 +459,7 @@ void run_switch_suite(Reporter& reporter, const SuiteOptions& options) {
       "namespace 1");
   reporter.note(
       "with the bridge, forwarding runs in the sender's softirq on CPU 0; with the switch, on its own CPU 1");
+  reporter.progress("uplinks on veths in namespaces");
   uplink_cases(reporter, options);
 }
 

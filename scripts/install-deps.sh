@@ -10,6 +10,8 @@ packages=(
   libseccomp-dev                                                          # the PE sandbox's seccomp filter
   iproute2                                                                # network namespaces for cluster tests
   liblwip-dev                                                             # lwip_echo: an IP stack on a switch port
+  dpkg-dev file                                                           # cpack -G DEB: dpkg-shlibdeps finds the package's dependencies
+  python3-matplotlib                                                      # scripts/plot.py: the figures of docs/BENCHMARKS.md
 )
 
 missing=()

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The whole test suite, as CI runs it: formatting, -Werror builds with clang
 # and g++, clang-tidy, the tests under ASan+UBSan (plus short fuzz runs) and
-# under TSan, then everything on the optimised g++ build. Ends with ctest's
-# summary.
+# under TSan, then the optimised g++ build: installed into a temporary prefix
+# with the example VPE project built against it and run, and every test on
+# it. Ends with ctest's summary.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh
@@ -27,5 +28,7 @@ done
 echo "== build: release (g++)"
 cmake --preset release >/dev/null
 cmake --build --preset release
+echo "== install: the example VPE project against the installed package"
+scripts/check-install.sh build
 echo "== tests: release"
 ctest --preset release

@@ -34,7 +34,7 @@ ClusterSpec echo_cluster(unsigned nodes, unsigned kernels_per_node) {
         fmt::format("{} kernels: at most {} (a kernel has an endpoint per kernel)", kernels,
                     kMaxEndpoints - cluster::kKernelEndpointsBeforePeers - kEchoSpareEndpoints));
   }
-  const auto vpe = sibling_program("apps/kernel_test_vpe");
+  const auto vpe = sibling_program("kernel_test_vpe");
   ClusterSpec spec;
   spec.endpoints_per_pe = std::max(kMinEndpoints, endpoints);
   spec.nodes.resize(nodes);
@@ -58,6 +58,7 @@ int run_cluster_command(const ClusterOptions& options) {
   if (options.loss) spec.loss = *options.loss;
   if (options.duplicate) spec.duplicate = *options.duplicate;
   if (options.reorder) spec.reorder = *options.reorder;
+  spec.progress = true;  // shown only on a terminal
   cluster::check(spec);
   unsigned kernels = 0;
   for (const auto& n : spec.nodes) kernels += static_cast<unsigned>(n.kernels.size());

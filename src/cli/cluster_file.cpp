@@ -6,7 +6,9 @@
 #include <filesystem>
 #include <vector>
 
+#include "common/sibling_program.hpp"
 #include "config_file.hpp"
+#include "program_name.hpp"
 
 namespace vdtu::cli {
 namespace {
@@ -57,14 +59,10 @@ std::vector<std::string> read_vpe(ConfigFile& file, const toml::node& entry, con
     command.push_back(s->get());
   }
   if (!command.empty() && words->get(0)->is_string()) {
-    const auto& program = command[0];
-    if (::access(program.c_str(), X_OK) != 0 || !std::filesystem::is_regular_file(program)) {
-      file.mistake(
-          words->get(0)->source(),
-          fmt::format("{}: {} is not an executable file (a relative path starts in the directory vdtu "
-                      "runs in)",
-                      name, program));
-    }
+    auto& program = command[0];
+    const auto named = program;
+    program = resolve_program(named);
+    if (auto why = program_mistake(named, program)) file.mistake(words->get(0)->source(), name + ": " + *why);
   }
   return command;
 }

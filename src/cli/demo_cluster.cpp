@@ -37,7 +37,7 @@ ClusterSpec both_ways() {
 // single-kernel scenarios of `vdtu demo` (syscall basics, memory, a wide
 // tree) for VPEs of its own partition.
 ClusterSpec with_local_tests(ClusterSpec spec) {
-  const auto vpe = sibling_program("apps/kernel_test_vpe");
+  const auto vpe = sibling_program("kernel_test_vpe");
   for (auto& node : spec.nodes) {
     auto& vpes = node.kernels[0].vpes;
     vpes.push_back({vpe, "basics"});
@@ -50,7 +50,7 @@ ClusterSpec with_local_tests(ClusterSpec spec) {
 // The storage server on node 0 hands out memory; the client on node 1
 // writes it, and delegates its own memory, which the server reads back.
 ClusterSpec memory_across_nodes() {
-  const auto vpe = sibling_program("apps/kernel_test_vpe");
+  const auto vpe = sibling_program("kernel_test_vpe");
   ClusterSpec spec;
   spec.nodes = {{{ClusterKernel{{{vpe, "server", "4"}}}}}, {{ClusterKernel{{{vpe, "client"}}}}}};
   return spec;
@@ -78,7 +78,7 @@ ClusterSpec in_namespaces(ClusterSpec spec) {
 // results (revoke done, session gone, own kernel working) and node 0 must
 // end cleanly; node 1 must be the one that failed.
 bool node_killed_during_revocation() {
-  const auto vpe = sibling_program("apps/kernel_test_vpe");
+  const auto vpe = sibling_program("kernel_test_vpe");
   ClusterSpec spec;
   spec.nodes = {{{ClusterKernel{{{vpe, "spanning-revoker", "holder", "kill"}}}}},
                 {{ClusterKernel{{{vpe, "doomed-holder", "holder", "kill"}}}}}};

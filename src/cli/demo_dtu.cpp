@@ -16,7 +16,7 @@ namespace {
 
 using namespace std::chrono_literals;
 
-std::string test_pe_path() { return sibling_program("apps/dtu_test_pe"); }
+std::string test_pe_path() { return sibling_program("dtu_test_pe"); }
 
 // Launches the roles in order (PE ids 0, 1, ...) and expects every one to pass.
 bool roles_pass(const std::vector<std::pair<std::vector<std::string>, bool>>& roles) {

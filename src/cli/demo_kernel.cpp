@@ -20,7 +20,7 @@ using Roles = std::vector<std::vector<std::string>>;
 bool scenario(const Roles& roles, const std::vector<std::pair<PeId, PeId>>& peers = {},
               const std::function<void(dtu::Node&)>& during = {}) {
   dtu::Node node(dtu::NodeConfig{});
-  const auto vpe_program = sibling_program("apps/kernel_test_vpe");
+  const auto vpe_program = sibling_program("kernel_test_vpe");
   std::vector<PeId> vpes;
   for (const auto& args : roles) vpes.push_back(node.launch({vpe_program, args, false}));
   std::vector<std::string> kernel_args{"--vpes", fmt::format("{}", fmt::join(vpes, ","))};
@@ -28,7 +28,7 @@ bool scenario(const Roles& roles, const std::vector<std::pair<PeId, PeId>>& peer
     kernel_args.insert(kernel_args.end(),
                        {"--grant", fmt::format("{}:{}:10", a, b), "--grant", fmt::format("{}:{}:10", b, a)});
   }
-  const PeId kernel = node.launch({sibling_program("apps/semper_kernel"), kernel_args, true});
+  const PeId kernel = node.launch({sibling_program("semper_kernel"), kernel_args, true});
   if (during) during(node);
   if (!node.wait_all_exited(60s)) return false;
   bool ok = node.exit_code(kernel) == 0;

@@ -98,7 +98,7 @@ struct DemoSwitch {
   [[nodiscard]] std::string socket() const { return dir.file("switch.sock"); }
   [[nodiscard]] std::unique_ptr<Background> lwip_echo(const std::string& cidr) const {
     auto lwip = std::make_unique<Background>(
-        std::vector<std::string>{sibling_program("apps/lwip_echo"), "--socket", socket(), "--ip", cidr},
+        std::vector<std::string>{sibling_program("lwip_echo"), "--socket", socket(), "--ip", cidr},
         dir.file("lwip_echo.log"));
     if (!lwip->wait_for("echo on udp and tcp port 7", 30s))
       throw std::runtime_error("lwip_echo did not start");

@@ -131,6 +131,10 @@ int run(int argc, char** argv) {
       ->check(CLI::IsMember({"channel", "dtu", "caps", "spanning", "session", "switch"}));
   bench_cmd->add_flag("--json", json, "One JSON object per line instead of a table");
   bench_cmd->add_flag("--quick", bench_options.quick, "Few iterations (smoke test; figures are rough)");
+  bool quantiles = false;
+  bench_cmd->add_flag(
+      "--quantiles", quantiles,
+      "With --json: latency results also carry \"quantiles\", every percentile (for CDF plots)");
 
   std::string pe_role;
   std::vector<std::string> pe_args;
@@ -167,7 +171,7 @@ int run(int argc, char** argv) {
     if (switch_stat_cmd->parsed()) return vdtu::cli::run_switch_stat(sw_stat);
     if (switch_cmd->parsed()) return vdtu::cli::run_switch(sw);
     if (bench_cmd->parsed()) {
-      vdtu::bench::Reporter reporter(json);
+      vdtu::bench::Reporter reporter(json, quantiles);
       if (suite == "channel") vdtu::bench::run_channel_suite(reporter, bench_options);
       if (suite == "dtu") vdtu::bench::run_dtu_suite(reporter, bench_options);
       if (suite == "caps") vdtu::bench::run_caps_suite(reporter, bench_options);

@@ -9,7 +9,9 @@
 #include <limits>
 #include <stdexcept>
 
+#include "common/sibling_program.hpp"
 #include "config_file.hpp"
+#include "program_name.hpp"
 #include "protocol/doorbell.hpp"
 #include "vdtu/dtu_types.hpp"
 
@@ -204,13 +206,10 @@ NodeFile parse_node_file(const std::string& path) {
     ConfigTable t(file, table, name, {"program", "args", "privileged"});
     dtu::PeProgram program;
     if (!t.has("program")) t.mistake("program", "missing");
-    program.path = t.string("program", {});
-    if (!program.path.empty() &&
-        (::access(program.path.c_str(), X_OK) != 0 || !std::filesystem::is_regular_file(program.path))) {
-      t.mistake("program",
-                fmt::format("{} is not an executable file (a relative path starts in the directory "
-                            "vdtu runs in)",
-                            program.path));
+    const auto named = t.string("program", {});
+    if (!named.empty()) {
+      program.path = resolve_program(named);
+      if (auto why = program_mistake(named, program.path)) t.mistake("program", *why);
     }
     program.args = t.strings("args");
     program.privileged = t.boolean("privileged", false);

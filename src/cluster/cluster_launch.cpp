@@ -21,10 +21,12 @@
 #include "bridge/cluster_key.hpp"
 #include "bridge/udp_socket.hpp"
 #include "child_process.hpp"
+#include "common/progress_line.hpp"
 #include "common/sibling_program.hpp"
 #include "common/stop_signals.hpp"
 #include "network_namespaces.hpp"
 #include "node_files.hpp"
+#include "output_relay.hpp"
 #include "scratch_directory.hpp"
 #include "vdtu/unique_fd.hpp"
 
@@ -64,7 +66,7 @@ Addresses namespace_addresses(const NetworkNamespaces& namespaces, std::size_t n
 
 // `words` may start with a prefix that runs the node elsewhere (inside a
 // network namespace); `socket` (if >= 0) becomes the node's inherited socket.
-ChildProcess start_node(std::vector<std::string> words, const std::string& log, int socket) {
+ChildProcess start_node(std::vector<std::string> words, const std::string& log, int socket, int output) {
   ChildOptions options;
   options.own_process_group = true;  // its PEs join it: killing the group reaches them all
   options.ends_with_parent = true;
@@ -78,8 +80,20 @@ ChildProcess start_node(std::vector<std::string> words, const std::string& log, 
   if (!log.empty()) {
     options.open(1, log, O_WRONLY | O_CREAT | O_TRUNC, 0600);
     options.dup2(1, 2);
+  } else if (output >= 0) {
+    options.dup2(output, 1);
+    options.dup2(1, 2);
   }
   return {std::move(words), options};
+}
+
+constexpr std::int64_t kLongestPollMs = 60'000;
+constexpr std::int64_t kProgressEveryMs = 500;
+
+void show_progress(ProgressLine& line, std::size_t nodes, std::size_t running, int stop, double timeout) {
+  if (!line.enabled()) return;
+  line.show(fmt::format("cluster: {} of {} nodes running, {} s of at most {} s{}", running, nodes,
+                        line.elapsed().count(), timeout, stop != 0 ? ", stopping" : ""));
 }
 
 struct RunningNode {
@@ -92,7 +106,10 @@ struct RunningNode {
 // running to stop (they kill and reap their PEs); a node that has not ended
 // by the deadline is killed with its process group. Returns the stop signal,
 // 0 if none came.
-int supervise(std::vector<RunningNode>& nodes, StopSignals& signals, Clock::time_point deadline) {
+// With `relay`, passes the nodes' output on around `line`, which says how
+// many nodes still run.
+int supervise(std::vector<RunningNode>& nodes, StopSignals& signals, Clock::time_point deadline,
+              OutputRelay* relay, ProgressLine& line, double timeout) {
   int stop = 0;
   const auto ask_to_stop = [&](int signal) {
     if (stop != 0) {  // asked again: no more waiting
@@ -113,7 +130,12 @@ int supervise(std::vector<RunningNode>& nodes, StopSignals& signals, Clock::time
     for (auto& n : nodes) {
       if (!n.process.try_wait()) fds.push_back({n.process.pidfd(), POLLIN, 0});
     }
-    if (fds.size() == 1) return stop;
+    const auto running = fds.size() - 1;
+    if (running == 0) return stop;
+    // At end of file (every node closed its output) the pipe is no longer
+    // polled: it would be readable forever.
+    if (relay != nullptr && relay->pass_on(line)) fds.push_back({relay->read_fd(), POLLIN, 0});
+    show_progress(line, nodes.size(), running, stop, timeout);
     const auto now = Clock::now();
     if (now >= deadline) {
       for (auto& n : nodes) {
@@ -125,7 +147,8 @@ int supervise(std::vector<RunningNode>& nodes, StopSignals& signals, Clock::time
       continue;
     }
     const auto wait = std::chrono::ceil<std::chrono::milliseconds>(deadline - now);
-    if (::poll(fds.data(), fds.size(), static_cast<int>(std::min<std::int64_t>(wait.count(), 60'000))) < 0 &&
+    const std::int64_t longest = line.enabled() ? kProgressEveryMs : kLongestPollMs;
+    if (::poll(fds.data(), fds.size(), static_cast<int>(std::min<std::int64_t>(wait.count(), longest))) < 0 &&
         errno != EINTR) {
       throw std::system_error(errno, std::generic_category(), "poll");
     }
@@ -192,11 +215,14 @@ ClusterResult run_cluster(const ClusterSpec& spec) {
       placements,
       at.nodes,
       !at.sockets.empty(),
-      spec.kernel_program.empty() ? sibling_program("apps/semper_kernel") : spec.kernel_program,
+      spec.kernel_program.empty() ? sibling_program("semper_kernel") : spec.kernel_program,
       spec.insecure_plain ? std::string{} : bridge::random_cluster_key_hex()};
   const auto timeout =
       std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(spec.timeout_seconds));
   const auto deadline = Clock::now() + timeout + kTimeoutGrace;
+  ProgressLine progress(spec.progress && !spec.quiet);
+  std::unique_ptr<OutputRelay> relay;
+  if (progress.enabled()) relay = std::make_unique<OutputRelay>();
   std::vector<RunningNode> nodes;
   for (unsigned n = 0; n < spec.nodes.size() && signals.received() == 0; ++n) {
     const auto config = fmt::format("node-{}.toml", n);
@@ -205,9 +231,13 @@ ClusterResult run_cluster(const ClusterSpec& spec) {
     auto words = namespaces ? namespaces->exec_prefix(n) : std::vector<std::string>{};
     words.insert(words.end(), {self, "node", "--config", (dir / config).string(), "--timeout",
                                fmt::format("{}", spec.timeout_seconds)});
-    nodes.push_back({start_node(std::move(words), log, at.sockets.empty() ? -1 : at.sockets[n].fd())});
+    nodes.push_back({start_node(std::move(words), log, at.sockets.empty() ? -1 : at.sockets[n].fd(),
+                                relay ? relay->write_fd() : -1)});
   }
-  const int stop = supervise(nodes, signals, deadline);
+  if (relay) relay->close_write_end();
+  const int stop = supervise(nodes, signals, deadline, relay.get(), progress, spec.timeout_seconds);
+  if (relay) relay->finish(progress);
+  progress.clear();
   if (stop != 0) {
     // Remove now, so that the line says what is gone rather than what will be.
     std::string line = fmt::format("cluster: stopped by {}: {}", signal_name(stop), what_was_stopped(nodes));

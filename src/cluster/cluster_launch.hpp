@@ -42,10 +42,13 @@ struct ClusterSpec {
   // The nodes kill PEs still running after this long and fail (and so the
   // cluster); a node that outlives it by far is killed with its PEs.
   double timeout_seconds = kDefaultTimeoutSeconds;
-  std::string kernel_program;  // empty: apps/semper_kernel next to vdtu
+  std::string kernel_program;  // empty: semper_kernel found next to vdtu (sibling_program)
   std::string vdtu_program;    // runs the nodes; empty: this executable
   bool quiet = false;          // keep the nodes' output to failures
-  bool netns = false;          // each node in its own network namespace (needs root)
+  // On a terminal: a line saying how many nodes still run, for how long yet;
+  // the nodes' output then passes through this process (see OutputRelay).
+  bool progress = false;
+  bool netns = false;  // each node in its own network namespace (needs root)
   // Bridge datagrams are sealed with a fresh random cluster key unless this
   // says otherwise; plain datagrams let any host that reaches a node's port
   // act as a node.

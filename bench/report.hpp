@@ -1,6 +1,8 @@
 #pragma once
 // Benchmark results: a table for people, or one JSON object per line
-// {"suite","name","unit","median","p99","n"} for scripts.
+// {"suite","name","unit","median","p99","n"} for scripts. A figure measured
+// against a same-run floor (see token_ring.hpp) adds
+// "floor" (the floor's name), "floor_median" and "ratio" (median / floor_median).
 
 #include <cstdint>
 #include <string>
@@ -15,7 +17,13 @@ struct Result {
   double median = 0;
   double p99 = 0;  // for rates: the rate that 99 % of samples beat (the low tail)
   std::uint64_t n = 0;
+  std::string floor;  // empty: no floor
+  double floor_median = 0;
+  [[nodiscard]] double ratio() const { return floor_median > 0 ? median / floor_median : 0; }
 };
+
+// `figure` measured against `floor` (a result of the same run).
+Result against(Result figure, const Result& floor);
 
 // Latency samples in nanoseconds -> result in microseconds.
 Result latency_result(std::string suite, std::string name, std::vector<double> samples_ns);

@@ -79,8 +79,9 @@ void run_caps_suite(Reporter& reporter, const SuiteOptions& options) {
   // Every figure here is VPE -> kernel -> VPE: two parties (the partner and
   // the node only hold state), unpinned, waiting as vdtu waits.
   const std::size_t floor_rounds = options.quick ? 2'000 : 20'000;
-  const auto floor = latency_result(suite, "floor_2_parties", token_ring_ns(there_and_back("floor_2_parties", 2),
-                                                                            floor_rounds, floor_rounds / 10));
+  const auto floor =
+      latency_result(suite, "floor_2_parties",
+                     token_ring_ns(there_and_back("floor_2_parties", 2), floor_rounds, floor_rounds / 10));
   reporter.add(floor);
   SampleDirectory dir;
   const std::string file = dir.file("client");

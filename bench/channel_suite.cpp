@@ -128,8 +128,8 @@ void run_channel_suite(Reporter& reporter, const SuiteOptions& options) {
   reporter.add(latency_result(suite, "baseline_pipe_rtt", pipe_roundtrip_ns(sleepy_rtts, kSmallPayload)));
   reporter.add(
       latency_result(suite, "baseline_unix_dgram_rtt", unix_dgram_roundtrip_ns(sleepy_rtts, kSmallPayload)));
-  reporter.add(
-      against(latency_result(suite, "rtt_polling", channel_roundtrips(WaitPolicy::poll_only(), rtts)), floor));
+  reporter.add(against(
+      latency_result(suite, "rtt_polling", channel_roundtrips(WaitPolicy::poll_only(), rtts)), floor));
   reporter.add(against(
       latency_result(suite, "rtt_adaptive_spin_then_sleep", channel_roundtrips(WaitPolicy{}, rtts)), floor));
   reporter.add(latency_result(suite, "rtt_sleep_every_time",

@@ -142,8 +142,9 @@ void run_dtu_suite(Reporter& reporter, const SuiteOptions& options) {
   reporter.add(latency_result(suite, "baseline_cacheline_pingpong_rtt", cacheline_pingpong_ns(iterations)));
   // Client and server (or client and the node's loop, for memory): two
   // parties, unpinned, waiting as vdtu waits.
-  const auto floor = latency_result(suite, "floor_2_parties",
-                                    token_ring_ns(there_and_back("floor_2_parties", 2), iterations, iterations / 10));
+  const auto floor =
+      latency_result(suite, "floor_2_parties",
+                     token_ring_ns(there_and_back("floor_2_parties", 2), iterations, iterations / 10));
   reporter.add(floor);
 
   SampleDirectory dir;

@@ -59,8 +59,8 @@ void Reporter::add(const Result& r) {
                r.suite, r.name, r.unit, r.median, r.p99, r.n, floor);
   } else {
     if (!header_done_) {
-      fmt::print("{:<10} {:<34} {:>12} {:>12} {:<8} {:>9} {:>7}  {}\n", "suite", "name", "median", "p99", "unit",
-                 "n", "ratio", "floor");
+      fmt::print("{:<10} {:<34} {:>12} {:>12} {:<8} {:>9} {:>7}  {}\n", "suite", "name", "median", "p99",
+                 "unit", "n", "ratio", "floor");
       header_done_ = true;
     }
     const auto ratio = r.floor.empty() ? std::string() : fmt::format("{:.2f}x", r.ratio());

@@ -7,8 +7,8 @@
 #include <fmt/core.h>
 
 #include <array>
-#include <map>
 #include <chrono>
+#include <map>
 #include <thread>
 
 #include "baselines.hpp"
@@ -229,8 +229,9 @@ void run_spanning_suite(Reporter& reporter, const SuiteOptions& options) {
       latency_result(suite, "baseline_udp_busy_poll_rtt", udp_busy_poll_roundtrip_ns(iterations, 64)));
   const auto floors = spanning_floors();
   std::map<std::string, Result> floor_results;
-  reporter.note("floors: a token through the same parties in the same order (cache lines; UDP where nodes are "
-                "crossed), spin then yield as vdtu waits");
+  reporter.note(
+      "floors: a token through the same parties in the same order (cache lines; UDP where nodes are "
+      "crossed), each party waiting as vdtu's do (spin, yield, sleep)");
   for (const auto& [name, path] : floors.paths) {
     // Rounds of a long path take milliseconds: as many as the chains get.
     const bool long_path = path.hops() > 50;

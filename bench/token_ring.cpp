@@ -90,7 +90,8 @@ class Ring {
       return;
     }
     lines_.line(hop).store(round, std::memory_order_seq_cst);
-    if (detail::take_waiter(lines_.wait_word(hop)) != detail::kAwake) detail::futex_wake_all(&lines_.wait_word(hop));
+    if (detail::take_waiter(lines_.wait_word(hop)) != detail::kAwake)
+      detail::futex_wake_all(&lines_.wait_word(hop));
   }
 
   // Waits for the token on hop `hop` in round `round`, as vdtu waits: a PE
@@ -101,7 +102,7 @@ class Ring {
     if (!path_.udp[hop]) {
       const auto st = detail::spin_then_sleep(WaitPolicy{}, kStuck, lines_.wait_word(hop), [&] {
         return lines_.line(hop).load(std::memory_order_acquire) >= round ? std::optional(Status::kOk)
-                                                                          : std::nullopt;
+                                                                         : std::nullopt;
       });
       if (st != Status::kOk) throw std::runtime_error("the token stopped moving");
       return;
@@ -123,9 +124,9 @@ class Ring {
   }
 
   // One round as party `party` sees it: every hop that reaches it, in order,
-  // and the hop after it. Party 0 starts the round (saying first whether it
-  // is the last one); the others return true after the last round.
-  bool round(unsigned party, std::uint64_t round, bool last = false) const {
+  // and the hop after it. Party 0 starts the round, saying first whether it
+  // is the last one.
+  void round(unsigned party, std::uint64_t round, bool last = false) const {
     if (party == 0) {
       if (last) lines_.last_round().store(round, std::memory_order_relaxed);
       pass(0, round);
@@ -135,7 +136,10 @@ class Ring {
       take(hop, round);
       if (hop + 1 < path_.hops()) pass(hop + 1, round);
     }
-    // Seen after the token of this round, which the store preceded.
+  }
+  // For the other parties, after their part of round `round`: the store
+  // preceded this round's token, so it is seen by now.
+  [[nodiscard]] bool was_last(std::uint64_t round) const {
     return lines_.last_round().load(std::memory_order_relaxed) == round;
   }
 
@@ -199,7 +203,9 @@ std::vector<double> token_ring_ns(const TokenPath& path, std::size_t iterations,
   constexpr auto kBudget = std::chrono::seconds(3);
   const Ring ring(path);
   Parties parties(path.party_count(), [&](unsigned party) {
-    for (std::uint64_t r = 1; !ring.round(party, r); ++r) {
+    for (std::uint64_t r = 1;; ++r) {
+      ring.round(party, r);
+      if (ring.was_last(r)) break;
     }
     return 0;
   });
@@ -212,8 +218,10 @@ std::vector<double> token_ring_ns(const TokenPath& path, std::size_t iterations,
     warm = warm || r > warmup || t - start > kBudget / 4;
     const bool last = warm && (samples.size() + 1 == iterations || t - start > kBudget);
     ring.round(0, r, last);
-    if (warm)
-      samples.push_back(std::chrono::duration<double, std::nano>(std::chrono::steady_clock::now() - t).count());
+    if (warm) {
+      samples.push_back(
+          std::chrono::duration<double, std::nano>(std::chrono::steady_clock::now() - t).count());
+    }
     if (last) break;
   }
   parties.join();

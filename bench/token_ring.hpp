@@ -16,9 +16,9 @@
 namespace vdtu::bench {
 
 struct TokenPath {
-  std::string name;                 // e.g. "floor_obtain_nodes"
+  std::string name;                  // e.g. "floor_obtain_nodes"
   std::vector<unsigned> parties{0};  // the path; it must end at party 0
-  std::vector<bool> udp;            // udp[i]: hop parties[i] -> parties[i+1] is a datagram
+  std::vector<bool> udp;             // udp[i]: hop parties[i] -> parties[i+1] is a datagram
 
   // Appends a hop from the path's last party to `party`.
   TokenPath& to(unsigned party, bool by_udp = false) {

@@ -50,11 +50,6 @@ constexpr auto kStartPatience = 10s;
 // While another kernel owes us an answer, poll this long before sleeping: a
 // crossing to another node takes tens of µs, a wake-up from sleep as long.
 constexpr auto kSpinAwaitingKernel = 1ms;
-// Otherwise, as a server of its VPEs: poll longer than a VPE needs to wake
-// up and make its next call (tens of µs here). With the PE default (50 µs,
-// about one wake-up), kernel and VPE fall into a stable rhythm where each
-// finds the other asleep: every syscall then costs two wake-ups (~100 µs).
-constexpr auto kSpinServing = 200us;
 
 KernelConfig config_for(const Dtu& dtu, const KernelBoot& boot) {
   KernelConfig c;
@@ -117,7 +112,7 @@ class Loop {
 
   int run() {
     while (!finished()) {
-      dtu_.wait(queued() ? 1ms : 100ms, kernel_.has_remote_work() ? kSpinAwaitingKernel : kSpinServing);
+      dtu_.wait(queued() ? 1ms : 100ms, kernel_.has_remote_work() ? kSpinAwaitingKernel : Dtu::kDefaultSpin);
       check_peers();
       handle_exits();
       serve_syscalls();

@@ -123,12 +123,17 @@ void run_channel_suite(Reporter& reporter, const SuiteOptions& options) {
 
   reporter.note("two processes pinned to CPUs 0 and 1; round trips carry 64-byte payloads");
   reporter.progress("round trips and their baselines");
-  reporter.add(latency_result(suite, "baseline_cacheline_pingpong_rtt", cacheline_pingpong_ns(rtts)));
+  // The floor of a polled round trip: one line bouncing between the same two
+  // pinned CPUs.
+  const auto floor = latency_result(suite, "baseline_cacheline_pingpong_rtt", cacheline_pingpong_ns(rtts));
+  reporter.add(floor);
   reporter.add(latency_result(suite, "baseline_pipe_rtt", pipe_roundtrip_ns(sleepy_rtts, kSmallPayload)));
   reporter.add(
       latency_result(suite, "baseline_unix_dgram_rtt", unix_dgram_roundtrip_ns(sleepy_rtts, kSmallPayload)));
-  reporter.add(latency_result(suite, "rtt_polling", channel_roundtrips(WaitPolicy::poll_only(), rtts)));
-  reporter.add(latency_result(suite, "rtt_adaptive_spin_then_sleep", channel_roundtrips(WaitPolicy{}, rtts)));
+  reporter.add(against(
+      latency_result(suite, "rtt_polling", channel_roundtrips(WaitPolicy::poll_only(), rtts)), floor));
+  reporter.add(against(
+      latency_result(suite, "rtt_adaptive_spin_then_sleep", channel_roundtrips(WaitPolicy{}, rtts)), floor));
   reporter.add(latency_result(suite, "rtt_sleep_every_time",
                               channel_roundtrips(WaitPolicy::sleep_at_once(), sleepy_rtts)));
 

@@ -16,6 +16,7 @@
 #include "node/node.hpp"
 #include "sample_file.hpp"
 #include "suites.hpp"
+#include "token_ring.hpp"
 #include "vdtu/dtu.hpp"
 
 namespace vdtu::bench {
@@ -140,6 +141,12 @@ void run_dtu_suite(Reporter& reporter, const SuiteOptions& options) {
   const std::string suite = "dtu";
   reporter.progress("the cache-line baseline");
   reporter.add(latency_result(suite, "baseline_cacheline_pingpong_rtt", cacheline_pingpong_ns(iterations)));
+  // Client and server (or client and the node's loop, for memory): two
+  // parties, unpinned, waiting as vdtu waits.
+  const auto floor =
+      latency_result(suite, "floor_2_parties",
+                     token_ring_ns(there_and_back("floor_2_parties", 2), iterations, iterations / 10));
+  reporter.add(floor);
 
   SampleDirectory dir;
   const std::string client_file = dir.file("client");
@@ -164,8 +171,10 @@ void run_dtu_suite(Reporter& reporter, const SuiteOptions& options) {
   auto samples = read_samples(kernel_file);
   samples.merge(read_samples(client_file));
   reporter.note("PEs are processes; round trips carry 64-byte payloads; memory goes through the node");
-  for (const char* name : {"send_reply_roundtrip", "config_send_endpoint", "config_memory_endpoint",
-                           "invalidate_send_endpoint", "memory_read_8B"}) {
+  for (const char* name : {"send_reply_roundtrip", "memory_read_8B"}) {
+    reporter.add(against(latency_result(suite, name, samples[name]), floor));
+  }
+  for (const char* name : {"config_send_endpoint", "config_memory_endpoint", "invalidate_send_endpoint"}) {
     reporter.add(latency_result(suite, name, samples[name]));
   }
   for (const char* name : {"memory_write_60KiB", "memory_read_60KiB"}) {

@@ -27,7 +27,9 @@ Result latency_result(std::string suite, std::string name, std::vector<double> s
            percentile(samples_ns, 0.5) / 1000.0,
            percentile(samples_ns, 0.99) / 1000.0,
            samples_ns.size(),
-           {}};
+           {},
+           {},
+           0};
   if (!samples_ns.empty()) {
     for (int q = 0; q <= kPercentiles; ++q)
       r.quantiles.push_back(percentile(samples_ns, q / static_cast<double>(kPercentiles)) / 1000.0);
@@ -44,7 +46,15 @@ Result rate_result(std::string suite, std::string name, std::string unit, double
           percentile(samples_per_s, 0.5) * scale,
           percentile(samples_per_s, 0.01) * scale,
           samples_per_s.size(),
-          {}};
+          {},
+          {},
+          0};
+}
+
+Result against(Result figure, const Result& floor) {
+  figure.floor = floor.name;
+  figure.floor_median = floor.median;
+  return figure;
 }
 
 void Reporter::add(const Result& r) {
@@ -54,16 +64,23 @@ void Reporter::add(const Result& r) {
     const auto quantiles = quantiles_ && !r.quantiles.empty()
                                ? fmt::format(R"(,"quantiles":[{:.4f}])", fmt::join(r.quantiles, ","))
                                : std::string{};
-    fmt::print(R"({{"suite":"{}","name":"{}","unit":"{}","median":{:.4f},"p99":{:.4f},"n":{}{}}})"
+    std::string floor;
+    if (!r.floor.empty()) {
+      floor = fmt::format(R"(,"floor":"{}","floor_median":{:.4f},"ratio":{:.3f})", r.floor, r.floor_median,
+                          r.ratio());
+    }
+    fmt::print(R"({{"suite":"{}","name":"{}","unit":"{}","median":{:.4f},"p99":{:.4f},"n":{}{}{}}})"
                "\n",
-               r.suite, r.name, r.unit, r.median, r.p99, r.n, quantiles);
+               r.suite, r.name, r.unit, r.median, r.p99, r.n, floor, quantiles);
   } else {
     if (!header_done_) {
-      fmt::print("{:<10} {:<34} {:>12} {:>12} {:<8} {:>9}\n", "suite", "name", "median", "p99", "unit", "n");
+      fmt::print("{:<10} {:<34} {:>12} {:>12} {:<8} {:>9} {:>7}  {}\n", "suite", "name", "median", "p99",
+                 "unit", "n", "ratio", "floor");
       header_done_ = true;
     }
-    fmt::print("{:<10} {:<34} {:>12.3f} {:>12.3f} {:<8} {:>9}\n", r.suite, r.name, r.median, r.p99, r.unit,
-               r.n);
+    const auto ratio = r.floor.empty() ? std::string() : fmt::format("{:.2f}x", r.ratio());
+    fmt::print("{:<10} {:<34} {:>12.3f} {:>12.3f} {:<8} {:>9} {:>7}  {}\n", r.suite, r.name, r.median, r.p99,
+               r.unit, r.n, ratio, r.floor);
   }
   (void)std::fflush(stdout);
 }

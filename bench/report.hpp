@@ -1,6 +1,8 @@
 #pragma once
 // Benchmark results: a table for people, or one JSON object per line
-// {"suite","name","unit","median","p99","n"} for scripts.
+// {"suite","name","unit","median","p99","n"} for scripts. A figure measured
+// against a same-run floor (see token_ring.hpp) adds
+// "floor" (the floor's name), "floor_median" and "ratio" (median / floor_median).
 
 #include <cstdint>
 #include <string>
@@ -19,7 +21,13 @@ struct Result {
   std::uint64_t n = 0;
   // Latency results: the 0th, 1st, ..., 100th percentile (in `unit`), for CDF plots.
   std::vector<double> quantiles;
+  std::string floor;  // empty: no floor
+  double floor_median = 0;
+  [[nodiscard]] double ratio() const { return floor_median > 0 ? median / floor_median : 0; }
 };
+
+// `figure` measured against `floor` (a result of the same run).
+Result against(Result figure, const Result& floor);
 
 // Latency samples in nanoseconds -> result in microseconds.
 Result latency_result(std::string suite, std::string name, std::vector<double> samples_ns);

@@ -8,6 +8,7 @@
 
 #include <array>
 #include <chrono>
+#include <map>
 #include <thread>
 
 #include "baselines.hpp"
@@ -15,6 +16,7 @@
 #include "common/sibling_program.hpp"
 #include "sample_file.hpp"
 #include "suites.hpp"
+#include "token_ring.hpp"
 #include "vdtu/semper.hpp"
 #include "vpe_timing.hpp"
 
@@ -162,6 +164,55 @@ void run_setup(bool two_nodes, const std::string& file, bool quick) {
   throw std::runtime_error("spanning benchmark cluster failed:" + why);
 }
 
+// Same-shape floors, counted from the design (ARCHITECTURE.md): each node is
+// one event-loop thread, kernels talk through DTU channels on one node and
+// kernel -> its node's loop -> UDP -> the other node's loop -> kernel across
+// nodes. Parties, kernels: client 0, its kernel 1, the server's kernel 2,
+// server 3. Nodes: client 0, its kernel 1, its node 2, the server's node 3,
+// the server's kernel 4, server 5.
+struct SpanningFloors {
+  std::map<std::string, TokenPath> paths;  // floor name -> path
+  std::map<std::string, std::string> of;   // figure -> floor name
+};
+
+// A chain revocation: the client asks its kernel, REVOKE crosses `depth`
+// times (one capability each) and REVOKE_DONE as many times back.
+TokenPath chain_floor(unsigned depth, bool two_nodes) {
+  TokenPath path;
+  path.name = fmt::format("floor_chain_{}_{}", depth, two_nodes ? "nodes" : "kernels");
+  path.to(1);
+  for (unsigned crossing = 0; crossing < 2 * depth; ++crossing) {
+    const bool outward = crossing % 2 == 0;  // client's kernel -> server's kernel
+    if (two_nodes) {
+      path.to(outward ? 2 : 3).to(outward ? 3 : 2, true).to(outward ? 4 : 1);
+    } else {
+      path.to(outward ? 2 : 1);
+    }
+  }
+  return path.to(0);
+}
+
+SpanningFloors spanning_floors() {
+  SpanningFloors f;
+  const auto add = [&](TokenPath path, std::initializer_list<std::string> figures) {
+    for (const auto& figure : figures) f.of[figure] = path.name;
+    f.paths.emplace(path.name, std::move(path));
+  };
+  add(there_and_back("floor_2_parties", 2),
+      {"kernels_noop", "kernels_revoke_obtained", "kernels_memory_read_8B", "nodes_noop",
+       "nodes_revoke_obtained"});
+  add(there_and_back("floor_4_parties", 4), {"kernels_obtain", "kernels_delegate"});
+  add(there_and_back("floor_3_parties", 3), {"kernels_revoke"});
+  add(there_and_back("floor_6_parties_udp", 6, 2), {"nodes_obtain", "nodes_delegate"});
+  add(there_and_back("floor_5_parties_udp", 5, 2), {"nodes_revoke"});
+  add(there_and_back("floor_3_parties_2_udp", 3, 1), {"nodes_memory_read_8B"});
+  for (unsigned depth : kChainDepths) {
+    add(chain_floor(depth, false), {fmt::format("kernels_chain_revoke_{}", depth)});
+    add(chain_floor(depth, true), {fmt::format("nodes_chain_revoke_{}", depth)});
+  }
+  return f;
+}
+
 }  // namespace
 
 int run_spanning_role(const std::string& role, Dtu& dtu, const std::vector<std::string>& args) {
@@ -177,6 +228,19 @@ void run_spanning_suite(Reporter& reporter, const SuiteOptions& options) {
   reporter.add(latency_result(suite, "baseline_cacheline_pingpong_rtt", cacheline_pingpong_ns(iterations)));
   reporter.add(
       latency_result(suite, "baseline_udp_busy_poll_rtt", udp_busy_poll_roundtrip_ns(iterations, 64)));
+  const auto floors = spanning_floors();
+  std::map<std::string, Result> floor_results;
+  reporter.note(
+      "floors: a token through the same parties in the same order (cache lines; UDP where nodes are "
+      "crossed), each party waiting as vdtu's do (spin, yield, sleep)");
+  for (const auto& [name, path] : floors.paths) {
+    // Rounds of a long path take milliseconds: as many as the chains get.
+    const bool long_path = path.hops() > 50;
+    const std::size_t rounds = long_path ? (options.quick ? 3 : 50) : (options.quick ? 100 : 2'000);
+    auto r = latency_result(suite, name, token_ring_ns(path, rounds, long_path ? 2 : rounds / 10));
+    reporter.add(r);
+    floor_results.emplace(name, std::move(r));
+  }
   SampleDirectory dir;
   const auto kernels_file = dir.file("kernels");
   const auto nodes_file = dir.file("nodes");
@@ -193,7 +257,9 @@ void run_spanning_suite(Reporter& reporter, const SuiteOptions& options) {
     for (const char* op : {"noop", "obtain", "delegate", "revoke", "revoke_obtained", "memory_read_8B"})
       names.push_back(fmt::format("{}_{}", setup, op));
     for (unsigned depth : kChainDepths) names.push_back(fmt::format("{}_chain_revoke_{}", setup, depth));
-    for (const auto& name : names) reporter.add(latency_result(suite, name, samples[name]));
+    for (const auto& name : names) {
+      reporter.add(against(latency_result(suite, name, samples[name]), floor_results.at(floors.of.at(name))));
+    }
   }
 }
 

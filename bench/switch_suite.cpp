@@ -288,7 +288,7 @@ double one_thread_cpu_ns_per_frame(std::size_t bytes, std::uint64_t count) {
 
 Result cost_result(const std::string& suite, const std::string& name, std::vector<double> ns) {
   std::sort(ns.begin(), ns.end());
-  return {suite, name, "ns/frame", ns[ns.size() / 2], ns.back(), ns.size(), {}};
+  return {suite, name, "ns/frame", ns[ns.size() / 2], ns.back(), ns.size(), {}, {}, 0};
 }
 
 void shared_memory_cases(Reporter& reporter, const SuiteOptions& options) {

@@ -115,11 +115,13 @@ int run(int argc, char** argv) {
   vdtu::cli::SwitchOptions sw;
   auto* switch_cmd = app.add_subcommand(
       "switch", "Run an Ethernet switch: shared-memory ports for local processes, AF_PACKET uplinks (root)");
-  switch_cmd->add_option("--config", sw.config_path, "TOML file: [switch], [[port]], [[uplink]], [[static]]")
+  switch_cmd->add_option("--config", sw.config_path, "TOML file: [switch], [[port]], [[uplink]], [[vhost_user]], [[static]]")
       ->check(CLI::ExistingFile);
   switch_cmd->add_option("--socket", sw.socket_path, "Unix socket where clients ask for ports");
   switch_cmd->add_option("--uplink", sw.uplinks, "A port on this host interface (repeatable)");
   switch_cmd->add_option("--port", sw.ports, "A named shared-memory port NAME or NAME=MAC (repeatable)");
+  switch_cmd->add_option("--vhost-user", sw.vhost_user,
+                         "A vhost-user port (virtio-net for QEMU) NAME=PATH[,client] (repeatable)");
   switch_cmd->add_option("--mac-table-size", sw.mac_table_size, "MAC table entries (default 4096)");
   switch_cmd->add_option("--aging", sw.aging_seconds,
                          "Forget addresses not seen for this many seconds (300)");

@@ -10,6 +10,7 @@ packages=(
   libseccomp-dev                                                          # the PE sandbox's seccomp filter
   iproute2                                                                # network namespaces for cluster tests
   liblwip-dev                                                             # lwip_echo: an IP stack on a switch port
+  qemu-system-x86 busybox-static kmod iperf3                              # vdtu vm: guests (TCG), their initramfs, modinfo/depmod, iperf3 in guests
 )
 
 missing=()
@@ -22,3 +23,6 @@ if ((${#missing[@]})); then
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
+# The guest kernel (linux-image-amd64's package) is not installed on the host:
+# scripts/vm-image.sh fetches it with `apt-get download` into its cache the
+# first time a guest is booted.

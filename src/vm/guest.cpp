@@ -132,7 +132,10 @@ Guest::Guest(const GuestSpec& spec, const GuestImage& image)
       // gets its fd in SET_MEM_TABLE.
       "-object", fmt::format("memory-backend-memfd,id=mem,size={},share=on", memory), "-numa",
       "node,memdev=mem", "-nodefaults", "-no-user-config", "-display", "none", "-monitor", "none", "-serial",
-      "stdio", "-no-reboot", "-kernel", image.kernel.string(), "-initrd", initrd.string(), "-append", append};
+      "stdio", "-no-reboot",
+      // QEMU's own seccomp filter: no exec, no privilege changes, no obsolete calls.
+      "-sandbox", "on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny", "-kernel",
+      image.kernel.string(), "-initrd", initrd.string(), "-append", append};
   for (auto& w : network_words(spec)) words.push_back(std::move(w));
 
   cluster::ChildOptions options;
@@ -167,8 +170,13 @@ void Guest::take_lines() {
     scanned_ = end + 1;
     if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
     if (echo_) {
+      // The guest writes what it likes: no control sequence reaches our terminal.
+      std::string clean(line);
+      std::replace_if(
+          clean.begin(), clean.end(),
+          [](char c) { return (static_cast<unsigned char>(c) < 0x20 && c != '\t') || c == 0x7f; }, '?');
       const auto text =
-          echo_prefix_.empty() ? fmt::format("{}\n", line) : fmt::format("[{}] {}\n", echo_prefix_, line);
+          echo_prefix_.empty() ? fmt::format("{}\n", clean) : fmt::format("[{}] {}\n", echo_prefix_, clean);
       (void)::write(STDOUT_FILENO, text.data(), text.size());
     }
     const auto at = line.find(kExitMarker);

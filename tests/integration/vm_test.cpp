@@ -97,6 +97,7 @@ class VmProcess {
     ASSERT_TRUE(children >> qemu) << "no QEMU under vdtu vm";
     ASSERT_EQ(::kill(qemu, SIGKILL), 0);
   }
+
  private:
   std::string log_;
   std::unique_ptr<ProgramProcess> process_;
@@ -123,7 +124,7 @@ TEST(Vm, TwoGuestsPingAndRunIperf3ThroughTheSwitch) {
   EXPECT_EQ(b.wait(), 0) << b.log() << sw.log();
   EXPECT_NE(a.log().find("3 packets transmitted, 3 packets received"), std::string::npos) << a.log();
   EXPECT_NE(b.log().find("3 packets transmitted, 3 packets received"), std::string::npos) << b.log();
-  EXPECT_NE(a.log().find("bits/sec") , std::string::npos) << a.log();
+  EXPECT_NE(a.log().find("bits/sec"), std::string::npos) << a.log();
   EXPECT_NE(a.log().find("Jitter"), std::string::npos) << "the UDP test ran\n" << a.log();
 }
 
@@ -134,7 +135,8 @@ TEST(Vm, AGuestReachesANamespaceThroughTheUplink) {
   auto args = dir.ports({"a"});
   args.insert(args.end(), {"--uplink", ns.outside()});
   SwitchProcess sw(args);
-  ProgramProcess server({"/bin/sh", "-c", "exec ip netns exec " + ns.name() + " iperf3 -s -1"}, dir.path() + "/ns.log");
+  ProgramProcess server({"/bin/sh", "-c", "exec ip netns exec " + ns.name() + " iperf3 -s -1"},
+                        dir.path() + "/ns.log");
   VmProcess a(dir, "a", 1, reach("10.0.0.100") + "ping -c 3 10.0.0.100 && iperf3 -c 10.0.0.100 -t 2");
   EXPECT_EQ(a.wait(), 0) << a.log() << sw.log();
   EXPECT_NE(a.log().find("3 packets transmitted, 3 packets received"), std::string::npos) << a.log();
@@ -144,8 +146,9 @@ TEST(Vm, AGuestReachesANamespaceThroughTheUplink) {
 TEST(Vm, NodesInTwoGuestsRunTheCrossNodeScenarios) {
   if (const auto why = skip_reason(); !why.empty()) GTEST_SKIP() << why;
   const SocketDir dir;
-  ProgramProcess cluster({VDTU_PATH, "cluster", "--vms", "--config", VDTU_VM_CLUSTER_FILE, "--timeout", "120"},
-                         dir.path() + "/cluster.log");
+  ProgramProcess cluster(
+      {VDTU_PATH, "cluster", "--vms", "--config", VDTU_VM_CLUSTER_FILE, "--timeout", "120"},
+      dir.path() + "/cluster.log");
   EXPECT_TRUE(cluster.wait_for_log("nodes finished cleanly", 400s)) << cluster.log();
   const auto log = cluster.log();
   EXPECT_NE(log.find("cluster: 2 of 2 nodes finished cleanly"), std::string::npos) << log;

@@ -52,8 +52,8 @@ std::string read_file(const std::string& path) {
 }  // namespace
 
 int run_vm(const VmOptions& o) {
-  const auto image = vm::build_guest_image(o.programs);
   if (o.image_only) {
+    const auto image = vm::build_guest_image(o.programs);
     fmt::print("kernel {}\n", image.kernel.string());
     for (const auto& i : image.initrds) fmt::print("initrd {}\n", i.string());
     return 0;
@@ -73,6 +73,8 @@ int run_vm(const VmOptions& o) {
     if (eq == std::string::npos || eq == 0) throw std::invalid_argument("--file takes GUEST_PATH=HOST_FILE");
     spec.files.emplace_back(f.substr(0, eq), read_file(f.substr(eq + 1)));
   }
+  vm::check_guest_spec(spec);  // before the image: a typo costs no build
+  const auto image = vm::build_guest_image(o.programs);
   const auto outcomes = vm::run_guests({spec}, image, o.timeout_seconds);
   const auto& outcome = outcomes.at(0);
   (void)std::fflush(stdout);

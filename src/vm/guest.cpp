@@ -36,7 +36,9 @@ void check_word(const std::string& what, const std::string& value, std::string_v
     throw std::invalid_argument(fmt::format("{} '{}' has characters other than {}", what, value, allowed));
 }
 
-void check(const GuestSpec& spec) {
+}  // namespace
+
+void check_guest_spec(const GuestSpec& spec) {
   check_word("the MAC address", spec.mac, "0123456789abcdefABCDEF:");
   if (spec.mac.size() != 17) throw std::invalid_argument(fmt::format("'{}' is not a MAC address", spec.mac));
   if (!spec.address.empty()) check_word("the guest address", spec.address, "0123456789./");
@@ -50,6 +52,8 @@ void check(const GuestSpec& spec) {
       throw std::invalid_argument(fmt::format("guest file '{}' is not an absolute path", path));
   }
 }
+
+namespace {
 
 // /vdtu/run and the run's files, with every directory they need.
 std::string run_archive(const GuestSpec& spec) {
@@ -108,7 +112,7 @@ std::vector<std::string> network_words(const GuestSpec& spec) {
 
 Guest::Guest(const GuestSpec& spec, const GuestImage& image)
     : name_(spec.name), nonce_(random_nonce()), echo_(spec.echo_console), echo_prefix_(spec.echo_prefix) {
-  check(spec);
+  check_guest_spec(spec);
   const auto initrd = scratch_ / "initrd";
   write_initrd(initrd, image, run_archive(spec));
   if (!spec.console_file.empty()) {

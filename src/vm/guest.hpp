@@ -45,6 +45,10 @@ struct GuestSpec {
   std::filesystem::path console_file;  // also write it here, if set
 };
 
+// Throws std::invalid_argument naming what is wrong with `spec` (a MAC
+// address, the guest address, memory, the socket path, file paths).
+void check_guest_spec(const GuestSpec& spec);
+
 class Guest {
  public:
   // Starts QEMU. Throws std::runtime_error / std::system_error if it cannot.

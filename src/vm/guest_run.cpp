@@ -75,8 +75,9 @@ std::vector<GuestOutcome> run_guests(const std::vector<GuestSpec>& specs, const 
   if (stop != 0) {
     const auto n = guests.size();
     guests.clear();
-    throw StoppedBySignal(stop, fmt::format("vdtu: {}: killed {} guest{} (QEMU) and removed their files",
-                                            signal_name(stop), n, n == 1 ? "" : "s"));
+    throw StoppedBySignal(
+        stop, fmt::format("vdtu: {}: killed {} (QEMU) and removed {} files", signal_name(stop),
+                          n == 1 ? "the guest" : fmt::format("{} guests", n), n == 1 ? "its" : "their"));
   }
   return outcomes;
 }

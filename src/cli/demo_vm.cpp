@@ -35,7 +35,9 @@ std::string ping_script(const std::string& peer, bool first) {
       peer);
   if (first) return script + "nc -l -p 5000 </dev/null | grep -q done || exit 3\n";
   return script +
-         "n=0; until echo done | nc {0} 5000; do n=$((n+1)); [ $n -lt 30 ] || exit 3; sleep 1; done\n";
+         fmt::format(
+             "n=0; until echo done | nc {0} 5000; do n=$((n+1)); [ $n -lt 30 ] || exit 3; sleep 1; done\n",
+             peer);
 }
 
 bool report(const std::vector<vm::GuestOutcome>& outcomes) {

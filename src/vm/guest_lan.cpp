@@ -41,9 +41,10 @@ std::uint16_t free_udp_port() {
 std::unique_ptr<cluster::ChildProcess> start_switch(const cluster::ScratchDirectory& dir, std::size_t nodes) {
   const auto self = std::filesystem::read_symlink("/proc/self/exe").string();
   std::vector<std::string> words{self, "switch", "--socket", (dir / "switch.sock").string()};
-  for (std::size_t n = 0; n < nodes; ++n)
-    words.insert(words.end(), {"--vhost-user", fmt::format("guest{}={}", n,
-                                                           (dir / fmt::format("guest{}.sock", n)).string())});
+  for (std::size_t n = 0; n < nodes; ++n) {
+    const auto socket = (dir / fmt::format("guest{}.sock", n)).string();
+    words.insert(words.end(), {"--vhost-user", fmt::format("guest{}={}", n, socket)});
+  }
   cluster::ChildOptions options;
   options.open(0, "/dev/null", O_RDONLY);
   options.open(1, (dir / "switch.log").string(), O_WRONLY | O_CREAT | O_TRUNC, 0600);

@@ -405,6 +405,12 @@ void VirtualSwitch::accept_vhost(std::size_t endpoint) {
   for (;;) {
     UniqueFd fd(::accept4(v.listener.get(), nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK));
     if (!fd) return;
+    // The old frontend may have hung up just before (a restarted QEMU):
+    // read its connection first so its port is gone before deciding.
+    if (auto* old = dynamic_cast<vhost::VhostUserPort*>(engine_.port(v.id))) {
+      old->serve_control();
+      if (old->failure()) remove_port(v.id);
+    }
     if (engine_.port(v.id) != nullptr) {
       log_line(fmt::format("port {} ({}): refused a second vhost-user frontend ({})", v.id, v.config.name,
                            peer_of(fd.get())));

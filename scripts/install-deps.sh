@@ -10,6 +10,7 @@ packages=(
   libseccomp-dev                                                          # the PE sandbox's seccomp filter
   iproute2                                                                # network namespaces for cluster tests
   liblwip-dev                                                             # lwip_echo: an IP stack on a switch port
+  dpdk-dev                                                                # dpdk-testpmd: vhost-user tests and benchmark
 )
 
 missing=()

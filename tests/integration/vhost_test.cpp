@@ -9,6 +9,7 @@
 
 #include <csignal>
 #include <filesystem>
+#include <fstream>
 #include <functional>
 
 #include "net/unix_message.hpp"
@@ -284,6 +285,24 @@ TEST(VhostUser, FrontendReconnectsAndOthersAreUndisturbed) {
   // b's port was never touched: one connection.
   const auto stats = read_switch_report(s.sw.socket(), true);
   EXPECT_TRUE(contains(stats, R"("name":"b","kind":"vhost-user")")) << stats;
+}
+
+TEST(VhostUser, PortsFromAConfigurationFile) {
+  const auto dir = scratch_dir();
+  const auto file = dir + "/switch.toml";
+  {
+    std::ofstream out(file);
+    out << "[[vhost_user]]\nname = \"a\"\npath = \"" << dir << "/a.sock\"\nmtu = 1500\n"
+        << "[[vhost_user]]\nname = \"b\"\npath = \"" << dir << "/b.sock\"\nclient = false\n";
+  }
+  SwitchProcess sw({"--config", file});
+  VhostFrontend a(VhostFrontend::connect_to(dir + "/a.sock"));
+  VhostFrontend b(VhostFrontend::connect_to(dir + "/b.sock"));
+  a.negotiate();
+  b.negotiate();
+  EXPECT_TRUE(passes(a, b, testing::ethernet_frame(mac(0xb), mac(0xa), 50, 1))) << sw.log();
+  std::error_code ignored;
+  std::filesystem::remove_all(dir, ignored);
 }
 
 TEST(VhostUser, SecondFrontendOnABusyPortIsRefused) {

@@ -91,41 +91,43 @@ bool wait_for_file(const std::string& path, std::chrono::seconds limit) {
   return true;
 }
 
-// The sink's once-a-second "Rx-pps:" figures, without the first (start-up) ones.
+// The generator's once-a-second "Rx-pps:" figures (one line per port, summed:
+// frames arriving in both directions), without the first (start-up) ones.
 std::vector<double> received_rates(const std::string& log) {
-  std::vector<double> rates;
+  std::vector<double> per_port;
   std::istringstream in(log);
   std::string line;
   while (std::getline(in, line)) {
     const auto at = line.find("Rx-pps:");
-    if (at != std::string::npos) rates.push_back(std::stod(line.substr(at + 7)));
+    if (at != std::string::npos) per_port.push_back(std::stod(line.substr(at + 7)));
   }
+  std::vector<double> rates;
+  for (std::size_t i = 0; i + 1 < per_port.size(); i += 2) rates.push_back(per_port[i] + per_port[i + 1]);
   const std::size_t warm_up = std::min<std::size_t>(rates.size(), 2);
   rates.erase(rates.begin(), rates.begin() + static_cast<std::ptrdiff_t>(warm_up));
-  while (!rates.empty() && rates.back() == 0) rates.pop_back();  // the generator stopped first
+  while (!rates.empty() && rates.back() == 0) rates.pop_back();  // stopping
   return rates;
 }
 
-// Generator and sink (virtio-user, both on CPU 0) on sockets gen/sink,
-// served by whatever the caller started; the sink's rates.
+// One testpmd on CPU 0 with two virtio-user ports (sockets gen and sink),
+// served by whatever the caller started, in flowgen mode: each port sends
+// 64 B (or 1514 B) frames to the other's address and drops what it receives,
+// in one forwarding thread (generator and sink share it, as in the shm cases).
 std::vector<double> drive(const std::string& dir, const std::string& tag, std::size_t bytes,
                           std::chrono::seconds duration) {
-  const auto sink_log = fmt::format("{}/{}-sink.log", dir, tag);
-  std::vector<double> rates;
+  const auto log = fmt::format("{}/{}-testpmd.log", dir, tag);
   {
-    Spawned sink(with(eal("vdtu-bench-sink-" + tag, 0),
-                      {"--vdev", "net_virtio_user0,path=" + dir + "/sink.sock,queues=1", "--", "--forward-mode=rxonly",
-                       "--stats-period", "1", "--no-mlockall", "--total-num-mbufs=4096"}),
-                 sink_log);
-    std::this_thread::sleep_for(1s);
     Spawned generator(
         with(eal("vdtu-bench-gen-" + tag, 0),
-             {"--vdev", "net_virtio_user0,path=" + dir + "/gen.sock,queues=1", "--", "--forward-mode=txonly",
-              fmt::format("--txpkts={}", bytes), "--stats-period", "1", "--no-mlockall", "--total-num-mbufs=4096"}),
-        fmt::format("{}/{}-gen.log", dir, tag));
+             {"--vdev", "net_virtio_user0,path=" + dir + "/gen.sock,queues=1,mac=02:00:00:00:be:0a", "--vdev",
+              "net_virtio_user1,path=" + dir + "/sink.sock,queues=1,mac=02:00:00:00:be:0b", "--",
+              "--forward-mode=flowgen", fmt::format("--txpkts={}", bytes), "--nb-cores=1",
+              "--eth-peer=0,02:00:00:00:be:0b", "--eth-peer=1,02:00:00:00:be:0a", "--stats-period", "1",
+              "--no-mlockall", "--total-num-mbufs=8192"}),
+        log);
     std::this_thread::sleep_for(duration + 2s);
   }
-  std::ifstream in(sink_log);
+  std::ifstream in(log);
   std::stringstream s;
   s << in.rdbuf();
   return received_rates(s.str());
@@ -180,8 +182,9 @@ void run_vhost_cases(Reporter& reporter, const SuiteOptions& options) {
     return;
   }
   reporter.note(
-      "vhost-user: testpmd virtio-user txonly (generator) and rxonly (sink), both on CPU 0 -> two vhost-user "
-      "ports of (vdtu switch | testpmd's vhost PMD in io-forward mode), each alone on CPU 1");
+      "vhost-user: one testpmd (flowgen: sends and drops what it receives) with two virtio-user ports, one "
+      "thread on CPU 0 -> two vhost-user ports of (vdtu switch | testpmd's vhost PMD in io-forward mode), "
+      "each alone on CPU 1; rates: frames received in both directions together");
   std::string pattern = "/tmp/vdtu-bench-vhost-XXXXXX";
   if (::mkdtemp(pattern.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
   const std::string dir = pattern;

@@ -73,8 +73,9 @@ class Spawned {
 
 // testpmd's EAL without hugepages or PCI devices, its lcores on one CPU.
 std::vector<std::string> eal(const std::string& prefix, int cpu) {
-  return {testpmd_path(), "--no-huge",  "-m", "256", "--no-pci", "--file-prefix", prefix,
-          "--lcores",     fmt::format("0@{},1@{}", cpu, cpu)};
+  return {testpmd_path(), "--no-huge", "-m",
+          "256",          "--no-pci",  "--file-prefix",
+          prefix,         "--lcores",  fmt::format("0@{},1@{}", cpu, cpu)};
 }
 
 std::vector<std::string> with(std::vector<std::string> a, const std::vector<std::string>& b) {
@@ -178,7 +179,8 @@ double median(std::vector<double> v) {
 
 void run_vhost_cases(Reporter& reporter, const SuiteOptions& options) {
   if (testpmd_path().empty()) {
-    reporter.note("vhost-user cases skipped: dpdk-testpmd is not installed (scripts/install-deps.sh: dpdk-dev)");
+    reporter.note(
+        "vhost-user cases skipped: dpdk-testpmd is not installed (scripts/install-deps.sh: dpdk-dev)");
     return;
   }
   reporter.note(

@@ -43,8 +43,8 @@ constexpr std::uint32_t value_of(std::uint64_t t) { return static_cast<std::uint
 
 constexpr std::size_t kMaxWaitingConnections = 16;
 constexpr auto kRequestTimeout = std::chrono::seconds(5);
-constexpr auto kServiceEvery = std::chrono::milliseconds(1);  // while busy
-constexpr auto kIdleSleep = std::chrono::milliseconds(1000);  // aging and timeouts still run
+constexpr auto kServiceEvery = std::chrono::milliseconds(1);      // while busy
+constexpr auto kIdleSleep = std::chrono::milliseconds(1000);      // aging and timeouts still run
 constexpr auto kReconnectEvery = std::chrono::milliseconds(500);  // vhost-user client mode
 
 void log_line(const std::string& line) { fmt::print(stderr, "vdtu switch: {}\n", line); }
@@ -433,7 +433,8 @@ void VirtualSwitch::connect_vhost_clients() {
 
 void VirtualSwitch::attach_vhost(VhostEndpoint& endpoint, UniqueFd connection) {
   const auto peer = fmt::format("vhost-user {}", peer_of(connection.get()));
-  auto port = std::make_unique<vhost::VhostUserPort>(std::move(connection), engine_.settings(endpoint.id).mtu, peer);
+  auto port =
+      std::make_unique<vhost::VhostUserPort>(std::move(connection), engine_.settings(endpoint.id).mtu, peer);
   watch(port->control_fd(), tag(Tag::kVhostControl, endpoint.id));
   log_line(fmt::format("port {} ({}) connected: {}", endpoint.id, endpoint.config.name, peer));
   engine_.attach(endpoint.id, std::move(port));

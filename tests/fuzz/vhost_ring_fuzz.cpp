@@ -104,7 +104,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     }
     const auto offset = base_of(op) + script.word() % 0x1000;
     const auto bytes = script.bytes(script.byte());
-    std::memcpy(memory + offset, bytes.data(), std::min<std::size_t>(bytes.size(), VhostFrontend::kMemoryBytes - offset));
+    std::memcpy(memory + offset, bytes.data(),
+                std::min<std::size_t>(bytes.size(), VhostFrontend::kMemoryBytes - offset));
   }
   if (!port.failure()) round(port);
   return 0;

@@ -27,7 +27,9 @@ using testing::mac;
 using testing::SwitchProcess;
 using testing::VhostFrontend;
 
-bool contains(const std::string& text, const std::string& needle) { return text.find(needle) != std::string::npos; }
+bool contains(const std::string& text, const std::string& needle) {
+  return text.find(needle) != std::string::npos;
+}
 
 std::vector<std::string> vhost_ports(const std::string& dir, const std::vector<std::string>& names) {
   std::vector<std::string> args;
@@ -122,12 +124,12 @@ TEST_P(VhostFeatures, FramesPassBothWays) {
   }
   EXPECT_TRUE(a->transmitted(5s));
 }
-INSTANTIATE_TEST_SUITE_P(
-    Sets, VhostFeatures,
-    ::testing::Values(VhostFrontend::kVersion1 | VhostFrontend::kMergeable | VhostFrontend::kEventIndex |
-                          VhostFrontend::kProtocolFeatures,
-                      std::uint64_t{0}, VhostFrontend::kVersion1, VhostFrontend::kEventIndex,
-                      VhostFrontend::kMergeable | VhostFrontend::kProtocolFeatures));
+INSTANTIATE_TEST_SUITE_P(Sets, VhostFeatures,
+                         ::testing::Values(VhostFrontend::kVersion1 | VhostFrontend::kMergeable |
+                                               VhostFrontend::kEventIndex | VhostFrontend::kProtocolFeatures,
+                                           std::uint64_t{0}, VhostFrontend::kVersion1,
+                                           VhostFrontend::kEventIndex,
+                                           VhostFrontend::kMergeable | VhostFrontend::kProtocolFeatures));
 
 // What a hostile frontend does after (or instead of) a proper start.
 struct Attack {
@@ -138,7 +140,6 @@ struct Attack {
   friend void PrintTo(const Attack& a, std::ostream* os) { *os << a.name; }
 };
 
-
 class VhostHostile : public ::testing::TestWithParam<Attack> {};
 
 TEST_P(VhostHostile, IsShutDownWhileOthersForward) {
@@ -148,7 +149,8 @@ TEST_P(VhostHostile, IsShutDownWhileOthersForward) {
   auto evil = s.frontend("evil", GetParam().negotiate_first);
   ASSERT_TRUE(passes(*a, *b, testing::ethernet_frame(mac(0xb), mac(0xa), 50, 1))) << s.sw.log();
   GetParam().act(*evil);
-  a->transmit(testing::ethernet_frame(MacAddress::broadcast(), mac(0xa), 50, 9));  // to evil's receive ring too
+  a->transmit(
+      testing::ethernet_frame(MacAddress::broadcast(), mac(0xa), 50, 9));  // to evil's receive ring too
   EXPECT_TRUE(s.sw.wait_for_log("(evil, vhost-user", 10s)) << s.sw.log();
   EXPECT_TRUE(s.sw.wait_for_log(") shut down: ", 10s)) << s.sw.log();
   EXPECT_TRUE(contains(s.sw.log(), GetParam().reason)) << s.sw.log();
@@ -385,7 +387,8 @@ std::unique_ptr<testing::ProgramProcess> testpmd(const std::string& socket, cons
 }
 
 TEST(VhostUser, DpdkVirtioUserNegotiatesAndSends) {
-  if (!have_testpmd()) GTEST_SKIP() << "dpdk-testpmd not installed (scripts/install-deps.sh installs dpdk-dev)";
+  if (!have_testpmd())
+    GTEST_SKIP() << "dpdk-testpmd not installed (scripts/install-deps.sh installs dpdk-dev)";
   VhostSwitch s({"a", "dpdk"});
   auto a = s.frontend("a");
   for (int run = 0; run < 2; ++run) {  // the second time after the first was killed mid-traffic

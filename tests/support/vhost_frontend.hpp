@@ -182,7 +182,8 @@ class VhostFrontend {
     auto* buffer = memory_ + tx_buffer_offset(slot);
     std::memset(buffer, 0, header_bytes());
     std::memcpy(buffer + header_bytes(), frame.data(), frame.size());
-    put_descriptor(1, slot, {tx_buffer_offset(slot), static_cast<std::uint32_t>(header_bytes() + frame.size()), 0, 0});
+    put_descriptor(1, slot,
+                   {tx_buffer_offset(slot), static_cast<std::uint32_t>(header_bytes() + frame.size()), 0, 0});
     make_available(1, slot);
   }
   // Waits until the switch has given back every transmitted frame.
@@ -207,7 +208,8 @@ class VhostFrontend {
     std::memcpy(&id, memory_ + element, 4);
     std::memcpy(&length, memory_ + element + 4, 4);
     ++rx_used_;
-    if (id >= kEntries || length < header_bytes() || length > kBufferBytes) throw std::runtime_error("bad used entry");
+    if (id >= kEntries || length < header_bytes() || length > kBufferBytes)
+      throw std::runtime_error("bad used entry");
     const auto* buffer = memory_ + rx_buffer_offset(id);
     std::vector<std::byte> frame(buffer + header_bytes(), buffer + length);
     make_available(0, static_cast<std::uint16_t>(id));

@@ -62,7 +62,8 @@ struct Table {
   std::vector<Segment> segments;
   std::uint64_t total = 0;
   Table() { memory.add_view({0, bytes.size(), 0, 0}, bytes); }
-  void put(std::uint16_t i, std::uint64_t address, std::uint32_t length, std::uint16_t flags, std::uint16_t next) {
+  void put(std::uint16_t i, std::uint64_t address, std::uint32_t length, std::uint16_t flags,
+           std::uint16_t next) {
     struct {
       std::uint64_t a;
       std::uint32_t l;

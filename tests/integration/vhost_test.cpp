@@ -366,6 +366,64 @@ TEST(VhostUser, AGuestThatTakesNothingBlocksNobody) {
       << stats;
 }
 
+// --- QEMU: its start-up negotiation, and reconnecting to a restarted switch ----
+
+std::string qemu_path() {
+  for (const char* p : {"/usr/bin/qemu-system-x86_64", "/usr/local/bin/qemu-system-x86_64"}) {
+    if (::access(p, X_OK) == 0) return p;
+  }
+  return {};
+}
+
+// QEMU without a guest (paused, -S): it connects and negotiates what it
+// negotiates at start-up (features, protocol features, owner, call fds);
+// the rings start only with a guest driver (issue 12 part B boots guests).
+TEST(VhostUser, QemuNegotiatesAndFindsARestartedSwitch) {
+  if (qemu_path().empty()) GTEST_SKIP() << "qemu-system-x86_64 not installed";
+  const auto dir = scratch_dir();
+  const std::vector<std::string> args{"--vhost-user", "vm1=" + dir + "/vm1.sock"};
+  auto sw = std::make_unique<SwitchProcess>(args);
+  testing::ProgramProcess qemu({qemu_path(),
+                                "-M",
+                                "pc",
+                                "-accel",
+                                "tcg",
+                                "-m",
+                                "64M",
+                                "-smp",
+                                "1",
+                                "-object",
+                                "memory-backend-memfd,id=mem,size=64M,share=on",
+                                "-numa",
+                                "node,memdev=mem",
+                                "-nodefaults",
+                                "-display",
+                                "none",
+                                "-S",
+                                "-monitor",
+                                "none",
+                                "-serial",
+                                "none",
+                                "-chardev",
+                                "socket,id=c0,path=" + dir + "/vm1.sock,reconnect=1",
+                                "-netdev",
+                                "vhost-user,id=n0,chardev=c0",
+                                "-device",
+                                "virtio-net-pci,netdev=n0,mac=52:54:00:00:00:01,romfile=,vectors=0"},
+                               dir + "/qemu.log");
+  EXPECT_TRUE(sw->wait_for_log("(vm1) connected: vhost-user", 30s)) << sw->log() << qemu.log();
+  std::this_thread::sleep_for(1s);  // QEMU's start-up messages
+  EXPECT_FALSE(contains(sw->log(), "shut down")) << sw->log();
+  sw.reset();  // the switch goes; QEMU (reconnect=1) waits for it
+  sw = std::make_unique<SwitchProcess>(args);
+  EXPECT_TRUE(sw->wait_for_log("(vm1) connected: vhost-user", 30s)) << sw->log() << qemu.log();
+  std::this_thread::sleep_for(1s);
+  EXPECT_FALSE(contains(sw->log(), "shut down")) << sw->log();
+  sw.reset();
+  std::error_code ignored;
+  std::filesystem::remove_all(dir, ignored);
+}
+
 // --- DPDK's virtio-user as a second, independent frontend ---------------------
 
 std::string testpmd_path() {

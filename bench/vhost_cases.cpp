@@ -17,8 +17,6 @@
 #include "net/virtual_switch.hpp"
 #include "pinned_child.hpp"
 
-extern char** environ;
-
 namespace vdtu::bench {
 namespace {
 
@@ -37,6 +35,7 @@ class Spawned {
  public:
   Spawned(const std::vector<std::string>& words, const std::string& log) : log_(log) {
     std::vector<char*> argv;
+    argv.reserve(words.size() + 1);
     for (const auto& w : words) argv.push_back(const_cast<char*>(w.c_str()));
     argv.push_back(nullptr);
     posix_spawn_file_actions_t actions;

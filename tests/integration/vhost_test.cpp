@@ -35,7 +35,13 @@ std::vector<std::string> vhost_ports(const std::string& dir, const std::vector<s
   std::vector<std::string> args;
   for (const auto& n : names) {
     args.emplace_back("--vhost-user");
-    args.push_back(n + "=" + dir + "/" + n + ".sock");
+    std::string spec = n;
+    spec += "=";
+    spec += dir;
+    spec += "/";
+    spec += n;
+    spec += ".sock";
+    args.push_back(std::move(spec));
   }
   return args;
 }

@@ -257,7 +257,7 @@ class VhostFrontend {
       make_available(0, i);
     }
   }
-  std::uint16_t load16(std::size_t offset) const {
+  [[nodiscard]] std::uint16_t load16(std::size_t offset) const {
     return std::atomic_ref<std::uint16_t>(*reinterpret_cast<std::uint16_t*>(memory_ + offset))
         .load(std::memory_order_acquire);
   }

@@ -29,6 +29,7 @@
 #include "vdtu/channel.hpp"
 #include "vdtu/net.hpp"
 #include "veth_lab.hpp"
+#include "vhost_cases.hpp"
 
 namespace vdtu::bench {
 namespace {
@@ -449,6 +450,7 @@ void run_switch_suite(Reporter& reporter, const SuiteOptions& options) {
       "vdtu switch in a child process pinned to CPU 1; the generator and sink share one thread on CPU 0");
   reporter.note("frames of 64 and 1514 bytes (no FCS); rates are frames arriving at the sink per second");
   shared_memory_cases(reporter, options);
+  run_vhost_cases(reporter, options);
   if (::geteuid() != 0) {
     reporter.note("uplink cases skipped: they need root (namespaces, AF_PACKET)");
     return;

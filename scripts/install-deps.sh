@@ -11,6 +11,7 @@ packages=(
   iproute2                                                                # network namespaces for cluster tests
   liblwip-dev                                                             # lwip_echo: an IP stack on a switch port
   qemu-system-x86 busybox-static kmod iperf3                              # vdtu vm: guests (TCG), their initramfs, modinfo/depmod, iperf3 in guests
+  dpdk-dev                                                                # dpdk-testpmd: vhost-user tests and benchmark
 )
 
 missing=()

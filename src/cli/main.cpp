@@ -115,7 +115,9 @@ int run(int argc, char** argv) {
   vdtu::cli::SwitchOptions sw;
   auto* switch_cmd = app.add_subcommand(
       "switch", "Run an Ethernet switch: shared-memory ports for local processes, AF_PACKET uplinks (root)");
-  switch_cmd->add_option("--config", sw.config_path, "TOML file: [switch], [[port]], [[uplink]], [[vhost_user]], [[static]]")
+  switch_cmd
+      ->add_option("--config", sw.config_path,
+                   "TOML file: [switch], [[port]], [[uplink]], [[vhost_user]], [[static]]")
       ->check(CLI::ExistingFile);
   switch_cmd->add_option("--socket", sw.socket_path, "Unix socket where clients ask for ports");
   switch_cmd->add_option("--uplink", sw.uplinks, "A port on this host interface (repeatable)");

@@ -53,7 +53,8 @@ net::VhostUserConfig vhost_from(const std::string& spec) {
   if (const auto comma = v.path.rfind(','); comma != std::string::npos) {
     const auto mode = v.path.substr(comma + 1);
     if (mode != "client" && mode != "server") {
-      throw std::runtime_error("--vhost-user " + spec + ": mode must be 'client' or 'server', got '" + mode + "'");
+      throw std::runtime_error("--vhost-user " + spec + ": mode must be 'client' or 'server', got '" + mode +
+                               "'");
     }
     v.client = mode == "client";
     v.path.resize(comma);

@@ -78,12 +78,13 @@ void SwitchConfig::validate() const {
   }
   for (const auto& v : vhost_ports) {
     if (!wire::valid_port_name(v.name)) {
-      throw std::invalid_argument("vhost-user port name must be 1-31 characters of [A-Za-z0-9._-]: '" + v.name +
-                                  "'");
+      throw std::invalid_argument("vhost-user port name must be 1-31 characters of [A-Za-z0-9._-]: '" +
+                                  v.name + "'");
     }
     if (!names.insert(v.name).second) throw std::invalid_argument("port name used twice: " + v.name);
     if (v.path.empty() || v.path.size() >= 108) {
-      throw std::invalid_argument("vhost-user port " + v.name + ": socket path must have 1 to 107 characters");
+      throw std::invalid_argument("vhost-user port " + v.name +
+                                  ": socket path must have 1 to 107 characters");
     }
     check_mtu(v.mtu, "vhost-user port " + v.name);
     check_sources(v.allowed_sources, "vhost-user port " + v.name);

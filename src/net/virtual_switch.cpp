@@ -43,8 +43,8 @@ constexpr std::uint32_t value_of(std::uint64_t t) { return static_cast<std::uint
 
 constexpr std::size_t kMaxWaitingConnections = 16;
 constexpr auto kRequestTimeout = std::chrono::seconds(5);
-constexpr auto kServiceEvery = std::chrono::milliseconds(1);  // while busy
-constexpr auto kIdleSleep = std::chrono::milliseconds(1000);  // aging and timeouts still run
+constexpr auto kServiceEvery = std::chrono::milliseconds(1);      // while busy
+constexpr auto kIdleSleep = std::chrono::milliseconds(1000);      // aging and timeouts still run
 constexpr auto kReconnectEvery = std::chrono::milliseconds(500);  // vhost-user client mode
 
 void log_line(const std::string& line) { fmt::print(stderr, "vdtu switch: {}\n", line); }
@@ -405,6 +405,12 @@ void VirtualSwitch::accept_vhost(std::size_t endpoint) {
   for (;;) {
     UniqueFd fd(::accept4(v.listener.get(), nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK));
     if (!fd) return;
+    // The old frontend may have hung up just before (a restarted QEMU):
+    // read its connection first so its port is gone before deciding.
+    if (auto* old = dynamic_cast<vhost::VhostUserPort*>(engine_.port(v.id))) {
+      old->serve_control();
+      if (old->failure()) remove_port(v.id);
+    }
     if (engine_.port(v.id) != nullptr) {
       log_line(fmt::format("port {} ({}): refused a second vhost-user frontend ({})", v.id, v.config.name,
                            peer_of(fd.get())));
@@ -427,7 +433,8 @@ void VirtualSwitch::connect_vhost_clients() {
 
 void VirtualSwitch::attach_vhost(VhostEndpoint& endpoint, UniqueFd connection) {
   const auto peer = fmt::format("vhost-user {}", peer_of(connection.get()));
-  auto port = std::make_unique<vhost::VhostUserPort>(std::move(connection), engine_.settings(endpoint.id).mtu, peer);
+  auto port =
+      std::make_unique<vhost::VhostUserPort>(std::move(connection), engine_.settings(endpoint.id).mtu, peer);
   watch(port->control_fd(), tag(Tag::kVhostControl, endpoint.id));
   log_line(fmt::format("port {} ({}) connected: {}", endpoint.id, endpoint.config.name, peer));
   engine_.attach(endpoint.id, std::move(port));

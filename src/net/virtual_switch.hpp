@@ -42,7 +42,7 @@ class VirtualSwitch {
   struct VhostEndpoint {
     PortId id = 0;
     VhostUserConfig config;
-    UniqueFd listener;  // server mode
+    UniqueFd listener;                                   // server mode
     std::chrono::steady_clock::time_point next_attempt;  // client mode
   };
 

@@ -16,7 +16,8 @@ MessageReader::Result MessageReader::receive(int socket, std::byte* at, std::siz
   msg.msg_control = control.data();
   msg.msg_controllen = control.size();
   const auto n = ::recvmsg(socket, &msg, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
-  if (n < 0) return errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR ? Result::kWouldBlock : Result::kClosed;
+  if (n < 0)
+    return errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR ? Result::kWouldBlock : Result::kClosed;
   // Own every fd first, so none leaks whatever follows.
   for (auto* c = CMSG_FIRSTHDR(&msg); c != nullptr; c = CMSG_NXTHDR(&msg, c)) {
     if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;

@@ -31,7 +31,8 @@ void store16(std::byte* at, std::uint16_t value, std::memory_order order) {
 
 // The event-index test of the virtio spec: did [old, new) cross `event`?
 bool crossed(std::uint16_t event, std::uint16_t new_index, std::uint16_t old_index) {
-  return static_cast<std::uint16_t>(new_index - event - 1) < static_cast<std::uint16_t>(new_index - old_index);
+  return static_cast<std::uint16_t>(new_index - event - 1) <
+         static_cast<std::uint16_t>(new_index - old_index);
 }
 
 }  // namespace
@@ -92,7 +93,9 @@ std::uint16_t SplitRing::load_available_index() const {
 std::uint16_t SplitRing::load_used_event() const {
   return load16(layout_.available + 4 + std::size_t{2} * layout_.entries, std::memory_order_relaxed);
 }
-void SplitRing::store_used_flags(std::uint16_t value) { store16(layout_.used, value, std::memory_order_relaxed); }
+void SplitRing::store_used_flags(std::uint16_t value) {
+  store16(layout_.used, value, std::memory_order_relaxed);
+}
 void SplitRing::store_used_index(std::uint16_t value) {
   store16(layout_.used + 2, value, std::memory_order_release);  // the entries before the index
 }

@@ -115,7 +115,7 @@ VhostUserPort::VhostUserPort(UniqueFd connection, std::uint32_t mtu, std::string
 
 std::uint32_t VhostUserPort::header_bytes() const {
   return (features_ & (kFeatureVersion1 | kFeatureMergeableBuffers)) != 0 ? kModernHeaderBytes
-                                                                           : kLegacyHeaderBytes;
+                                                                          : kLegacyHeaderBytes;
 }
 
 bool VhostUserPort::violation(std::string reason) {
@@ -151,7 +151,8 @@ bool VhostUserPort::handle(const Message& m) {
   // Requests that carry fds say so; any other fd is closed with the message.
   const bool takes_fds = request == Request::kSetMemTable || request == Request::kSetVringKick ||
                          request == Request::kSetVringCall || request == Request::kSetVringErr;
-  if (!takes_fds && !m.fds.empty()) return violation(fmt::format("fds with vhost-user request {}", m.request));
+  if (!takes_fds && !m.fds.empty())
+    return violation(fmt::format("fds with vhost-user request {}", m.request));
   bool ok = true;
   std::uint64_t value = 0;
   RingState state{};
@@ -203,7 +204,8 @@ bool VhostUserPort::handle(const Message& m) {
       auto& q = queues_[state.index];
       stop(q);
       q.kicked = false;  // the ring starts again with the next SET_VRING_KICK
-      if (state.index == kTransmitQueue && q.kick) ::epoll_ctl(wakeup_.get(), EPOLL_CTL_DEL, q.kick.get(), nullptr);
+      if (state.index == kTransmitQueue && q.kick)
+        ::epoll_ctl(wakeup_.get(), EPOLL_CTL_DEL, q.kick.get(), nullptr);
       q.kick.reset();
       const RingState reply{state.index, q.base};
       if (!send_reply(connection_.get(), m.request, &reply, sizeof(reply))) {
@@ -250,7 +252,8 @@ bool VhostUserPort::handle_mem_table(const Message& m) {
   std::memcpy(&count, m.payload.data(), sizeof(count));
   if (count == 0 || count > GuestMemory::kMaxRegions || m.size != 8 + count * sizeof(RegionWire) ||
       m.fds.size() != count) {
-    return violation(fmt::format("SET_MEM_TABLE with {} regions, {} bytes, {} fds", count, m.size, m.fds.size()));
+    return violation(
+        fmt::format("SET_MEM_TABLE with {} regions, {} bytes, {} fds", count, m.size, m.fds.size()));
   }
   GuestMemory memory;
   try {
@@ -387,7 +390,8 @@ std::uint32_t VhostUserPort::receive_burst(std::span<ReceivedFrame> out) {
       continue;
     }
     // Offloads were not offered: a header asking for one is not honoured.
-    if ((std::to_integer<std::uint8_t>(net_header[0]) & kHeaderNeedsChecksum) != 0 || net_header[1] != std::byte{0}) {
+    if ((std::to_integer<std::uint8_t>(net_header[0]) & kHeaderNeedsChecksum) != 0 ||
+        net_header[1] != std::byte{0}) {
       counters().drop(DropReason::kUnusable);
       continue;
     }
@@ -441,8 +445,8 @@ std::uint32_t VhostUserPort::transmit_burst(std::span<const ReceivedFrame* const
     std::uint64_t room = 0;
     while (room < need && chains < budget && (chains == 0 || mergeable)) {
       std::uint64_t total = 0;
-      if (const auto e =
-              walk_chain(ring.descriptors(), ring.entries(), ring.head_at(chains), true, memory_, segments_, total);
+      if (const auto e = walk_chain(ring.descriptors(), ring.entries(), ring.head_at(chains), true, memory_,
+                                    segments_, total);
           e != ChainError::kNone) {
         violation(fmt::format("receive ring: {}", to_string(e)));
         return n;
@@ -464,20 +468,23 @@ std::uint32_t VhostUserPort::transmit_burst(std::span<const ReceivedFrame* const
     const std::size_t head_bytes = std::min<std::size_t>(f.length, kFrameHeadBytes);
     // Pieces: header, the private head copy, the rest of the frame.
     const std::array<std::pair<const std::byte*, std::size_t>, 3> pieces{
-        {{net_header.data(), header}, {f.head.data(), head_bytes}, {f.data + head_bytes, f.length - head_bytes}}};
+        {{net_header.data(), header},
+         {f.head.data(), head_bytes},
+         {f.data + head_bytes, f.length - head_bytes}}};
     std::size_t piece = 0;
     std::size_t piece_offset = 0;
     for (std::uint32_t c = 0; c < chains; ++c) {
       std::uint64_t total = 0;
       const auto head = ring.head_at(c);
-      if (chains > 1 && walk_chain(ring.descriptors(), ring.entries(), head, true, memory_, segments_, total) !=
-                            ChainError::kNone) {
+      if (chains > 1 && walk_chain(ring.descriptors(), ring.entries(), head, true, memory_, segments_,
+                                   total) != ChainError::kNone) {
         violation("receive ring changed under the switch");
         return n;
       }
       ScatterWriter writer(segments_);
       while (piece < pieces.size() && !writer.full()) {
-        const auto done = writer.write(pieces[piece].first + piece_offset, pieces[piece].second - piece_offset);
+        const auto done =
+            writer.write(pieces[piece].first + piece_offset, pieces[piece].second - piece_offset);
         piece_offset += done;
         if (piece_offset == pieces[piece].second) {
           ++piece;

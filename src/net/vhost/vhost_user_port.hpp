@@ -80,7 +80,7 @@ class VhostUserPort final : public Port {
   bool violation(std::string reason);
   void notify(Queue& q);
   void reset();
-  std::uint32_t header_bytes() const;
+  [[nodiscard]] std::uint32_t header_bytes() const;
 
   UniqueFd connection_;
   UniqueFd wakeup_;  // an epoll set holding the transmit queue's kick fd: a stable fd for the switch

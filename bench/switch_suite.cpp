@@ -29,6 +29,7 @@
 #include "vdtu/channel.hpp"
 #include "vdtu/net.hpp"
 #include "veth_lab.hpp"
+#include "vhost_cases.hpp"
 
 namespace vdtu::bench {
 namespace {
@@ -450,6 +451,7 @@ void run_switch_suite(Reporter& reporter, const SuiteOptions& options) {
   reporter.note("frames of 64 and 1514 bytes (no FCS); rates are frames arriving at the sink per second");
   reporter.progress("shared-memory ports");
   shared_memory_cases(reporter, options);
+  run_vhost_cases(reporter, options);
   if (::geteuid() != 0) {
     reporter.note("uplink cases skipped: they need root (namespaces, AF_PACKET)");
     return;

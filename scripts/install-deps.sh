@@ -12,6 +12,8 @@ packages=(
   liblwip-dev                                                             # lwip_echo: an IP stack on a switch port
   dpkg-dev file                                                           # cpack -G DEB: dpkg-shlibdeps finds the package's dependencies
   python3-matplotlib                                                      # scripts/plot.py: the figures of docs/BENCHMARKS.md
+  qemu-system-x86 busybox-static kmod iperf3                              # vdtu vm: guests (TCG), their initramfs, modinfo/depmod, iperf3 in guests
+  dpdk-dev                                                                # dpdk-testpmd: vhost-user tests and benchmark
 )
 
 missing=()
@@ -24,3 +26,6 @@ if ((${#missing[@]})); then
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
+# The guest kernel (linux-image-amd64's package) is not installed on the host:
+# scripts/vm-image.sh fetches it with `apt-get download` into its cache the
+# first time a guest is booted.

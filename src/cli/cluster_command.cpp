@@ -13,6 +13,7 @@
 
 #include "cluster_file.hpp"
 #include "common/sibling_program.hpp"
+#include "vm/guest_cluster.hpp"
 
 namespace vdtu::cli {
 namespace {
@@ -62,14 +63,21 @@ int run_cluster_command(const ClusterOptions& options) {
   cluster::check(spec);
   unsigned kernels = 0;
   for (const auto& n : spec.nodes) kernels += static_cast<unsigned>(n.kernels.size());
-  fmt::print("cluster: {} nodes, {} kernels, {}, {}, timeout {} s\n", spec.nodes.size(), kernels,
-             spec.netns ? "a network namespace per node (veth + bridge)" : "loopback UDP",
+  const bool in_guests = options.vms || options.vms_udp;
+  const char* where = options.vms       ? "a QEMU guest per node on vhost-user ports of a vdtu switch"
+                      : options.vms_udp ? "a QEMU guest per node, joined by loopback UDP"
+                      : spec.netns      ? "a network namespace per node (veth + bridge)"
+                                        : "loopback UDP";
+  fmt::print("cluster: {} nodes, {} kernels, {}, {}, timeout {} s\n", spec.nodes.size(), kernels, where,
              spec.insecure_plain
                  ? "PLAIN datagrams (insecure: any host reaching a node's port can act as a node)"
                  : "datagrams sealed with a fresh random cluster key",
              spec.timeout_seconds);
   (void)std::fflush(stdout);
-  const auto result = run_cluster(spec);
+  vm::GuestClusterOptions guests;
+  guests.link = options.vms ? vm::GuestLink::vhost_user_switch : vm::GuestLink::udp_pair;
+  guests.echo_consoles = true;
+  const auto result = in_guests ? vm::run_cluster_in_guests(spec, guests) : run_cluster(spec);
   for (const auto& f : result.failures) fmt::print("cluster: {}\n", f);
   fmt::print("cluster: {} of {} nodes finished cleanly\n", spec.nodes.size() - result.nodes_failed,
              spec.nodes.size());

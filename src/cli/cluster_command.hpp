@@ -19,6 +19,8 @@ struct ClusterOptions {
   unsigned kernels_per_node = 1;
   std::optional<double> timeout_seconds;  // overrides the file's; default 120
   bool netns = false;
+  bool vms = false;             // each node in a QEMU guest on a vhost-user switch port
+  bool vms_udp = false;         // each of two nodes in a QEMU guest, joined by loopback UDP
   bool insecure_plain = false;  // plain datagrams instead of sealed ones
   // Injected on every bridge (probabilities); given ones override the file's.
   std::optional<double> loss;

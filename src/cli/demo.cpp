@@ -14,6 +14,7 @@ int run_demo(const DemoOptions& options) {
   for (auto& c : kernel_checks()) checks.push_back(std::move(c));
   for (auto& c : cluster_checks()) checks.push_back(std::move(c));
   for (auto& c : switch_checks()) checks.push_back(std::move(c));
+  for (auto& c : vm_checks()) checks.push_back(std::move(c));
   int passed = 0;
   int failed = 0;
   for (const auto& check : checks) {

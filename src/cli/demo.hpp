@@ -22,6 +22,8 @@ std::vector<DemoCheck> dtu_checks();
 std::vector<DemoCheck> kernel_checks();
 std::vector<DemoCheck> cluster_checks();
 std::vector<DemoCheck> switch_checks();
+// QEMU guests; none unless root with qemu-system-x86_64 installed.
+std::vector<DemoCheck> vm_checks();
 
 // Runs every check; prints one line per check and "N passed, M failed".
 // Returns the process exit code.

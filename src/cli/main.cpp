@@ -14,6 +14,7 @@
 #include "node_command.hpp"
 #include "suites.hpp"
 #include "switch_command.hpp"
+#include "vm_command.hpp"
 
 namespace {
 
@@ -74,8 +75,17 @@ int run(int argc, char** argv) {
       ->add_option("--kernels-per-node", cluster.kernels_per_node, "Without --config: kernels per node")
       ->check(CLI::Range(1U, 8U))
       ->excludes(config_opt);
-  cluster_cmd->add_flag("--netns", cluster.netns,
-                        "Each node in its own network namespace, joined by veth pairs and a bridge (root)");
+  auto* netns_opt = cluster_cmd->add_flag(
+      "--netns", cluster.netns,
+      "Each node in its own network namespace, joined by veth pairs and a bridge (root)");
+  cluster_cmd
+      ->add_flag("--vms", cluster.vms,
+                 "Each node in a QEMU guest, the guests on vhost-user ports of a `vdtu switch` it starts")
+      ->excludes(netns_opt);
+  cluster_cmd
+      ->add_flag("--vms-udp", cluster.vms_udp,
+                 "Each of two nodes in a QEMU guest, the guests joined by a loopback UDP pair (no switch)")
+      ->excludes(netns_opt);
   cluster_cmd->add_flag(
       "--insecure-plain-datagrams", cluster.insecure_plain,
       "Do not seal bridge datagrams (by default they are, with a fresh random cluster key): any host that "
@@ -105,11 +115,15 @@ int run(int argc, char** argv) {
   vdtu::cli::SwitchOptions sw;
   auto* switch_cmd = app.add_subcommand(
       "switch", "Run an Ethernet switch: shared-memory ports for local processes, AF_PACKET uplinks (root)");
-  switch_cmd->add_option("--config", sw.config_path, "TOML file: [switch], [[port]], [[uplink]], [[static]]")
+  switch_cmd
+      ->add_option("--config", sw.config_path,
+                   "TOML file: [switch], [[port]], [[uplink]], [[vhost_user]], [[static]]")
       ->check(CLI::ExistingFile);
   switch_cmd->add_option("--socket", sw.socket_path, "Unix socket where clients ask for ports");
   switch_cmd->add_option("--uplink", sw.uplinks, "A port on this host interface (repeatable)");
   switch_cmd->add_option("--port", sw.ports, "A named shared-memory port NAME or NAME=MAC (repeatable)");
+  switch_cmd->add_option("--vhost-user", sw.vhost_user,
+                         "A vhost-user port (virtio-net for QEMU) NAME=PATH[,client] (repeatable)");
   switch_cmd->add_option("--mac-table-size", sw.mac_table_size, "MAC table entries (default 4096)");
   switch_cmd->add_option("--aging", sw.aging_seconds,
                          "Forget addresses not seen for this many seconds (300)");
@@ -122,13 +136,33 @@ int run(int argc, char** argv) {
   switch_stat_cmd->add_option("--socket", sw_stat.socket_path, "The switch's Unix socket")->required();
   switch_stat_cmd->add_flag("--json", sw_stat.json, "One JSON object instead of a table");
 
+  vdtu::cli::VmOptions vm;
+  auto* vm_cmd = app.add_subcommand(
+      "vm", "Boot a QEMU guest (Debian's kernel, busybox) on a switch port and run a command in it");
+  auto* vhost_opt = vm_cmd->add_option(
+      "--vhost-user", vm.vhost_user, "The NIC on this vhost-user socket of a `vdtu switch` (QEMU connects)");
+  vm_cmd->add_option("--udp", vm.udp, "Instead: the NIC on loopback UDP, LOCAL:REMOTE ports (no switch)")
+      ->excludes(vhost_opt);
+  vm_cmd->add_option("--mac", vm.mac, "The NIC's MAC address (52:54:00:00:00:01)");
+  vm_cmd->add_option("--ip", vm.ip, "eth0's address, ADDR/LEN (e.g. 10.0.0.1/24)");
+  vm_cmd->add_option("--memory", vm.memory_mib, "Guest memory in MiB (256)")->check(CLI::Range(64U, 16384U));
+  vm_cmd->add_option("--timeout", vm.timeout_seconds, "Seconds until the guest is killed (120); exit 124")
+      ->check(finite_range(1, vdtu::cluster::kMaxTimeoutSeconds));
+  vm_cmd->add_option("--console", vm.console_path, "Also write the serial console to this file");
+  vm_cmd->add_flag("--quiet", vm.quiet, "Do not copy the console to stdout");
+  vm_cmd->add_option("--with", vm.programs,
+                     "Copy this host program into the guest, same path, with its libraries");
+  vm_cmd->add_option("--file", vm.files, "GUEST_PATH=HOST_FILE: a file for this run");
+  vm_cmd->add_flag("--image", vm.image_only, "Only build (or find) the image and print its paths");
+  vm_cmd->add_option("command", vm.command, "The guest's command (busybox sh), after --");
+
   std::string suite;
   bool json = false;
   vdtu::bench::SuiteOptions bench_options;
   auto* bench_cmd = app.add_subcommand("bench", "Run a benchmark suite with its baselines");
   bench_cmd->add_option("suite", suite, "Suite to run")
       ->required()
-      ->check(CLI::IsMember({"channel", "dtu", "caps", "spanning", "session", "switch"}));
+      ->check(CLI::IsMember({"channel", "dtu", "caps", "spanning", "session", "switch", "vm"}));
   bench_cmd->add_flag("--json", json, "One JSON object per line instead of a table");
   bench_cmd->add_flag("--quick", bench_options.quick, "Few iterations (smoke test; figures are rough)");
   bool quantiles = false;
@@ -170,6 +204,7 @@ int run(int argc, char** argv) {
     if (pe_cmd->parsed()) return vdtu::bench::run_pe_role(pe_role, pe_args);
     if (switch_stat_cmd->parsed()) return vdtu::cli::run_switch_stat(sw_stat);
     if (switch_cmd->parsed()) return vdtu::cli::run_switch(sw);
+    if (vm_cmd->parsed()) return vdtu::cli::run_vm(vm);
     if (bench_cmd->parsed()) {
       vdtu::bench::Reporter reporter(json, quantiles);
       if (suite == "channel") vdtu::bench::run_channel_suite(reporter, bench_options);
@@ -178,6 +213,7 @@ int run(int argc, char** argv) {
       if (suite == "spanning") vdtu::bench::run_spanning_suite(reporter, bench_options);
       if (suite == "session") vdtu::bench::run_session_suite(reporter, bench_options);
       if (suite == "switch") vdtu::bench::run_switch_suite(reporter, bench_options);
+      if (suite == "vm") vdtu::bench::run_vm_suite(reporter, bench_options);
       return 0;
     }
   } catch (const vdtu::StoppedBySignal& e) {  // what it stopped and removed

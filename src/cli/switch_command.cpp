@@ -41,6 +41,27 @@ std::vector<net::MacAddress> macs_in(ConfigTable& t, std::string_view key) {
   return macs;
 }
 
+// NAME=PATH or NAME=PATH,client.
+net::VhostUserConfig vhost_from(const std::string& spec) {
+  const auto eq = spec.find('=');
+  if (eq == std::string::npos || eq == 0 || eq + 1 == spec.size()) {
+    throw std::runtime_error("--vhost-user " + spec + ": expected NAME=PATH or NAME=PATH,client");
+  }
+  net::VhostUserConfig v;
+  v.name = spec.substr(0, eq);
+  v.path = spec.substr(eq + 1);
+  if (const auto comma = v.path.rfind(','); comma != std::string::npos) {
+    const auto mode = v.path.substr(comma + 1);
+    if (mode != "client" && mode != "server") {
+      throw std::runtime_error("--vhost-user " + spec + ": mode must be 'client' or 'server', got '" + mode +
+                               "'");
+    }
+    v.client = mode == "client";
+    v.path.resize(comma);
+  }
+  return v;
+}
+
 constexpr std::int64_t kMaxAgingSeconds = std::int64_t{7} * 24 * 3600;
 constexpr std::int64_t kMaxPollWindowUs = 1'000'000;
 
@@ -61,7 +82,7 @@ void read_switch(ConfigTable& t, net::SwitchConfig& c) {
 
 void read_file(const std::string& path, net::SwitchConfig& c) {
   ConfigFile file(path);
-  ConfigTable root(file, file.root(), "", {"switch", "port", "uplink", "static"});
+  ConfigTable root(file, file.root(), "", {"switch", "port", "uplink", "vhost_user", "static"});
   if (const auto* s = root.table("switch")) {
     ConfigTable t(file, *s, "[switch]",
                   {"socket", "mac_table_size", "aging_seconds", "max_ports", "burst", "mtu", "ring_slots",
@@ -88,6 +109,18 @@ void read_file(const std::string& path, net::SwitchConfig& c) {
     u.ring_frames = t.integer("ring_frames", 2, 65536, u.ring_frames);
     u.allowed_sources = macs_in(t, "allowed_sources");
     c.uplinks.push_back(std::move(u));
+  });
+  each_table(file, root, "vhost_user", [&](const toml::table& table, const std::string& name) {
+    ConfigTable t(file, table, name, {"name", "path", "client", "mtu", "allowed_sources"});
+    net::VhostUserConfig v;
+    v.name = t.string("name", {});
+    if (!t.has("name")) t.mistake("name", "missing");
+    v.path = t.string("path", {});
+    if (!t.has("path")) t.mistake("path", "missing");
+    v.client = t.boolean("client", v.client);
+    v.mtu = t.integer("mtu", net::kMinMtu, net::kMaxMtu, v.mtu);
+    v.allowed_sources = macs_in(t, "allowed_sources");
+    c.vhost_ports.push_back(std::move(v));
   });
   each_table(file, root, "static", [&](const toml::table& table, const std::string& name) {
     ConfigTable t(file, table, name, {"mac", "vlan", "port"});
@@ -116,6 +149,7 @@ net::SwitchConfig switch_config_from(const SwitchOptions& o) {
     if (eq != std::string::npos) p.mac = mac_from(spec.substr(eq + 1), "--port " + spec);
     c.ports.push_back(std::move(p));
   }
+  for (const auto& spec : o.vhost_user) c.vhost_ports.push_back(vhost_from(spec));
   if (o.mac_table_size) c.engine.table.capacity = *o.mac_table_size;
   if (o.aging_seconds) c.engine.table.aging = std::chrono::seconds(*o.aging_seconds);
   if (o.mtu) c.default_mtu = *o.mtu;

@@ -12,8 +12,9 @@ namespace vdtu::cli {
 struct SwitchOptions {
   std::string config_path;  // TOML; the flags below override it
   std::string socket_path;
-  std::vector<std::string> uplinks;  // INTERFACE: a port named after it
-  std::vector<std::string> ports;    // NAME or NAME=MAC: a named port (with a static address)
+  std::vector<std::string> uplinks;     // INTERFACE: a port named after it
+  std::vector<std::string> ports;       // NAME or NAME=MAC: a named port (with a static address)
+  std::vector<std::string> vhost_user;  // NAME=PATH[,client]: a vhost-user port
   std::optional<std::uint32_t> mac_table_size;
   std::optional<std::uint32_t> aging_seconds;
   std::optional<std::uint32_t> mtu;

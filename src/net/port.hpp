@@ -15,12 +15,13 @@
 
 namespace vdtu::net {
 
-enum class PortKind : std::uint8_t { kSharedMemory, kUplink };
+enum class PortKind : std::uint8_t { kSharedMemory, kUplink, kVhostUser };
 
 constexpr std::string_view to_string(PortKind k) {
   switch (k) {
     case PortKind::kSharedMemory: return "shm";
     case PortKind::kUplink: return "uplink";
+    case PortKind::kVhostUser: return "vhost-user";
   }
   return "unknown";
 }

@@ -47,7 +47,7 @@ void SwitchConfig::validate() const {
     throw std::invalid_argument(
         fmt::format("ring_slots must be a power of two from 2 to 65536, got {}", ring_slots));
   }
-  if (ports.size() + uplinks.size() > engine.max_ports) {
+  if (ports.size() + uplinks.size() + vhost_ports.size() > engine.max_ports) {
     throw std::invalid_argument("more ports and uplinks configured than max_ports");
   }
   std::set<std::string> names;
@@ -75,6 +75,19 @@ void SwitchConfig::validate() const {
       throw std::invalid_argument("uplink " + u.name +
                                   ": ring_frames must be a power of two from 8 to 65536");
     }
+  }
+  for (const auto& v : vhost_ports) {
+    if (!wire::valid_port_name(v.name)) {
+      throw std::invalid_argument("vhost-user port name must be 1-31 characters of [A-Za-z0-9._-]: '" +
+                                  v.name + "'");
+    }
+    if (!names.insert(v.name).second) throw std::invalid_argument("port name used twice: " + v.name);
+    if (v.path.empty() || v.path.size() >= 108) {
+      throw std::invalid_argument("vhost-user port " + v.name +
+                                  ": socket path must have 1 to 107 characters");
+    }
+    check_mtu(v.mtu, "vhost-user port " + v.name);
+    check_sources(v.allowed_sources, "vhost-user port " + v.name);
   }
   std::size_t statics = 0;
   for (const auto& p : ports) statics += p.mac ? 1 : 0;

@@ -27,6 +27,16 @@ struct UplinkConfig {
   std::vector<MacAddress> allowed_sources;
 };
 
+// A vhost-user port: a virtio-net device for a QEMU guest (or DPDK's
+// virtio-user) on a Unix stream socket.
+struct VhostUserConfig {
+  std::string name;
+  std::string path;     // the socket
+  bool client = false;  // false: the switch listens; true: it connects (and reconnects)
+  std::uint32_t mtu = 0;
+  std::vector<MacAddress> allowed_sources;
+};
+
 struct StaticEntryConfig {
   MacAddress mac;
   std::uint16_t vlan = 0;
@@ -43,6 +53,7 @@ struct SwitchConfig {
   std::chrono::microseconds poll_window{200};
   std::vector<NamedPortConfig> ports;
   std::vector<UplinkConfig> uplinks;
+  std::vector<VhostUserConfig> vhost_ports;
   std::vector<StaticEntryConfig> static_entries;
 
   // Throws std::invalid_argument naming the first thing that is wrong.

@@ -16,6 +16,8 @@
 #include "shm_port.hpp"
 #include "switch_report.hpp"
 #include "unix_message.hpp"
+#include "vhost/vhost_socket.hpp"
+#include "vhost/vhost_user_port.hpp"
 
 namespace vdtu::net {
 namespace {
@@ -29,7 +31,9 @@ enum class Tag : std::uint32_t {
   kExternalStop,
   kConnection,
   kPortControl,
-  kPortWakeup
+  kPortWakeup,
+  kVhostListener,
+  kVhostControl
 };
 constexpr std::uint64_t tag(Tag kind, std::uint32_t value) {
   return (static_cast<std::uint64_t>(kind) << 32U) | value;
@@ -39,8 +43,9 @@ constexpr std::uint32_t value_of(std::uint64_t t) { return static_cast<std::uint
 
 constexpr std::size_t kMaxWaitingConnections = 16;
 constexpr auto kRequestTimeout = std::chrono::seconds(5);
-constexpr auto kServiceEvery = std::chrono::milliseconds(1);  // while busy
-constexpr auto kIdleSleep = std::chrono::milliseconds(1000);  // aging and timeouts still run
+constexpr auto kServiceEvery = std::chrono::milliseconds(1);      // while busy
+constexpr auto kIdleSleep = std::chrono::milliseconds(1000);      // aging and timeouts still run
+constexpr auto kReconnectEvery = std::chrono::milliseconds(500);  // vhost-user client mode
 
 void log_line(const std::string& line) { fmt::print(stderr, "vdtu switch: {}\n", line); }
 
@@ -71,6 +76,20 @@ VirtualSwitch::VirtualSwitch(SwitchConfig config) : config_(std::move(config)), 
     log_line(fmt::format("port {} ({}) is uplink {} (mtu {})", id, u.name, u.interface, uplink->mtu()));
     engine_.attach(id, std::move(uplink));
   }
+  vhost_.reserve(config_.vhost_ports.size());
+  for (const auto& v : config_.vhost_ports) {
+    VhostEndpoint endpoint;
+    endpoint.id = engine_.reserve({v.name, v.mtu != 0 ? v.mtu : config_.default_mtu, v.allowed_sources});
+    endpoint.config = v;
+    named_[v.name] = endpoint.id;
+    if (!v.client) {
+      endpoint.listener = vhost::listen_stream(v.path);
+      watch(endpoint.listener.get(), tag(Tag::kVhostListener, static_cast<std::uint32_t>(vhost_.size())));
+    }
+    log_line(fmt::format("port {} ({}) is vhost-user {} ({})", endpoint.id, v.name, v.path,
+                         v.client ? "client: connects" : "server: listens"));
+    vhost_.push_back(std::move(endpoint));
+  }
   for (const auto& p : config_.ports) {
     if (p.mac && !engine_.add_static(*p.mac, 0, named_.at(p.name))) {
       throw std::invalid_argument("static address " + p.mac->to_string() + " given to two ports");
@@ -87,6 +106,9 @@ VirtualSwitch::VirtualSwitch(SwitchConfig config) : config_(std::move(config)), 
 
 VirtualSwitch::~VirtualSwitch() {
   if (listener_) ::unlink(config_.socket_path.c_str());
+  for (const auto& v : vhost_) {
+    if (v.listener) ::unlink(v.config.path.c_str());
+  }
 }
 
 void VirtualSwitch::request_stop() {
@@ -172,6 +194,7 @@ void VirtualSwitch::service(std::chrono::milliseconds timeout) {
   for (int i = 0; i < n; ++i) dispatch(events[static_cast<std::size_t>(i)].data.u64);
   if (!connections_.empty()) drop_stale_connections();
   if (engine_.has_failed_ports()) remove_failed_ports();
+  connect_vhost_clients();
 }
 
 void VirtualSwitch::dispatch(std::uint64_t t) {
@@ -181,6 +204,8 @@ void VirtualSwitch::dispatch(std::uint64_t t) {
     case Tag::kExternalStop: stopping_ = true; return;
     case Tag::kConnection: serve_request(static_cast<int>(value_of(t))); return;
     case Tag::kPortControl: port_connection_event(static_cast<PortId>(value_of(t))); return;
+    case Tag::kVhostListener: accept_vhost(value_of(t)); return;
+    case Tag::kVhostControl: vhost_control_event(static_cast<PortId>(value_of(t))); return;
     case Tag::kPortWakeup:
       // The forwarding loop finds the frames; clearing the wake-up keeps a
       // peer that rings without sending from keeping epoll readable.
@@ -366,12 +391,57 @@ void VirtualSwitch::remove_port(PortId id) {
     sleeping_.erase(at);
   }
   if (auto* shm = dynamic_cast<ShmPort*>(port)) unwatch(shm->control_fd());
+  if (auto* vhost = dynamic_cast<vhost::VhostUserPort*>(port)) unwatch(vhost->control_fd());
   engine_.detach(id);
   const auto it = std::find(anonymous_.begin(), anonymous_.end(), id);
   if (it != anonymous_.end()) {
     anonymous_.erase(it);
     engine_.unreserve(id);
   }
+}
+
+void VirtualSwitch::accept_vhost(std::size_t endpoint) {
+  auto& v = vhost_.at(endpoint);
+  for (;;) {
+    UniqueFd fd(::accept4(v.listener.get(), nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK));
+    if (!fd) return;
+    // The old frontend may have hung up just before (a restarted QEMU):
+    // read its connection first so its port is gone before deciding.
+    if (auto* old = dynamic_cast<vhost::VhostUserPort*>(engine_.port(v.id))) {
+      old->serve_control();
+      if (old->failure()) remove_port(v.id);
+    }
+    if (engine_.port(v.id) != nullptr) {
+      log_line(fmt::format("port {} ({}): refused a second vhost-user frontend ({})", v.id, v.config.name,
+                           peer_of(fd.get())));
+      ++engine_.counters().clients_refused;
+      continue;
+    }
+    attach_vhost(v, std::move(fd));
+  }
+}
+
+// Client mode: (re)connects to the frontend's socket while the port is free.
+void VirtualSwitch::connect_vhost_clients() {
+  const auto now = Clock::now();
+  for (auto& v : vhost_) {
+    if (!v.config.client || engine_.port(v.id) != nullptr || now < v.next_attempt) continue;
+    v.next_attempt = now + kReconnectEvery;
+    if (auto fd = vhost::try_connect_stream(v.config.path)) attach_vhost(v, std::move(fd));
+  }
+}
+
+void VirtualSwitch::attach_vhost(VhostEndpoint& endpoint, UniqueFd connection) {
+  const auto peer = fmt::format("vhost-user {}", peer_of(connection.get()));
+  auto port =
+      std::make_unique<vhost::VhostUserPort>(std::move(connection), engine_.settings(endpoint.id).mtu, peer);
+  watch(port->control_fd(), tag(Tag::kVhostControl, endpoint.id));
+  log_line(fmt::format("port {} ({}) connected: {}", endpoint.id, endpoint.config.name, peer));
+  engine_.attach(endpoint.id, std::move(port));
+}
+
+void VirtualSwitch::vhost_control_event(PortId id) {
+  if (auto* port = dynamic_cast<vhost::VhostUserPort*>(engine_.port(id))) port->serve_control();
 }
 
 std::string VirtualSwitch::report(wire::ReportFormat format) const { return render_report(engine_, format); }

@@ -38,6 +38,14 @@ class VirtualSwitch {
   [[nodiscard]] const std::string& socket_path() const { return config_.socket_path; }
 
  private:
+  // A vhost-user port's socket side, which outlives each frontend.
+  struct VhostEndpoint {
+    PortId id = 0;
+    VhostUserConfig config;
+    UniqueFd listener;                                   // server mode
+    std::chrono::steady_clock::time_point next_attempt;  // client mode
+  };
+
   struct Connection {
     UniqueFd fd;
     std::chrono::steady_clock::time_point since;
@@ -56,6 +64,10 @@ class VirtualSwitch {
   void remove_failed_ports();
   void remove_port(PortId id);
   void drop_stale_connections();
+  void accept_vhost(std::size_t endpoint);
+  void connect_vhost_clients();
+  void attach_vhost(VhostEndpoint& endpoint, UniqueFd connection);
+  void vhost_control_event(PortId id);
   bool arm_all();
   void disarm_all();
 
@@ -67,6 +79,7 @@ class VirtualSwitch {
   std::map<int, Connection> connections_;  // accepted, no request yet
   std::map<std::string, PortId> named_;    // configured ports and uplinks
   std::vector<PortId> anonymous_;
+  std::vector<VhostEndpoint> vhost_;
   std::vector<PortId> sleeping_;  // ports whose wake-up fd is in the epoll set
   bool stopping_ = false;
 };

@@ -126,11 +126,16 @@ class Loop {
         shut_down_ = true;
       }
       flush();
+      dtu_.publish({kernel_.capability_count(), kernel_.alive_vpes(), syscalls_served_, kernelcalls_served_});
     }
     return 0;
   }
 
  private:
+  // For `vdtu stat` (published on the kernel's PE page each round).
+  std::uint64_t syscalls_served_ = 0;
+  std::uint64_t kernelcalls_served_ = 0;
+
   struct Peer {
     KernelId kernel = 0;
     PeId pe = 0;
@@ -206,6 +211,7 @@ class Loop {
       // (e.g. activating a capability the answer delivers).
       if (kernel_.has_pending_calls()) serve_service_replies();
       const auto caller = static_cast<VpeId>(m.header.label);  // set by us at boot, not by the sender
+      ++syscalls_served_;
       std::uint64_t deferred = 0;
       if (auto r = kernel_.syscall(caller, m.payload, deferred)) {
         answer(m, *r);
@@ -221,6 +227,7 @@ class Loop {
     ReceivedMessage m;
     while (dtu_.fetch(kKernelcallEp, m) == Status::kOk) {
       kernel_.kernelcall(static_cast<KernelId>(m.header.label), m.payload);  // label: the node's, trusted
+      ++kernelcalls_served_;
       dtu_.ack(m);
       flush();
     }

@@ -315,6 +315,65 @@ void NodeBridge::add_stats(NodeStats& into) const {
   into.faults = faults_.stats();
 }
 
+void NodeBridge::add_peers(NodeSnapshot& into, Clock::time_point now) const {
+  for (const auto& p : peers_) {
+    const auto& s = p->link.stats();
+    PeerSnapshot out;
+    out.id = p->config.id;
+    out.host = p->config.host;
+    out.port = p->config.port;
+    out.first_pe = p->config.first_pe;
+    out.pe_count = p->config.pe_count;
+    out.sealed = sessions_.has_value();
+    out.heard = p->heard;
+    out.lost = p->lost;
+    out.rtt_samples = s.rtt_samples;
+    out.rtt_last_us = static_cast<std::uint64_t>(s.rtt_last.count());
+    out.rtt_smoothed_us = static_cast<std::uint64_t>(s.rtt_smoothed.count());
+    out.sent = s.sent;
+    out.delivered = s.delivered;
+    out.retransmissions = s.retransmissions;
+    out.duplicates = s.duplicates;
+    out.out_of_order = s.out_of_order;
+    out.rejected = s.malformed + s.stale;
+    out.in_flight = p->link.in_flight();
+    out.backlog = p->backlog.size();
+    out.backlog_bytes = p->backlog_bytes;
+    out.inbound_bindings = p->inbound_bindings;
+    for (const auto& [id, o] : outbound_) out.outbound_bindings += o->peer == p.get() ? 1 : 0;
+    if (p->heard) {
+      out.last_heard_ms = static_cast<std::uint64_t>(
+          std::chrono::duration_cast<std::chrono::milliseconds>(now - p->last_heard).count());
+    }
+    into.peers.push_back(std::move(out));
+  }
+}
+
+void NodeBridge::add_tap_points(std::vector<TapPoint>& into) const {
+  for (const auto& [key, in] : inbound_) {
+    if (!in->bound) continue;
+    const auto receiver = core_.global_id(in->pe);
+    TraceRecordHeader m{};
+    m.direction = TraceDirection::kFromPeer;
+    m.sender_pe = in->bind.sender_pe;
+    m.sender_ep = in->bind.sender_ep;
+    m.receiver_pe = receiver;
+    m.receiver_ep = in->bind.target_ep;
+    m.flags = core_.privileged(receiver) ? kTraceReceiverPrivileged : 0;
+    if (in->channel) into.push_back({in->channel, m});
+    if (in->reply) {
+      TraceRecordHeader r{};
+      r.direction = TraceDirection::kToPeer;
+      r.flags = static_cast<std::uint8_t>(kTraceReply | (core_.privileged(receiver) ? kTraceSenderPrivileged : 0));
+      r.sender_pe = receiver;
+      r.sender_ep = in->bind.target_ep;
+      r.receiver_pe = in->bind.sender_pe;
+      r.receiver_ep = in->bind.sender_reply_ep;
+      into.push_back({in->reply, r});
+    }
+  }
+}
+
 // ---- the node loop's rounds ------------------------------------------------------
 
 bool NodeBridge::arm_for_sleep() {
@@ -501,7 +560,7 @@ bool NodeBridge::receive_datagrams(Clock::time_point now) {
       continue;
     }
     if (peer->lost && !welcome_back(*peer, h, from)) continue;
-    if (peer->link.on_datagram(frame) == bridge::ReliableLink::Received::kRejected) {
+    if (peer->link.on_datagram(frame, now) == bridge::ReliableLink::Received::kRejected) {
       reject(link_rejections_, from, "malformed, misaddressed or from another incarnation");
       continue;
     }

@@ -10,6 +10,9 @@ packages=(
   libseccomp-dev                                                          # the PE sandbox's seccomp filter
   iproute2                                                                # network namespaces for cluster tests
   liblwip-dev                                                             # lwip_echo: an IP stack on a switch port
+  libspdlog-dev                                                           # leveled event logs (--log-level)
+  nlohmann-json3-dev                                                      # tests: parse `vdtu stat --json`
+  tshark                                                                  # tests: read `vdtu trace` files with the dissector
 )
 
 missing=()
@@ -19,6 +22,8 @@ done
 if ((${#missing[@]})); then
   echo "installing: ${missing[*]}"
   export DEBIAN_FRONTEND=noninteractive
+  # wireshark-common (with tshark) asks whether non-root users may capture: no.
+  echo "wireshark-common wireshark-common/install-setuid boolean false" | debconf-set-selections
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi

@@ -9,6 +9,7 @@
 #include <string_view>
 
 #include "cluster_command.hpp"
+#include "common/log.hpp"
 #include "common/stop_signals.hpp"
 #include "demo.hpp"
 #include "node_command.hpp"
@@ -45,6 +46,14 @@ void print_error(std::string_view message) {
 int run(int argc, char** argv) {
   CLI::App app{"vdtu: a virtual Data Transfer Unit and SemperOS capability kernels on Linux hosts"};
   app.require_subcommand(1);
+  // Accepted before or after the subcommand (`vdtu node --log-level debug`).
+  app.fallthrough();
+  std::string log_level = "info";
+  app.add_option("--log-level", log_level,
+                 fmt::format("Event log level on stderr: {} (nodes and PEs started by this command inherit "
+                             "it)",
+                             vdtu::kLogLevels))
+      ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "critical", "off"}));
 
   vdtu::cli::DemoOptions demo;
   auto* demo_cmd = app.add_subcommand("demo", "Run the main demonstration and print 'N passed, M failed'");
@@ -64,22 +73,26 @@ int run(int argc, char** argv) {
                        "Serve `vdtu stat` and `vdtu trace` on this Unix socket (0600, the node's user only)");
 
   vdtu::cli::StatOptions stat;
-  auto* stat_cmd = app.add_subcommand("stat", "Show a running node's PEs, endpoints, channels, counters and links");
+  auto* stat_cmd =
+      app.add_subcommand("stat", "Show a running node's PEs, endpoints, channels, counters and links");
   stat_cmd->add_option("--socket", stat.socket_path, "The node's stats socket (`vdtu node --stats-socket`)")
       ->required();
   stat_cmd->add_flag("--json", stat.json, "One JSON object (per snapshot) instead of text");
-  stat_cmd->add_option("--watch", stat.watch_seconds, "Repeat every this many seconds until interrupted, like top")
+  stat_cmd
+      ->add_option("--watch", stat.watch_seconds,
+                   "Repeat every this many seconds until interrupted, like top")
       ->expected(0, 1)
       ->default_str("1")
       ->check(finite_range(0.05, 3600));
 
   vdtu::cli::TraceOptions trace;
-  auto* trace_cmd =
-      app.add_subcommand("trace", "Capture a running node's DTU messages into a pcapng file (Wireshark: "
-                                  "tools/wireshark/vdtu.lua)");
+  auto* trace_cmd = app.add_subcommand("trace",
+                                       "Capture a running node's DTU messages into a pcapng file (Wireshark: "
+                                       "tools/wireshark/vdtu.lua)");
   trace_cmd->add_option("--socket", trace.socket_path, "The node's stats socket")->required();
   trace_cmd->add_option("--output,-w", trace.output, "The pcapng file to write")->required();
-  trace_cmd->add_option("--duration", trace.duration_seconds, "Seconds to capture (default: until interrupted)")
+  trace_cmd
+      ->add_option("--duration", trace.duration_seconds, "Seconds to capture (default: until interrupted)")
       ->check(finite_range(0.001, vdtu::cluster::kMaxTimeoutSeconds));
   trace_cmd->add_option("--snaplen", trace.snaplen, "Payload bytes kept per message (0-1024, default 64)")
       ->check(CLI::Range(std::size_t{0}, std::size_t{1024}));
@@ -174,6 +187,7 @@ int run(int argc, char** argv) {
     return e.get_exit_code();
   }
   try {
+    vdtu::set_log_level(log_level);  // exported for the processes we start: before any thread
     if (demo_cmd->parsed()) return vdtu::cli::run_demo(demo);
     if (node_cmd->parsed()) return vdtu::cli::run_node(node);
     if (stat_cmd->parsed()) {

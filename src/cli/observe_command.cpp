@@ -7,9 +7,9 @@
 
 #include <algorithm>
 #include <array>
-#include <cstring>
 #include <chrono>
 #include <cstdio>
+#include <cstring>
 #include <optional>
 #include <stdexcept>
 #include <vector>
@@ -72,7 +72,8 @@ int run_stat(const StatOptions& options) {
     return 0;
   }
   StopSignals signals;
-  const auto interval = std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(options.watch_seconds));
+  const auto interval =
+      std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(options.watch_seconds));
   const bool terminal = ::isatty(STDOUT_FILENO) == 1 && !options.json;
   for (;;) {
     const auto text = snapshot(options.socket_path, options.json);
@@ -108,10 +109,12 @@ int run_trace(const TraceOptions& options) {
     if (!asked_to_end) {
       std::array<pollfd, 2> p{{{fd.get(), POLLIN, 0}, {signals.fd(), POLLIN, 0}}};
       int wait_ms = 100;
-      if (until) wait_ms = static_cast<int>(std::clamp<std::int64_t>(
-                     std::chrono::ceil<std::chrono::milliseconds>(*until - Clock::now()).count(), 0, 100));
+      if (until)
+        wait_ms = static_cast<int>(std::clamp<std::int64_t>(
+            std::chrono::ceil<std::chrono::milliseconds>(*until - Clock::now()).count(), 0, 100));
       (void)::poll(p.data(), p.size(), wait_ms);
-      const bool stop = ((p[1].revents & POLLIN) != 0 && signals.take() != 0) || (until && Clock::now() >= *until);
+      const bool stop =
+          ((p[1].revents & POLLIN) != 0 && signals.take() != 0) || (until && Clock::now() >= *until);
       if (stop) {
         ::shutdown(fd.get(), SHUT_WR);
         asked_to_end = true;
@@ -121,7 +124,8 @@ int run_trace(const TraceOptions& options) {
     if (!checked_refusal) {  // a refusal is a line of text instead of records
       std::array<char, kRefused.size()> head{};
       const auto n = ::recv(fd.get(), head.data(), head.size(), MSG_PEEK);
-      if (n > 0 && std::string_view(head.data(), static_cast<std::size_t>(n)) == kRefused) read_answer(fd.get());
+      if (n > 0 && std::string_view(head.data(), static_cast<std::size_t>(n)) == kRefused)
+        read_answer(fd.get());
       checked_refusal = true;
     }
     dtu::TraceStreamPrefix prefix{};
@@ -135,9 +139,10 @@ int run_trace(const TraceOptions& options) {
       std::array<std::uint64_t, 3> counters{};
       (void)dtu::read_exact(fd.get(), std::as_writable_bytes(std::span(counters)), deadline);
       out.close();
-      fmt::print("trace: {} messages captured into {}; missed {} (overwritten before the tap looked), dropped {} "
-                 "(buffer full)\n",
-                 counters[0], options.output, counters[1], counters[2]);
+      fmt::print(
+          "trace: {} messages captured into {}; missed {} (overwritten before the tap looked), dropped {} "
+          "(buffer full)\n",
+          counters[0], options.output, counters[1], counters[2]);
       return 0;
     }
     if (prefix.size > kMaxRecord || prefix.size < sizeof(dtu::TraceRecordHeader))

@@ -15,9 +15,9 @@ struct StatOptions {
 
 struct TraceOptions {
   std::string socket_path;
-  std::string output;         // pcapng file
+  std::string output;           // pcapng file
   double duration_seconds = 0;  // 0: until a stop signal
-  std::size_t snaplen = 64;   // payload bytes kept per message
+  std::size_t snaplen = 64;     // payload bytes kept per message
 };
 
 // Returns the process exit code; throws std::runtime_error when the node

@@ -56,7 +56,8 @@ class Block {
 PcapngWriter::PcapngWriter(const std::string& path, std::uint32_t link_type, std::uint32_t snaplen,
                            const std::string& interface_name)
     : path_(path), file_(std::fopen(path.c_str(), "wb")) {
-  if (!file_) throw std::runtime_error("cannot create " + path + ": " + std::generic_category().message(errno));
+  if (!file_)
+    throw std::runtime_error("cannot create " + path + ": " + std::generic_category().message(errno));
   Block shb(kSectionHeader);
   shb.u32(kByteOrderMagic).u16(1).u16(0).u64(~std::uint64_t{0});  // version 1.0, section length unknown
   put(shb.finish());
@@ -68,7 +69,8 @@ PcapngWriter::PcapngWriter(const std::string& path, std::uint32_t link_type, std
   put(idb.finish());
 }
 
-void PcapngWriter::write(std::uint64_t time_ns, std::span<const std::byte> packet, std::uint32_t original_length) {
+void PcapngWriter::write(std::uint64_t time_ns, std::span<const std::byte> packet,
+                         std::uint32_t original_length) {
   Block epb(kEnhancedPacket);
   epb.u32(0)
       .u32(static_cast<std::uint32_t>(time_ns >> 32U))

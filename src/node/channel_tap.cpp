@@ -12,7 +12,8 @@ namespace vdtu::dtu {
 namespace {
 
 std::uint32_t load_head(const SharedChannel& ch) {
-  return detail::head_of(std::atomic_ref<std::uint64_t>(ch.control().producer_word).load(std::memory_order_acquire));
+  return detail::head_of(
+      std::atomic_ref<std::uint64_t>(ch.control().producer_word).load(std::memory_order_acquire));
 }
 
 std::uint32_t load_tail(const SharedChannel& ch) {
@@ -87,7 +88,8 @@ bool ChannelTap::poll(Watched& w) {
     std::memcpy(&h, copy_.data(), kHeaderSize);
     const auto payload = std::min<std::size_t>(h.length, slot_size - kHeaderSize);
     const auto captured = std::min(copy_.size(), kHeaderSize + payload);
-    append(w, w.next, std::span(copy_).first(captured), static_cast<std::uint16_t>(kHeaderSize + payload), acked);
+    append(w, w.next, std::span(copy_).first(captured), static_cast<std::uint16_t>(kHeaderSize + payload),
+           acked);
   }
   return true;
 }

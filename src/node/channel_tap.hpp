@@ -47,7 +47,9 @@ class ChannelTap {
   // Copies what was published since the last look; true if anything was.
   bool poll();
   // Stream records waiting for the reader; consume() what was sent.
-  [[nodiscard]] std::span<const std::byte> pending() const { return {buffer_.data() + sent_, buffer_.size() - sent_}; }
+  [[nodiscard]] std::span<const std::byte> pending() const {
+    return {buffer_.data() + sent_, buffer_.size() - sent_};
+  }
   void consume(std::size_t bytes);
   [[nodiscard]] const TapCounters& counters() const { return counters_; }
 

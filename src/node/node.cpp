@@ -12,7 +12,8 @@ namespace vdtu::dtu {
 using namespace std::chrono_literals;
 
 Node::Node(const NodeConfig& config) : loop_(std::make_unique<NodeLoop>(config)) {
-  if (!config.stats_socket.empty()) stats_server_ = std::make_unique<StatsServer>(config.stats_socket, *loop_);
+  if (!config.stats_socket.empty())
+    stats_server_ = std::make_unique<StatsServer>(config.stats_socket, *loop_);
 }
 
 Node::~Node() {

@@ -1,6 +1,7 @@
 #include "node_bridge.hpp"
 
 #include <fmt/core.h>
+#include <spdlog/spdlog.h>
 
 #include <algorithm>
 #include <bit>
@@ -364,7 +365,8 @@ void NodeBridge::add_tap_points(std::vector<TapPoint>& into) const {
     if (in->reply) {
       TraceRecordHeader r{};
       r.direction = TraceDirection::kToPeer;
-      r.flags = static_cast<std::uint8_t>(kTraceReply | (core_.privileged(receiver) ? kTraceSenderPrivileged : 0));
+      r.flags =
+          static_cast<std::uint8_t>(kTraceReply | (core_.privileged(receiver) ? kTraceSenderPrivileged : 0));
       r.sender_pe = receiver;
       r.sender_ep = in->bind.target_ep;
       r.receiver_pe = in->bind.sender_pe;
@@ -514,8 +516,8 @@ std::optional<std::span<const std::byte>> NodeBridge::unseal(Peer& peer, std::sp
 void NodeBridge::reject(std::uint64_t& count, const sockaddr_in& from, std::string_view why) {
   ++count;
   if (!std::has_single_bit(count)) return;  // the 1st, 2nd, 4th, ...: visible, but no flood of lines
-  fmt::print(stderr, "vdtu node {}: bridge: discarded a datagram from {}: {} ({} so far)\n",
-             core_.config().node_id, bridge::format_address(from), why, count);
+  spdlog::warn("node {}: bridge: discarded a datagram from {}: {} ({} so far)", core_.config().node_id,
+               bridge::format_address(from), why, count);
 }
 
 NodeBridge::Peer* NodeBridge::peer_at(const sockaddr_in& from) {
@@ -605,9 +607,8 @@ void NodeBridge::handle(Peer& peer, std::span<const std::byte> message, Clock::t
         produce(out.replies_waiting, *out.replies, out.pe, out.reply_ep, out.reply_index);
       }
       if (b.reason != Status::kPeerGone) {  // a receiver that ended is no news
-        fmt::print(stderr, "vdtu node {}: node {} refused binding {} of PE {} EP {}: {}\n",
-                   core_.config().node_id, peer.config.id, binding, core_.global_id(pe), ep,
-                   to_string(b.reason));
+        spdlog::warn("node {} PE {}: node {} refused binding {} of EP {}: {}", core_.config().node_id,
+                     core_.global_id(pe), peer.config.id, binding, ep, to_string(b.reason));
       }
       end_outbound(it, b.reason);
       return;
@@ -993,8 +994,7 @@ bool NodeBridge::welcome_back(Peer& peer, const bridge::FrameHeader& h, const so
   ++peers_returned_;
   peer.heard = false;
   peer.last_heard = Clock::time_point{};
-  fmt::print(stderr, "vdtu node {}: node {} is back (a new incarnation)\n", core_.config().node_id,
-             peer.config.id);
+  spdlog::info("node {}: node {} is back (a new incarnation)", core_.config().node_id, peer.config.id);
   return true;
 }
 
@@ -1005,8 +1005,8 @@ void NodeBridge::lose_peer(Peer& peer) {
   peer.lost = true;
   peer.dead_session = peer.link.peer_session();
   ++peers_lost_;
-  fmt::print(stderr, "vdtu node {}: node {} is silent for too long; its bindings end\n",
-             core_.config().node_id, peer.config.id);
+  spdlog::warn("node {}: node {} is silent for too long; its bindings end", core_.config().node_id,
+               peer.config.id);
   end_all_with(peer);
   if (sessions_) sessions_->restart(peer.config.id);
 }
@@ -1017,11 +1017,10 @@ void NodeBridge::lose_peer(Peer& peer) {
 void NodeBridge::start_over(Peer& peer, Clock::time_point now) {
   ++peers_returned_;
   if (peer.lost) {
-    fmt::print(stderr, "vdtu node {}: node {} is back (a new incarnation)\n", core_.config().node_id,
-               peer.config.id);
+    spdlog::info("node {}: node {} is back (a new incarnation)", core_.config().node_id, peer.config.id);
   } else {
-    fmt::print(stderr, "vdtu node {}: node {} started over (a new incarnation); its bindings end\n",
-               core_.config().node_id, peer.config.id);
+    spdlog::warn("node {}: node {} started over (a new incarnation); its bindings end",
+                 core_.config().node_id, peer.config.id);
     end_all_with(peer);
   }
   peer.lost = false;

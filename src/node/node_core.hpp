@@ -11,9 +11,9 @@
 #include <span>
 #include <vector>
 
+#include "channel_tap.hpp"
 #include "event_watcher.hpp"
 #include "node_config.hpp"
-#include "channel_tap.hpp"
 #include "node_snapshot.hpp"
 #include "pe_launcher.hpp"
 #include "pe_record.hpp"

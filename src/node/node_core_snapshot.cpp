@@ -81,8 +81,8 @@ NodeSnapshot NodeCore::snapshot() const {
   s.endpoints_per_pe = config_.endpoints_per_pe;
   s.bridge_port = bridge_port();
   s.sealed = config_.cluster_key.has_value();
-  s.uptime_ms =
-      static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(now - started_).count());
+  s.uptime_ms = static_cast<std::uint64_t>(
+      std::chrono::duration_cast<std::chrono::milliseconds>(now - started_).count());
   s.stats = stats();
   // Which local send endpoint feeds each channel (the others come over the bridge).
   std::map<const SharedChannel*, Sender> senders;

@@ -44,16 +44,18 @@ std::string pe_state(const PeSnapshot& p) {
 std::string endpoint_line(const EndpointSnapshot& e) {
   switch (e.kind) {
     case EndpointKind::kSend:
-      return fmt::format("    ep {:>3} send    -> PE {} ep {}{} label {:#x} credits {} in flight {}/{} replies {}",
-                         e.ep, e.target_pe, e.target_ep, e.remote ? " (remote)" : "", e.label,
-                         credits_text(e.credits), e.in_flight, e.channel_slots, e.replies_queued);
+      return fmt::format(
+          "    ep {:>3} send    -> PE {} ep {}{} label {:#x} credits {} in flight {}/{} replies {}", e.ep,
+          e.target_pe, e.target_ep, e.remote ? " (remote)" : "", e.label, credits_text(e.credits),
+          e.in_flight, e.channel_slots, e.replies_queued);
     case EndpointKind::kReceive:
-      return fmt::format("    ep {:>3} receive {} slots of {} B, {} channels", e.ep, e.slot_count, e.slot_size,
-                         e.channels.size());
+      return fmt::format("    ep {:>3} receive {} slots of {} B, {} channels", e.ep, e.slot_count,
+                         e.slot_size, e.channels.size());
     case EndpointKind::kMemory:
-      return fmt::format("    ep {:>3} memory  PE {:#x}{} [{:#x}, +{:#x}) {}", e.ep, e.memory_pe,
-                         e.memory_node == kThisNode ? std::string{} : fmt::format(" on node {}", e.memory_node),
-                         e.memory_offset, e.memory_size, perms_text(e.memory_perms));
+      return fmt::format(
+          "    ep {:>3} memory  PE {:#x}{} [{:#x}, +{:#x}) {}", e.ep, e.memory_pe,
+          e.memory_node == kThisNode ? std::string{} : fmt::format(" on node {}", e.memory_node),
+          e.memory_offset, e.memory_size, perms_text(e.memory_perms));
     case EndpointKind::kInvalid: break;
   }
   return {};
@@ -62,7 +64,8 @@ std::string endpoint_line(const EndpointSnapshot& e) {
 void text_counters(std::string& out, const NodeSnapshot& s) {
   const auto& c = s.stats;
   out += fmt::format(
-      "  control {} requests ({} denied, {} malformed); memory {} requests ({} rejected); channels {} created, "
+      "  control {} requests ({} denied, {} malformed); memory {} requests ({} rejected); channels {} "
+      "created, "
       "{} alive; PEs exited {}\n",
       c.control_requests, c.control_denied, c.malformed_requests, c.memory_requests, c.memory_rejected,
       c.channels_created, c.channels_alive, c.pes_exited);
@@ -106,7 +109,8 @@ std::string json_endpoint(const EndpointSnapshot& e) {
     }
     case EndpointKind::kMemory:
       return fmt::format(
-          "{{\"ep\":{},\"kind\":\"memory\",\"pe\":{},\"node\":{},\"offset\":{},\"size\":{},\"perms\":\"{}\"}}",
+          "{{\"ep\":{},\"kind\":\"memory\",\"pe\":{},\"node\":{},\"offset\":{},\"size\":{},\"perms\":\"{}\"}"
+          "}",
           e.ep, e.memory_pe, e.memory_node == kThisNode ? std::string("null") : std::to_string(e.memory_node),
           e.memory_offset, e.memory_size, perms_text(e.memory_perms));
     case EndpointKind::kInvalid: break;
@@ -118,7 +122,8 @@ std::string json_counters(const NodeStats& c) {
   return fmt::format(
       "{{\"control_requests\":{},\"control_denied\":{},\"malformed_requests\":{},\"memory_requests\":{},"
       "\"memory_rejected\":{},\"pes_exited\":{},\"channels_created\":{},\"channels_alive\":{},"
-      "\"datagrams_sent\":{},\"datagrams_received\":{},\"datagrams_rejected\":{},\"datagrams_from_strangers\":{},"
+      "\"datagrams_sent\":{},\"datagrams_received\":{},\"datagrams_rejected\":{},\"datagrams_from_"
+      "strangers\":{},"
       "\"datagrams_forged\":{},\"datagrams_replayed\":{},\"retransmissions\":{},\"duplicates_dropped\":{},"
       "\"remote_messages\":{},\"remote_unknown_binding\":{},\"remote_bindings_refused\":{},"
       "\"remote_window_violations\":{},\"remote_oversized\":{},\"peers_lost\":{},\"peers_returned\":{},"
@@ -127,8 +132,8 @@ std::string json_counters(const NodeStats& c) {
       c.pes_exited, c.channels_created, c.channels_alive, c.datagrams_sent, c.datagrams_received,
       c.datagrams_rejected, c.datagrams_from_strangers, c.datagrams_forged, c.datagrams_replayed,
       c.retransmissions, c.duplicates_dropped, c.remote_messages, c.remote_unknown_binding,
-      c.remote_bindings_refused, c.remote_window_violations, c.remote_oversized, c.peers_lost, c.peers_returned,
-      c.faults.dropped, c.faults.duplicated, c.faults.reordered);
+      c.remote_bindings_refused, c.remote_window_violations, c.remote_oversized, c.peers_lost,
+      c.peers_returned, c.faults.dropped, c.faults.duplicated, c.faults.reordered);
 }
 
 std::string json_peer(const PeerSnapshot& p) {
@@ -147,12 +152,12 @@ std::string json_peer(const PeerSnapshot& p) {
 }  // namespace
 
 std::string render_text(const NodeSnapshot& s) {
-  std::string out = fmt::format("node {}: PEs {}..{} ({} endpoints each), up {:.1f} s{}\n", s.node_id, s.first_pe,
-                                s.first_pe + s.pe_count - 1, s.endpoints_per_pe,
-                                static_cast<double>(s.uptime_ms) / 1000.0,
-                                s.peers.empty() ? std::string{}
-                                                : fmt::format(", bridge on UDP port {} ({})", s.bridge_port,
-                                                              s.sealed ? "sealed" : "plain datagrams"));
+  std::string out =
+      fmt::format("node {}: PEs {}..{} ({} endpoints each), up {:.1f} s{}\n", s.node_id, s.first_pe,
+                  s.first_pe + s.pe_count - 1, s.endpoints_per_pe, static_cast<double>(s.uptime_ms) / 1000.0,
+                  s.peers.empty() ? std::string{}
+                                  : fmt::format(", bridge on UDP port {} ({})", s.bridge_port,
+                                                s.sealed ? "sealed" : "plain datagrams"));
   text_counters(out, s);
   for (const auto& p : s.pes) {
     out += fmt::format("PE {:>5} {:<10} pid {:>7} vpe {:>5}{}", p.id, pe_state(p), p.pid, p.vpe,
@@ -166,20 +171,22 @@ std::string render_text(const NodeSnapshot& s) {
     for (const auto& e : p.endpoints) {
       out += endpoint_line(e) + '\n';
       for (const auto& c : e.channels) {
-        out += fmt::format("        channel {:>3} from {} {}/{} queued ({} B slots) {}\n", c.index,
-                           c.remote ? std::string("the bridge") : fmt::format("PE {} ep {}", c.sender_pe, c.sender_ep),
-                           c.queued, c.slots, c.slot_size, c.state);
+        out += fmt::format(
+            "        channel {:>3} from {} {}/{} queued ({} B slots) {}\n", c.index,
+            c.remote ? std::string("the bridge") : fmt::format("PE {} ep {}", c.sender_pe, c.sender_ep),
+            c.queued, c.slots, c.slot_size, c.state);
       }
     }
   }
   if (!s.peers.empty()) {
-    out += fmt::format("{:>5} {:<21} {:<6} {:<7} {:>9} {:>9} {:>9} {:>9} {:>8} {:>8} {:>8}\n", "peer", "address",
-                       "link", "state", "rtt_us", "srtt_us", "sent", "retrans", "inflight", "backlog", "bindings");
+    out += fmt::format("{:>5} {:<21} {:<6} {:<7} {:>9} {:>9} {:>9} {:>9} {:>8} {:>8} {:>8}\n", "peer",
+                       "address", "link", "state", "rtt_us", "srtt_us", "sent", "retrans", "inflight",
+                       "backlog", "bindings");
     for (const auto& p : s.peers) {
       out += fmt::format("{:>5} {:<21} {:<6} {:<7} {:>9} {:>9} {:>9} {:>9} {:>8} {:>8} {:>8}\n", p.id,
                          fmt::format("{}:{}", p.host, p.port), p.sealed ? "sealed" : "plain",
-                         p.lost ? "lost" : (p.heard ? "up" : "silent"), p.rtt_last_us, p.rtt_smoothed_us, p.sent,
-                         p.retransmissions, p.in_flight, p.backlog,
+                         p.lost ? "lost" : (p.heard ? "up" : "silent"), p.rtt_last_us, p.rtt_smoothed_us,
+                         p.sent, p.retransmissions, p.in_flight, p.backlog,
                          fmt::format("{}/{}", p.outbound_bindings, p.inbound_bindings));
     }
   }
@@ -212,7 +219,8 @@ std::string render_json(const NodeSnapshot& s) {
     peers += json_peer(p);
   }
   return fmt::format(
-      "{{\"node\":{},\"first_pe\":{},\"pe_count\":{},\"endpoints_per_pe\":{},\"bridge_port\":{},\"sealed\":{},"
+      "{{\"node\":{},\"first_pe\":{},\"pe_count\":{},\"endpoints_per_pe\":{},\"bridge_port\":{},\"sealed\":{}"
+      ","
       "\"uptime_ms\":{},\"counters\":{},\"pes\":[{}],\"peers\":[{}]}}\n",
       s.node_id, s.first_pe, s.pe_count, s.endpoints_per_pe, s.bridge_port, json_bool(s.sealed), s.uptime_ms,
       json_counters(s.stats), pes, peers);

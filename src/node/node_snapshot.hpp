@@ -36,8 +36,8 @@ struct EndpointSnapshot {
   PeId target_pe = 0;
   EpId target_ep = 0;
   std::uint64_t label = 0;
-  std::uint32_t credits = 0;      // as configured (the PE library keeps the live count)
-  std::uint32_t in_flight = 0;    // requests in its channel not yet acked by the receiver
+  std::uint32_t credits = 0;    // as configured (the PE library keeps the live count)
+  std::uint32_t in_flight = 0;  // requests in its channel not yet acked by the receiver
   std::uint32_t replies_queued = 0;
   std::uint32_t channel_slots = 0;
   bool remote = false;  // the target is on another node
@@ -60,7 +60,7 @@ struct PeSnapshot {
   bool privileged = false;
   VpeId vpe = 0;
   std::optional<int> exit_code;
-  std::vector<EndpointSnapshot> endpoints;  // configured ones only
+  std::vector<EndpointSnapshot> endpoints;   // configured ones only
   std::optional<PublishedCounts> published;  // privileged PEs (kernels): what they claim
 };
 
@@ -81,9 +81,9 @@ struct PeerSnapshot {
   std::uint64_t retransmissions = 0;
   std::uint64_t duplicates = 0;
   std::uint64_t out_of_order = 0;
-  std::uint64_t rejected = 0;  // malformed or stale at the link
-  std::uint64_t in_flight = 0;       // frames sent, not yet acknowledged
-  std::uint64_t backlog = 0;         // messages the link could not take yet
+  std::uint64_t rejected = 0;   // malformed or stale at the link
+  std::uint64_t in_flight = 0;  // frames sent, not yet acknowledged
+  std::uint64_t backlog = 0;    // messages the link could not take yet
   std::uint64_t backlog_bytes = 0;
   std::uint64_t outbound_bindings = 0;  // our send endpoints bound to its PEs
   std::uint64_t inbound_bindings = 0;   // its send endpoints bound to ours

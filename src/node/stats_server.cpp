@@ -1,6 +1,7 @@
 #include "stats_server.hpp"
 
 #include <poll.h>
+#include <spdlog/spdlog.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -100,6 +101,7 @@ void StatsServer::run() {
 
 void StatsServer::serve(UniqueFd client, bool trace_allowed) {
   if (const auto why = refusal(client.get())) {
+    spdlog::warn("node stats socket {}: refused a client: {}", path_.string(), *why);
     say(client.get(), "refused: " + *why + "\n");
     return;
   }
@@ -130,13 +132,15 @@ void StatsServer::snapshot_reply(int client, bool json) {
 void StatsServer::trace(int client, std::size_t snaplen) {
   const auto node = loop_.call([](NodeCore& c) { return c.config().node_id; });
   ChannelTap tap(node, snaplen, kTraceBuffer);
+  spdlog::info("node {}: trace started ({} payload bytes per message)", node, snaplen);
   auto refreshed = Clock::time_point{};
   bool reading = true;  // the client has not shut its side yet
   while (reading) {
     const auto now = Clock::now();
     if (now - refreshed >= kTapRefresh) {
       // Channels that appear after the first look were made during the trace.
-      tap.set_points(loop_.call([](NodeCore& c) { return c.tap_points(); }), refreshed != Clock::time_point{});
+      tap.set_points(loop_.call([](NodeCore& c) { return c.tap_points(); }),
+                     refreshed != Clock::time_point{});
       refreshed = now;
     }
     tap.poll();
@@ -161,6 +165,9 @@ void StatsServer::trace(int client, std::size_t snaplen) {
     }
   }
   // What is buffered, then the end marker and the counters.
+  const auto& counted = tap.counters();
+  spdlog::info("node {}: trace ended: {} messages captured, {} missed, {} dropped", node, counted.captured,
+               counted.missed, counted.dropped);
   const auto deadline = Clock::now() + kReplyPatience;
   if (!write_all(client, tap.pending(), deadline)) return;
   const TraceStreamPrefix end{0, 0};

@@ -20,7 +20,8 @@ sockaddr_un address_of(const std::filesystem::path& path) {
   a.sun_family = AF_UNIX;
   const auto& s = path.native();
   if (s.empty() || s.size() >= sizeof(a.sun_path))
-    throw std::runtime_error("socket path must be 1 to " + std::to_string(sizeof(a.sun_path) - 1) + " bytes: " + s);
+    throw std::runtime_error("socket path must be 1 to " + std::to_string(sizeof(a.sun_path) - 1) +
+                             " bytes: " + s);
   std::memcpy(a.sun_path, s.c_str(), s.size() + 1);
   return a;
 }
@@ -28,7 +29,8 @@ sockaddr_un address_of(const std::filesystem::path& path) {
 // Waits for `events` on fd until the deadline; false if it passed.
 bool wait_for(int fd, short events, Deadline deadline) {
   for (;;) {
-    const auto left = std::chrono::ceil<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+    const auto left =
+        std::chrono::ceil<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
     if (left.count() <= 0) return false;
     pollfd p{fd, events, 0};
     const int n = ::poll(&p, 1, static_cast<int>(left.count()));
@@ -43,7 +45,7 @@ std::string errno_text(int e) { return std::generic_category().message(e); }
 
 UniqueFd listen_unix(const std::filesystem::path& path) {
   const auto a = address_of(path);
-  struct stat st{};
+  struct stat st {};
   if (::lstat(path.c_str(), &st) == 0) {
     if (!S_ISSOCK(st.st_mode)) throw std::runtime_error(path.string() + " exists and is not a socket");
     // A socket file: replace it only if nobody serves it any more.

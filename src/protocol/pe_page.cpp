@@ -41,12 +41,14 @@ std::uint32_t PePage::config_epoch() const {
 void PePage::publish(const PublishedCounts& counts) {
   const std::array<std::uint64_t, kCountWords> words = {counts.capabilities, counts.vpes, counts.syscalls,
                                                         counts.kernelcalls};
-  for (std::size_t i = 0; i < kCountWords; ++i) count_word(region_.data(), i).store(words[i], std::memory_order_relaxed);
+  for (std::size_t i = 0; i < kCountWords; ++i)
+    count_word(region_.data(), i).store(words[i], std::memory_order_relaxed);
 }
 
 PublishedCounts PePage::published() const {
   std::array<std::uint64_t, kCountWords> w{};
-  for (std::size_t i = 0; i < kCountWords; ++i) w[i] = count_word(region_.data(), i).load(std::memory_order_relaxed);
+  for (std::size_t i = 0; i < kCountWords; ++i)
+    w[i] = count_word(region_.data(), i).load(std::memory_order_relaxed);
   return {w[0], w[1], w[2], w[3]};
 }
 

@@ -12,11 +12,11 @@
 #include <array>
 #include <cerrno>
 #include <chrono>
-#include <cstring>
-#include <functional>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <regex>
@@ -125,8 +125,8 @@ const json* kernel_of(const json& snapshot) {
 
 bool settled(const json& j, std::uint64_t vpes) {
   const auto* k = kernel_of(j);
-  return k != nullptr && !(*k)["kernel"].is_null() && (*k)["kernel"]["vpes"] == vpes && j["peers"].size() == 1 &&
-         j["peers"][0]["rtt_samples"].get<std::uint64_t>() > 0;
+  return k != nullptr && !(*k)["kernel"].is_null() && (*k)["kernel"]["vpes"] == vpes &&
+         j["peers"].size() == 1 && j["peers"][0]["rtt_samples"].get<std::uint64_t>() > 0;
 }
 
 // Who sends to receive endpoint `ep` of `pe`: their PE ids.
@@ -170,7 +170,8 @@ std::string answer_as_nobody(const std::string& socket) {
   ::close(fds[1]);
   std::string out;
   std::array<char, 256> buf{};
-  for (ssize_t n = 0; (n = ::read(fds[0], buf.data(), buf.size())) > 0;) out.append(buf.data(), static_cast<std::size_t>(n));
+  for (ssize_t n = 0; (n = ::read(fds[0], buf.data(), buf.size())) > 0;)
+    out.append(buf.data(), static_cast<std::size_t>(n));
   ::close(fds[0]);
   ::waitpid(child, nullptr, 0);
   return out;
@@ -251,10 +252,11 @@ timeout = 60
   }
 
   // What the socket refuses.
-  const auto bogus = run("printf 'bogus\\n' | python3 -c \"import socket,sys; s=socket.socket(socket.AF_UNIX); "
-                         "s.connect(sys.argv[1]); s.sendall(sys.stdin.buffer.read()); "
-                         "print(s.recv(200).decode())\" " +
-                         sockets[0]);
+  const auto bogus =
+      run("printf 'bogus\\n' | python3 -c \"import socket,sys; s=socket.socket(socket.AF_UNIX); "
+          "s.connect(sys.argv[1]); s.sendall(sys.stdin.buffer.read()); "
+          "print(s.recv(200).decode())\" " +
+          sockets[0]);
   EXPECT_NE(bogus.text.find("refused: unknown request"), std::string::npos) << bogus.text;
   if (::geteuid() == 0) {
     const auto nobody = answer_as_nobody(sockets[0]);
@@ -285,7 +287,8 @@ timeout = 60
   const auto socket = cluster.socket(1);
   ASSERT_FALSE(socket.empty()) << cluster.process().log();
   const auto file = (dir / "node1.pcapng").string();
-  const auto trace = run(std::string(VDTU_PATH) + " trace --duration 4 --snaplen 128 -w " + file + " --socket " + socket);
+  const auto trace =
+      run(std::string(VDTU_PATH) + " trace --duration 4 --snaplen 128 -w " + file + " --socket " + socket);
   ASSERT_EQ(trace.status, 0) << trace.text;
   const std::regex summary(R"(trace: (\d+) messages captured)");
   std::smatch m;
@@ -294,12 +297,14 @@ timeout = 60
   ASSERT_TRUE(cluster.process().wait_for_log("cluster: 2 of 2 nodes finished cleanly", kPatience))
       << cluster.process().log();
 
-  if (run("command -v tshark").status != 0) GTEST_SKIP() << "tshark is not installed (scripts/install-deps.sh)";
+  if (run("command -v tshark").status != 0)
+    GTEST_SKIP() << "tshark is not installed (scripts/install-deps.sh)";
   const std::string tshark = "tshark -X lua_script:" VDTU_SOURCE_DIR "/tools/wireshark/vdtu.lua -r " + file;
   const auto decoded = run(tshark);
   ASSERT_EQ(decoded.status, 0) << decoded.text;
-  for (const char* expected : {"syscall CREATESESS", "syscall OBTAIN", "syscall ACTIVATE", "syscall reply NONE",
-                               "kernelcall OPEN_SESSION", "kernelcall OPEN_SESSION_REPLY", "to peer", "from peer"}) {
+  for (const char* expected :
+       {"syscall CREATESESS", "syscall OBTAIN", "syscall ACTIVATE", "syscall reply NONE",
+        "kernelcall OPEN_SESSION", "kernelcall OPEN_SESSION_REPLY", "to peer", "from peer"}) {
     EXPECT_NE(decoded.text.find(expected), std::string::npos) << expected << " in\n" << decoded.text;
   }
   EXPECT_EQ(decoded.text.find("Malformed"), std::string::npos) << decoded.text;

@@ -48,8 +48,8 @@ int run(int argc, char** argv) {
   app.require_subcommand(1);
   // Accepted before or after the subcommand (`vdtu node --log-level debug`).
   app.fallthrough();
-  std::string log_level = "info";
-  app.add_option("--log-level", log_level,
+  std::string log_level;  // not given: $VDTU_LOG_LEVEL (a node started by a cluster), else info
+  auto* log_level_opt = app.add_option("--log-level", log_level,
                  fmt::format("Event log level on stderr: {} (nodes and PEs started by this command inherit "
                              "it)",
                              vdtu::kLogLevels))
@@ -187,7 +187,12 @@ int run(int argc, char** argv) {
     return e.get_exit_code();
   }
   try {
-    vdtu::set_log_level(log_level);  // exported for the processes we start: before any thread
+    // Exported for the processes we start: before any thread.
+    if (log_level_opt->count() > 0) {
+      vdtu::set_log_level(log_level);
+    } else {
+      vdtu::set_log_level_from_environment();
+    }
     if (demo_cmd->parsed()) return vdtu::cli::run_demo(demo);
     if (node_cmd->parsed()) return vdtu::cli::run_node(node);
     if (stat_cmd->parsed()) {

@@ -49,11 +49,13 @@ int run(int argc, char** argv) {
   // Accepted before or after the subcommand (`vdtu node --log-level debug`).
   app.fallthrough();
   std::string log_level;  // not given: $VDTU_LOG_LEVEL (a node started by a cluster), else info
-  auto* log_level_opt = app.add_option("--log-level", log_level,
-                 fmt::format("Event log level on stderr: {} (nodes and PEs started by this command inherit "
-                             "it)",
-                             vdtu::kLogLevels))
-      ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "critical", "off"}));
+  auto* log_level_opt =
+      app.add_option(
+             "--log-level", log_level,
+             fmt::format("Event log level on stderr: {} (nodes and PEs started by this command inherit "
+                         "it)",
+                         vdtu::kLogLevels))
+          ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "critical", "off"}));
 
   vdtu::cli::DemoOptions demo;
   auto* demo_cmd = app.add_subcommand("demo", "Run the main demonstration and print 'N passed, M failed'");

@@ -109,9 +109,10 @@ int run_trace(const TraceOptions& options) {
     if (!asked_to_end) {
       std::array<pollfd, 2> p{{{fd.get(), POLLIN, 0}, {signals.fd(), POLLIN, 0}}};
       int wait_ms = 100;
-      if (until)
+      if (until) {
         wait_ms = static_cast<int>(std::clamp<std::int64_t>(
             std::chrono::ceil<std::chrono::milliseconds>(*until - Clock::now()).count(), 0, 100));
+      }
       (void)::poll(p.data(), p.size(), wait_ms);
       const bool stop =
           ((p[1].revents & POLLIN) != 0 && signals.take() != 0) || (until && Clock::now() >= *until);

@@ -36,11 +36,12 @@ void set_log_level(std::string_view level) {
   const auto l = parse(level);
   init_logging();
   spdlog::set_level(l);
-  ::setenv(kLogLevelVariable, std::string(level).c_str(), 1);
+  // Called before the process starts threads (main, semper_kernel's main).
+  ::setenv(kLogLevelVariable, std::string(level).c_str(), 1);  // NOLINT(concurrency-mt-unsafe)
 }
 
 void set_log_level_from_environment(std::string_view fallback) {
-  const char* from_env = std::getenv(kLogLevelVariable);
+  const char* from_env = std::getenv(kLogLevelVariable);  // NOLINT(concurrency-mt-unsafe): before threads
   try {
     set_log_level(from_env != nullptr ? std::string_view(from_env) : fallback);
   } catch (const std::invalid_argument&) {

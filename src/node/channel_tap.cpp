@@ -1,6 +1,6 @@
 #include "channel_tap.hpp"
 
-#include <time.h>
+#include <ctime>
 
 #include <algorithm>
 #include <atomic>

@@ -104,14 +104,13 @@ std::string json_endpoint(const EndpointSnapshot& e) {
             c.remote ? std::string("null") : std::to_string(c.sender_ep), c.slots, c.slot_size, c.queued,
             json_string(c.state));
       }
-      return fmt::format("{{\"ep\":{},\"kind\":\"receive\",\"slots\":{},\"slot_size\":{},\"channels\":[{}]}}",
-                         e.ep, e.slot_count, e.slot_size, channels);
+      return fmt::format(R"({{"ep":{},"kind":"receive","slots":{},"slot_size":{},"channels":[{}]}})", e.ep,
+                         e.slot_count, e.slot_size, channels);
     }
     case EndpointKind::kMemory:
       return fmt::format(
-          "{{\"ep\":{},\"kind\":\"memory\",\"pe\":{},\"node\":{},\"offset\":{},\"size\":{},\"perms\":\"{}\"}"
-          "}",
-          e.ep, e.memory_pe, e.memory_node == kThisNode ? std::string("null") : std::to_string(e.memory_node),
+          R"({{"ep":{},"kind":"memory","pe":{},"node":{},"offset":{},"size":{},"perms":"{}"}})", e.ep,
+          e.memory_pe, e.memory_node == kThisNode ? std::string("null") : std::to_string(e.memory_node),
           e.memory_offset, e.memory_size, perms_text(e.memory_perms));
     case EndpointKind::kInvalid: break;
   }
@@ -203,7 +202,7 @@ std::string render_json(const NodeSnapshot& s) {
       eps += json_endpoint(e);
     }
     const std::string kernel =
-        p.published ? fmt::format("{{\"capabilities\":{},\"vpes\":{},\"syscalls\":{},\"kernelcalls\":{}}}",
+        p.published ? fmt::format(R"({{"capabilities":{},"vpes":{},"syscalls":{},"kernelcalls":{}}})",
                                   p.published->capabilities, p.published->vpes, p.published->syscalls,
                                   p.published->kernelcalls)
                     : std::string("null");

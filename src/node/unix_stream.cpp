@@ -19,9 +19,10 @@ sockaddr_un address_of(const std::filesystem::path& path) {
   sockaddr_un a{};
   a.sun_family = AF_UNIX;
   const auto& s = path.native();
-  if (s.empty() || s.size() >= sizeof(a.sun_path))
+  if (s.empty() || s.size() >= sizeof(a.sun_path)) {
     throw std::runtime_error("socket path must be 1 to " + std::to_string(sizeof(a.sun_path) - 1) +
                              " bytes: " + s);
+  }
   std::memcpy(a.sun_path, s.c_str(), s.size() + 1);
   return a;
 }

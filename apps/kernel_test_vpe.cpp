@@ -653,8 +653,15 @@ int main(int argc, char** argv) {
     fmt::print(stderr, "usage: kernel_test_vpe ROLE [ARGS...]\n");
     return 64;
   }
-  const std::string role = argv[1];
-  const Args args(argv + 2, argv + argc);
+  std::string role = argv[1];
+  Args args(argv + 2, argv + argc);
+  // "later MS ROLE ARGS...": ROLE after MS milliseconds (lets a test attach
+  // `vdtu trace` before the traffic starts).
+  if (role == "later" && args.size() >= 2) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(std::stoi(args[0])));
+    role = args[1];
+    args.erase(args.begin(), args.begin() + 2);
+  }
   if (role == "exit-now") return exit_now(args);
   const std::map<std::string, std::function<int(Syscalls&, const Args&)>> roles{
       {"basics", basics},

@@ -5,6 +5,7 @@
 
 #include <CLI/CLI.hpp>
 
+#include "common/log.hpp"
 #include "kernel/kernel_loop.hpp"
 
 namespace {
@@ -25,7 +26,16 @@ int run(int argc, char** argv) {
   app.add_option("--kernel", boot.self, "This kernel's id (with --member)");
   app.add_option("--node", boot.node, "The node this kernel runs on (with --member)");
   app.add_option("--member", members, "A kernel of the cluster, this one too (K:NODE:KPE:FIRST-LAST)");
+  std::string log_level;
+  app.add_option(
+      "--log-level", log_level,
+      std::string("Event log level: ") + vdtu::kLogLevels + " (default: $VDTU_LOG_LEVEL, else info)");
   CLI11_PARSE(app, argc, argv);
+  if (log_level.empty()) {
+    vdtu::set_log_level_from_environment();
+  } else {
+    vdtu::set_log_level(log_level);
+  }
   for (const auto& m : members) {
     unsigned k = 0, node = 0, kpe = 0, first = 0, last = 0;
     if (std::sscanf(m.c_str(), "%u:%u:%u:%u-%u", &k, &node, &kpe, &first, &last) != 5 || first > last) {

@@ -14,6 +14,9 @@ packages=(
   python3-matplotlib                                                      # scripts/plot.py: the figures of docs/BENCHMARKS.md
   qemu-system-x86 busybox-static kmod iperf3                              # vdtu vm: guests (TCG), their initramfs, modinfo/depmod, iperf3 in guests
   dpdk-dev                                                                # dpdk-testpmd: vhost-user tests and benchmark
+  libspdlog-dev                                                           # leveled event logs (--log-level)
+  nlohmann-json3-dev                                                      # tests: parse `vdtu stat --json`
+  tshark                                                                  # tests: read `vdtu trace` files with the dissector
 )
 
 missing=()
@@ -23,6 +26,8 @@ done
 if ((${#missing[@]})); then
   echo "installing: ${missing[*]}"
   export DEBIAN_FRONTEND=noninteractive
+  # wireshark-common (with tshark) asks whether non-root users may capture: no.
+  echo "wireshark-common wireshark-common/install-setuid boolean false" | debconf-set-selections
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi

@@ -123,6 +123,9 @@ class Dtu {
   std::vector<PeExit> take_exits();
 
   [[nodiscard]] const DtuStats& stats() const;
+  // Publishes counts about this PE on its private page, where its node (and
+  // so `vdtu stat`) reads them; a few relaxed stores, no system call.
+  void publish(const PublishedCounts& counts);
 
  private:
   class Impl;

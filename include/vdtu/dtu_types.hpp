@@ -45,6 +45,15 @@ struct MemoryConfig {
   std::uint16_t node = kThisNode;  // the node that target_pe (or the global memory) belongs to
 };
 
+// What a PE may publish about itself for `vdtu stat` (a kernel: its
+// capabilities and VPEs, the calls it served). Shown as the PE's claim.
+struct PublishedCounts {
+  std::uint64_t capabilities = 0;
+  std::uint64_t vpes = 0;
+  std::uint64_t syscalls = 0;
+  std::uint64_t kernelcalls = 0;
+};
+
 // Memory endpoints may target the node's global memory (SemperOS's memory PE).
 inline constexpr PeId kGlobalMemoryPe = 0xffff;
 

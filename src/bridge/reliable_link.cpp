@@ -36,12 +36,20 @@ std::vector<std::byte> ReliableLink::frame(FrameType type, std::uint64_t seq,
 Status ReliableLink::send(std::span<const std::byte> message) {
   if (message.size() > kMaxFramePayload) return Status::kTooLarge;
   if (!can_send()) return Status::kFull;
-  in_flight_.push_back({next_seq_, frame(FrameType::kData, next_seq_, message), {}, false});
+  in_flight_.push_back({next_seq_, frame(FrameType::kData, next_seq_, message), {}, false, false});
   ++next_seq_;
   return Status::kOk;
 }
 
-ReliableLink::Received ReliableLink::on_datagram(std::span<const std::byte> datagram) {
+void ReliableLink::sample_rtt(const Outgoing& retired, Clock::time_point now) {
+  if (!retired.sent || retired.resent || now < retired.last_sent) return;
+  const auto sample = std::chrono::duration_cast<std::chrono::microseconds>(now - retired.last_sent);
+  stats_.rtt_last = sample;
+  stats_.rtt_smoothed = stats_.rtt_samples == 0 ? sample : (7 * stats_.rtt_smoothed + sample) / 8;
+  ++stats_.rtt_samples;
+}
+
+ReliableLink::Received ReliableLink::on_datagram(std::span<const std::byte> datagram, Clock::time_point now) {
   FrameHeader h{};
   if (datagram.size() < sizeof(h)) {
     ++stats_.malformed;
@@ -69,6 +77,14 @@ ReliableLink::Received ReliableLink::on_datagram(std::span<const std::byte> data
   }
   const bool retires = !in_flight_.empty() && in_flight_.front().seq < h.ack;
   if (retires) retransmit_after_ = config_.retransmit_after;
+  // One sample per acknowledgement (the newest frame it retires): a
+  // cumulative ack of many frames says little about the older ones' trip.
+  const Outgoing* newest = nullptr;
+  for (const auto& out : in_flight_) {
+    if (out.seq >= h.ack) break;
+    newest = &out;
+  }
+  if (newest != nullptr) sample_rtt(*newest, now);
   while (!in_flight_.empty() && in_flight_.front().seq < h.ack) in_flight_.pop_front();
   peer_window_ = std::max<std::uint32_t>(h.window, 1);  // one probe may always go, or we could deadlock
   const auto old = retires ? Received::kNews : Received::kNothing;
@@ -106,6 +122,7 @@ void ReliableLink::poll(Clock::time_point now, const Transmit& transmit) {
     if (out.sent) {
       ++stats_.retransmissions;
       resent = true;
+      out.resent = true;
     } else {
       ++stats_.sent;
     }

@@ -38,6 +38,11 @@ struct LinkStats {
   std::uint64_t beyond_window = 0;  // discarded unacked: the sender will resend
   std::uint64_t malformed = 0;      // bad magic, version, type, length, addressing
   std::uint64_t stale = 0;          // from another incarnation of the peer
+  // Round trips of frames acknowledged without a retransmission (Karn's
+  // rule: a resent frame's ack cannot tell which copy it answers).
+  std::uint64_t rtt_samples = 0;
+  std::chrono::microseconds rtt_last{0};
+  std::chrono::microseconds rtt_smoothed{0};  // 7/8 old + 1/8 new, as TCP's SRTT
 };
 
 class ReliableLink {
@@ -57,7 +62,9 @@ class ReliableLink {
     kRejected,  // malformed, misaddressed or from another incarnation (counted)
   };
   // Feeds one received datagram; invalid ones are counted and ignored.
-  Received on_datagram(std::span<const std::byte> datagram);
+  // `now` times the round trip of the frames its acknowledgement retires.
+  Received on_datagram(std::span<const std::byte> datagram, Clock::time_point now);
+  Received on_datagram(std::span<const std::byte> datagram) { return on_datagram(datagram, Clock::now()); }
   // Emits what is due now: new data, retransmissions, an acknowledgement.
   void poll(Clock::time_point now, const Transmit& transmit);
   // Next message in order, if any; its slot in the window frees.
@@ -77,8 +84,10 @@ class ReliableLink {
     std::vector<std::byte> datagram;  // header and payload, ready to resend
     Clock::time_point last_sent{};
     bool sent = false;
+    bool resent = false;
   };
   [[nodiscard]] std::uint16_t free_receive_slots() const;
+  void sample_rtt(const Outgoing& retired, Clock::time_point now);
   [[nodiscard]] std::vector<std::byte> frame(FrameType type, std::uint64_t seq,
                                              std::span<const std::byte> payload) const;
 

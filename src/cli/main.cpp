@@ -9,9 +9,11 @@
 #include <string_view>
 
 #include "cluster_command.hpp"
+#include "common/log.hpp"
 #include "common/stop_signals.hpp"
 #include "demo.hpp"
 #include "node_command.hpp"
+#include "observe_command.hpp"
 #include "suites.hpp"
 #include "switch_command.hpp"
 #include "vm_command.hpp"
@@ -45,6 +47,16 @@ void print_error(std::string_view message) {
 int run(int argc, char** argv) {
   CLI::App app{"vdtu: a virtual Data Transfer Unit and SemperOS capability kernels on Linux hosts"};
   app.require_subcommand(1);
+  // Accepted before or after the subcommand (`vdtu node --log-level debug`).
+  app.fallthrough();
+  std::string log_level;  // not given: $VDTU_LOG_LEVEL (a node started by a cluster), else info
+  auto* log_level_opt =
+      app.add_option(
+             "--log-level", log_level,
+             fmt::format("Event log level on stderr: {} (nodes and PEs started by this command inherit "
+                         "it)",
+                         vdtu::kLogLevels))
+          ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "critical", "off"}));
 
   vdtu::cli::DemoOptions demo;
   auto* demo_cmd = app.add_subcommand("demo", "Run the main demonstration and print 'N passed, M failed'");
@@ -60,6 +72,33 @@ int run(int argc, char** argv) {
       ->add_option("--timeout", node.timeout_seconds,
                    "Seconds after which PEs still running are killed and named (default 0: no limit)")
       ->check(finite_range(0, vdtu::cluster::kMaxTimeoutSeconds));
+  node_cmd->add_option("--stats-socket", node.stats_socket,
+                       "Serve `vdtu stat` and `vdtu trace` on this Unix socket (0600, the node's user only)");
+
+  vdtu::cli::StatOptions stat;
+  auto* stat_cmd =
+      app.add_subcommand("stat", "Show a running node's PEs, endpoints, channels, counters and links");
+  stat_cmd->add_option("--socket", stat.socket_path, "The node's stats socket (`vdtu node --stats-socket`)")
+      ->required();
+  stat_cmd->add_flag("--json", stat.json, "One JSON object (per snapshot) instead of text");
+  stat_cmd
+      ->add_option("--watch", stat.watch_seconds,
+                   "Repeat every this many seconds until interrupted, like top")
+      ->expected(0, 1)
+      ->default_str("1")
+      ->check(finite_range(0.05, 3600));
+
+  vdtu::cli::TraceOptions trace;
+  auto* trace_cmd = app.add_subcommand("trace",
+                                       "Capture a running node's DTU messages into a pcapng file (Wireshark: "
+                                       "tools/wireshark/vdtu.lua)");
+  trace_cmd->add_option("--socket", trace.socket_path, "The node's stats socket")->required();
+  trace_cmd->add_option("--output,-w", trace.output, "The pcapng file to write")->required();
+  trace_cmd
+      ->add_option("--duration", trace.duration_seconds, "Seconds to capture (default: until interrupted)")
+      ->check(finite_range(0.001, vdtu::cluster::kMaxTimeoutSeconds));
+  trace_cmd->add_option("--snaplen", trace.snaplen, "Payload bytes kept per message (0-1024, default 64)")
+      ->check(CLI::Range(std::size_t{0}, std::size_t{1024}));
 
   vdtu::cli::ClusterOptions cluster;
   auto* cluster_cmd = app.add_subcommand(
@@ -188,8 +227,19 @@ int run(int argc, char** argv) {
     return e.get_exit_code();
   }
   try {
+    // Exported for the processes we start: before any thread.
+    if (log_level_opt->count() > 0) {
+      vdtu::set_log_level(log_level);
+    } else {
+      vdtu::set_log_level_from_environment();
+    }
     if (demo_cmd->parsed()) return vdtu::cli::run_demo(demo);
     if (node_cmd->parsed()) return vdtu::cli::run_node(node);
+    if (stat_cmd->parsed()) {
+      if (stat_cmd->get_option("--watch")->count() > 0 && stat.watch_seconds <= 0) stat.watch_seconds = 1;
+      return vdtu::cli::run_stat(stat);
+    }
+    if (trace_cmd->parsed()) return vdtu::cli::run_trace(trace);
     if (cluster_cmd->parsed()) {
       if (encrypt && cluster.insecure_plain)
         throw std::invalid_argument("--encrypt contradicts --insecure-plain-datagrams");

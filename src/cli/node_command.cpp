@@ -94,8 +94,9 @@ void print_stats(const dtu::NodeStats& stats, const dtu::NodeConfig& config) {
 }  // namespace
 
 int run_node(const NodeOptions& options) {
-  const auto file = parse_node_file(options.config_path);
+  auto file = parse_node_file(options.config_path);
   const auto id = file.config.node_id;
+  file.config.stats_socket = options.stats_socket;
   // Whole lines, and each as it happens: a cluster keeps them in a log that
   // must hold everything up to a kill.
   (void)std::setvbuf(stdout, nullptr, _IOLBF, 0);
@@ -106,6 +107,7 @@ int run_node(const NodeOptions& options) {
                                              std::chrono::duration<double>(options.timeout_seconds)))
           : std::nullopt;
   std::optional<dtu::Node> node(std::in_place, file.config);
+  if (!options.stats_socket.empty()) fmt::print("node {}: stats socket {}\n", id, options.stats_socket);
   std::vector<Launched> started;
   for (const auto& program : file.programs) {
     if (signals.received() != 0) break;

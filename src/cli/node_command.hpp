@@ -7,6 +7,7 @@ namespace vdtu::cli {
 struct NodeOptions {
   std::string config_path;
   double timeout_seconds = 0;  // 0: no limit, the node runs as long as its PEs do
+  std::string stats_socket;    // empty: none
 };
 
 // `vdtu node --config FILE`: runs a node with the PEs the file names until

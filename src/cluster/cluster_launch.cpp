@@ -229,8 +229,15 @@ ClusterResult run_cluster(const ClusterSpec& spec) {
     dir.write(config, node_file(inputs, n));
     const auto log = spec.quiet ? (dir / fmt::format("node-{}.log", n)).string() : std::string{};
     auto words = namespaces ? namespaces->exec_prefix(n) : std::vector<std::string>{};
+    // Each node's stats socket sits in the private scratch directory, so only
+    // the cluster's user reaches it (`vdtu stat --socket PATH`).
+    const auto stats = (dir / fmt::format("node-{}.stats", n)).string();
     words.insert(words.end(), {self, "node", "--config", (dir / config).string(), "--timeout",
-                               fmt::format("{}", spec.timeout_seconds)});
+                               fmt::format("{}", spec.timeout_seconds), "--stats-socket", stats});
+    if (!spec.quiet) {
+      fmt::print("cluster: node {} stats socket {}\n", n, stats);
+      (void)std::fflush(stdout);
+    }
     nodes.push_back({start_node(std::move(words), log, at.sockets.empty() ? -1 : at.sockets[n].fd(),
                                 relay ? relay->write_fd() : -1)});
   }

@@ -1,6 +1,8 @@
 #include "kernel_loop.hpp"
+#include "common/log.hpp"
 
 #include <fmt/core.h>
+#include <spdlog/spdlog.h>
 
 #include <algorithm>
 #include <cstring>
@@ -97,13 +99,15 @@ class Loop {
       // node reports it (to us too), and the kernel revokes what it held.
       if (st == Status::kPeerGone) continue;
       if (st != Status::kOk) {
-        fmt::print(stderr, "kernel: cannot set up the syscall endpoints of PE {}: {}\n", pe, to_string(st));
+        spdlog::error("kernel {} PE {}: cannot set up the syscall endpoints of PE {}: {}", self_, dtu_.pe(),
+                      pe, to_string(st));
         return false;
       }
     }
     for (const auto& g : boot.grants) {
       if (kernel_.grant_vpe(g.holder, g.target, g.selector) != kif::Error::kNone) {
-        fmt::print(stderr, "kernel: bad grant {}:{}:{}\n", g.holder, g.target, g.selector);
+        spdlog::error("kernel {} PE {}: bad grant {}:{}:{}", self_, dtu_.pe(), g.holder, g.target,
+                      g.selector);
         return false;
       }
     }
@@ -126,11 +130,16 @@ class Loop {
         shut_down_ = true;
       }
       flush();
+      dtu_.publish({kernel_.capability_count(), kernel_.alive_vpes(), syscalls_served_, kernelcalls_served_});
     }
     return 0;
   }
 
  private:
+  // For `vdtu stat` (published on the kernel's PE page each round).
+  std::uint64_t syscalls_served_ = 0;
+  std::uint64_t kernelcalls_served_ = 0;
+
   struct Peer {
     KernelId kernel = 0;
     PeId pe = 0;
@@ -154,14 +163,15 @@ class Loop {
         std::this_thread::sleep_for(2ms);
       }
       if (st == Status::kPeerGone) {
-        fmt::print(stderr, "kernel {}: kernel {} on PE {} ended before we started\n", self_, p.kernel, p.pe);
+        spdlog::warn("kernel {} PE {}: kernel {} on PE {} ended before we started", self_, dtu_.pe(),
+                     p.kernel, p.pe);
         p.gone = true;
         kernel_.kernel_gone(p.kernel);
         continue;
       }
       if (st != Status::kOk) {
-        fmt::print(stderr, "kernel {}: cannot reach kernel {} on PE {}: {}\n", self_, p.kernel, p.pe,
-                   to_string(st));
+        spdlog::error("kernel {} PE {}: cannot reach kernel {} on PE {}: {}", self_, dtu_.pe(), p.kernel,
+                      p.pe, to_string(st));
         return false;
       }
     }
@@ -189,7 +199,7 @@ class Loop {
       if (p.gone || dtu_.endpoint_kind(p.ep) == EndpointKind::kSend) continue;
       p.gone = true;
       p.queue.clear();
-      fmt::print(stderr, "kernel {}: kernel {} is gone\n", self_, p.kernel);
+      spdlog::info("kernel {} PE {}: kernel {} is gone", self_, dtu_.pe(), p.kernel);
       kernel_.kernel_gone(p.kernel);
     }
   }
@@ -206,6 +216,7 @@ class Loop {
       // (e.g. activating a capability the answer delivers).
       if (kernel_.has_pending_calls()) serve_service_replies();
       const auto caller = static_cast<VpeId>(m.header.label);  // set by us at boot, not by the sender
+      ++syscalls_served_;
       std::uint64_t deferred = 0;
       if (auto r = kernel_.syscall(caller, m.payload, deferred)) {
         answer(m, *r);
@@ -221,6 +232,7 @@ class Loop {
     ReceivedMessage m;
     while (dtu_.fetch(kKernelcallEp, m) == Status::kOk) {
       kernel_.kernelcall(static_cast<KernelId>(m.header.label), m.payload);  // label: the node's, trusted
+      ++kernelcalls_served_;
       dtu_.ack(m);
       flush();
     }
@@ -300,8 +312,9 @@ class Loop {
 }  // namespace
 
 int run_kernel(Dtu& dtu, const KernelBoot& boot) {
+  init_logging();
   if (!dtu.privileged()) {
-    fmt::print(stderr, "kernel: this PE is not privileged\n");
+    spdlog::error("kernel PE {}: this PE is not privileged", dtu.pe());
     return 2;
   }
   Loop loop(dtu, boot);

@@ -1,6 +1,8 @@
 #include "virtual_switch.hpp"
+#include "common/log.hpp"
 
 #include <fmt/core.h>
+#include <spdlog/spdlog.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
@@ -47,7 +49,7 @@ constexpr auto kServiceEvery = std::chrono::milliseconds(1);      // while busy
 constexpr auto kIdleSleep = std::chrono::milliseconds(1000);      // aging and timeouts still run
 constexpr auto kReconnectEvery = std::chrono::milliseconds(500);  // vhost-user client mode
 
-void log_line(const std::string& line) { fmt::print(stderr, "vdtu switch: {}\n", line); }
+void log_line(const std::string& line) { spdlog::info("switch: {}", line); }
 
 std::string peer_of(int fd) {
   ucred cred{};
@@ -60,6 +62,7 @@ std::string peer_of(int fd) {
 
 VirtualSwitch::VirtualSwitch(SwitchConfig config) : config_(std::move(config)), engine_(config_.engine) {
   config_.validate();
+  init_logging();
   epoll_.reset(::epoll_create1(EPOLL_CLOEXEC));
   if (!epoll_) throw std::system_error(errno, std::generic_category(), "epoll_create1");
   stop_event_.reset(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));

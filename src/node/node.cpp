@@ -5,14 +5,19 @@
 #include <thread>
 
 #include "node_loop.hpp"
+#include "stats_server.hpp"
 
 namespace vdtu::dtu {
 
 using namespace std::chrono_literals;
 
-Node::Node(const NodeConfig& config) : loop_(std::make_unique<NodeLoop>(config)) {}
+Node::Node(const NodeConfig& config) : loop_(std::make_unique<NodeLoop>(config)) {
+  if (!config.stats_socket.empty())
+    stats_server_ = std::make_unique<StatsServer>(config.stats_socket, *loop_);
+}
 
 Node::~Node() {
+  stats_server_.reset();  // no snapshot of a node half torn down
   loop_->call([](NodeCore& c) { c.kill_all(); });
   loop_->wait_all_exited(10s);  // the loop reaps them
   // The last words (a kernel's FINISHED) reach the peers before the node ends.

@@ -19,6 +19,7 @@
 namespace vdtu::dtu {
 
 class NodeLoop;
+class StatsServer;
 
 class Node {
  public:
@@ -45,6 +46,7 @@ class Node {
 
  private:
   std::unique_ptr<NodeLoop> loop_;
+  std::unique_ptr<StatsServer> stats_server_;  // with a stats socket; ends before the loop
 };
 
 }  // namespace vdtu::dtu

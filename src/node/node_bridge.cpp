@@ -1,6 +1,7 @@
 #include "node_bridge.hpp"
 
 #include <fmt/core.h>
+#include <spdlog/spdlog.h>
 
 #include <algorithm>
 #include <bit>
@@ -323,6 +324,66 @@ void NodeBridge::add_stats(NodeStats& into) const {
   into.faults = faults_.stats();
 }
 
+void NodeBridge::add_peers(NodeSnapshot& into, Clock::time_point now) const {
+  for (const auto& p : peers_) {
+    const auto& s = p->link.stats();
+    PeerSnapshot out;
+    out.id = p->config.id;
+    out.host = p->config.host;
+    out.port = p->config.port;
+    out.first_pe = p->config.first_pe;
+    out.pe_count = p->config.pe_count;
+    out.sealed = sessions_.has_value();
+    out.heard = p->heard;
+    out.lost = p->lost;
+    out.rtt_samples = s.rtt_samples;
+    out.rtt_last_us = static_cast<std::uint64_t>(s.rtt_last.count());
+    out.rtt_smoothed_us = static_cast<std::uint64_t>(s.rtt_smoothed.count());
+    out.sent = s.sent;
+    out.delivered = s.delivered;
+    out.retransmissions = s.retransmissions;
+    out.duplicates = s.duplicates;
+    out.out_of_order = s.out_of_order;
+    out.rejected = s.malformed + s.stale;
+    out.in_flight = p->link.in_flight();
+    out.backlog = p->backlog.size();
+    out.backlog_bytes = p->backlog_bytes;
+    out.inbound_bindings = p->inbound_bindings;
+    for (const auto& [id, o] : outbound_) out.outbound_bindings += o->peer == p.get() ? 1 : 0;
+    if (p->heard) {
+      out.last_heard_ms = static_cast<std::uint64_t>(
+          std::chrono::duration_cast<std::chrono::milliseconds>(now - p->last_heard).count());
+    }
+    into.peers.push_back(std::move(out));
+  }
+}
+
+void NodeBridge::add_tap_points(std::vector<TapPoint>& into) const {
+  for (const auto& [key, in] : inbound_) {
+    if (!in->bound) continue;
+    const auto receiver = core_.global_id(in->pe);
+    TraceRecordHeader m{};
+    m.direction = TraceDirection::kFromPeer;
+    m.sender_pe = in->bind.sender_pe;
+    m.sender_ep = in->bind.sender_ep;
+    m.receiver_pe = receiver;
+    m.receiver_ep = in->bind.target_ep;
+    m.flags = core_.privileged(receiver) ? kTraceReceiverPrivileged : 0;
+    if (in->channel) into.push_back({in->channel, m});
+    if (in->reply) {
+      TraceRecordHeader r{};
+      r.direction = TraceDirection::kToPeer;
+      r.flags =
+          static_cast<std::uint8_t>(kTraceReply | (core_.privileged(receiver) ? kTraceSenderPrivileged : 0));
+      r.sender_pe = receiver;
+      r.sender_ep = in->bind.target_ep;
+      r.receiver_pe = in->bind.sender_pe;
+      r.receiver_ep = in->bind.sender_reply_ep;
+      into.push_back({in->reply, r});
+    }
+  }
+}
+
 // ---- the node loop's rounds ------------------------------------------------------
 
 bool NodeBridge::arm_for_sleep() {
@@ -464,8 +525,8 @@ std::optional<std::span<const std::byte>> NodeBridge::unseal(Peer& peer, std::sp
 void NodeBridge::reject(std::uint64_t& count, const sockaddr_in& from, std::string_view why) {
   ++count;
   if (!std::has_single_bit(count)) return;  // the 1st, 2nd, 4th, ...: visible, but no flood of lines
-  fmt::print(stderr, "vdtu node {}: bridge: discarded a datagram from {}: {} ({} so far)\n",
-             core_.config().node_id, bridge::format_address(from), why, count);
+  spdlog::warn("node {}: bridge: discarded a datagram from {}: {} ({} so far)", core_.config().node_id,
+               bridge::format_address(from), why, count);
 }
 
 NodeBridge::Peer* NodeBridge::peer_at(const sockaddr_in& from) {
@@ -510,7 +571,7 @@ bool NodeBridge::receive_datagrams(Clock::time_point now) {
       continue;
     }
     if (peer->lost && !welcome_back(*peer, h, from)) continue;
-    if (peer->link.on_datagram(frame) == bridge::ReliableLink::Received::kRejected) {
+    if (peer->link.on_datagram(frame, now) == bridge::ReliableLink::Received::kRejected) {
       reject(link_rejections_, from, "malformed, misaddressed or from another incarnation");
       continue;
     }
@@ -561,9 +622,8 @@ void NodeBridge::handle(Peer& peer, std::span<const std::byte> message, Clock::t
         produce(*out.peer, out.replies_waiting, *out.replies, out.pe, out.reply_ep, out.reply_index);
       }
       if (b.reason != Status::kPeerGone) {  // a receiver that ended is no news
-        fmt::print(stderr, "vdtu node {}: node {} refused binding {} of PE {} EP {}: {}\n",
-                   core_.config().node_id, peer.config.id, binding, core_.global_id(pe), ep,
-                   to_string(b.reason));
+        spdlog::warn("node {} PE {}: node {} refused binding {} of EP {}: {}", core_.config().node_id,
+                     core_.global_id(pe), peer.config.id, binding, ep, to_string(b.reason));
       }
       end_outbound(it, b.reason);
       return;
@@ -962,8 +1022,7 @@ bool NodeBridge::welcome_back(Peer& peer, const bridge::FrameHeader& h, const so
   ++peers_returned_;
   peer.heard = false;
   peer.last_heard = Clock::time_point{};
-  fmt::print(stderr, "vdtu node {}: node {} is back (a new incarnation)\n", core_.config().node_id,
-             peer.config.id);
+  spdlog::info("node {}: node {} is back (a new incarnation)", core_.config().node_id, peer.config.id);
   return true;
 }
 
@@ -974,8 +1033,8 @@ void NodeBridge::lose_peer(Peer& peer) {
   peer.lost = true;
   peer.dead_session = peer.link.peer_session();
   ++peers_lost_;
-  fmt::print(stderr, "vdtu node {}: node {} is silent for too long; its bindings end\n",
-             core_.config().node_id, peer.config.id);
+  spdlog::warn("node {}: node {} is silent for too long; its bindings end", core_.config().node_id,
+               peer.config.id);
   end_all_with(peer);
   if (sessions_) sessions_->restart(peer.config.id);
 }
@@ -986,11 +1045,10 @@ void NodeBridge::lose_peer(Peer& peer) {
 void NodeBridge::start_over(Peer& peer, Clock::time_point now) {
   ++peers_returned_;
   if (peer.lost) {
-    fmt::print(stderr, "vdtu node {}: node {} is back (a new incarnation)\n", core_.config().node_id,
-               peer.config.id);
+    spdlog::info("node {}: node {} is back (a new incarnation)", core_.config().node_id, peer.config.id);
   } else {
-    fmt::print(stderr, "vdtu node {}: node {} started over (a new incarnation); its bindings end\n",
-               core_.config().node_id, peer.config.id);
+    spdlog::warn("node {}: node {} started over (a new incarnation); its bindings end",
+                 core_.config().node_id, peer.config.id);
     end_all_with(peer);
   }
   peer.lost = false;

@@ -71,6 +71,10 @@ class NodeBridge {
   Status forward_memory(std::uint32_t pe, const MemoryConfig& c, const MemoryRequest& r,
                         std::span<const std::byte> data, std::uint64_t replylabel);
   void add_stats(NodeStats& into) const;
+  // One entry per peer: its link's figures (for `vdtu stat`).
+  void add_peers(NodeSnapshot& into, Clock::time_point now) const;
+  // The channels of bindings from peers (messages in, replies out).
+  void add_tap_points(std::vector<TapPoint>& into) const;
 
  private:
   struct Peer;

@@ -41,6 +41,9 @@ struct NodeConfig {
   // How PE programs are confined (docs/SECURITY.md): by default their own uid
   // per slot when the node is root, a user namespace each otherwise.
   sandbox::SandboxConfig sandbox;
+  // Where `vdtu stat` and `vdtu trace` reach the node (stats_server.hpp);
+  // empty: nowhere.
+  std::string stats_socket;
 };
 
 struct PeProgram {

@@ -1,5 +1,6 @@
 // The control plane: the only code that creates, binds and removes endpoints.
 #include <fmt/core.h>
+#include <spdlog/spdlog.h>
 
 #include <bit>
 #include <cstring>
@@ -147,7 +148,7 @@ Status NodeCore::launch_command(const ControlRequest& r, PeId& launched) {
     launched = launch(program);
     return Status::kOk;
   } catch (const std::exception& e) {
-    fmt::print(stderr, "vdtu node: cannot launch {}: {}\n", program.path, e.what());
+    spdlog::error("node {}: cannot launch {}: {}", config_.node_id, program.path, e.what());
     return Status::kNoResources;
   }
 }
@@ -199,7 +200,7 @@ Status NodeCore::bind_channels(const BindingSpec& spec, BoundChannels& out) {
     out.request = make_channel(spec.slots, spec.request_slot_size);
     if (spec.replies) out.reply = make_channel(spec.slots, spec.reply_slot_size);
   } catch (const std::exception& e) {
-    fmt::print(stderr, "vdtu node: cannot create a channel: {}\n", e.what());
+    spdlog::error("node {}: cannot create a channel: {}", config_.node_id, e.what());
     return roll_back();
   }
   if (request_index) requests_to->inbound[*request_index] = out.request;

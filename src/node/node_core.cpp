@@ -1,9 +1,11 @@
 // The PE table's life cycle: slots, launching and attaching PEs, their
 // control sockets and exits, and the per-PE queues of endpoint updates.
 #include "node_core.hpp"
+#include "common/log.hpp"
 
 #include <fcntl.h>
 #include <fmt/core.h>
+#include <spdlog/spdlog.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 
@@ -75,6 +77,7 @@ SendConfig with_credits_for(SendConfig c, std::uint32_t slots) {
 NodeCore::NodeCore(NodeConfig config, EventWatcher& watcher, PeLauncher& launcher)
     : config_(std::move(config)), watcher_(watcher), launcher_(launcher) {
   check(config_);
+  init_logging();
   harden_process();  // non-dumpable: no PE reaches the node through /proc; more fds
   pes_.resize(config_.pe_count);
   global_memory_fd_ = make_sealed_memfd("vdtu-global-memory", config_.global_memory_bytes);
@@ -193,6 +196,8 @@ PeId NodeCore::launch(const PeProgram& program) {
   p.pidfd = std::move(process.pidfd);
   open_slot(index, std::move(node_end));
   watcher_.watch(p.pidfd.get(), event_tag(EventKind::kExit, index));
+  spdlog::debug("node {} PE {}: runs {} (pid {}{})", config_.node_id, global_id(index), program.path, p.pid,
+                program.privileged ? ", privileged" : "");
   return global_id(index);
 }
 
@@ -249,6 +254,7 @@ void NodeCore::on_exit(std::uint32_t index) {
   int status = 0;
   if (::waitpid(p.pid, &status, WNOHANG) != p.pid) return;
   p.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  spdlog::debug("node {} PE {}: exited with {}", config_.node_id, global_id(index), *p.exit_code);
   retire_pe(index);
 }
 
@@ -330,8 +336,9 @@ void NodeCore::deliver(std::uint32_t index) {
       if (errno == EAGAIN) watcher_.watch(p.socket.get(), event_tag(EventKind::kControl, index), true);
       break;
     }
-    fmt::print(stderr, "vdtu node: PE {} does not take its endpoint updates ({} queued: {}); killing it\n",
-               global_id(index), p.outbox.size(), std::error_code(errno, std::generic_category()).message());
+    spdlog::warn("node {} PE {}: does not take its endpoint updates ({} queued: {}); killing it",
+                 config_.node_id, global_id(index), p.outbox.size(),
+                 std::error_code(errno, std::generic_category()).message());
     p.condemned = true;
     p.outbox.clear();
     kill_pe(index);

@@ -11,8 +11,10 @@
 #include <span>
 #include <vector>
 
+#include "channel_tap.hpp"
 #include "event_watcher.hpp"
 #include "node_config.hpp"
+#include "node_snapshot.hpp"
 #include "pe_launcher.hpp"
 #include "pe_record.hpp"
 
@@ -113,6 +115,12 @@ class NodeCore {
 
   // --- queries -----------------------------------------------------------------
   [[nodiscard]] NodeStats stats() const;
+  // Everything `vdtu stat` shows (node_core_snapshot.cpp).
+  [[nodiscard]] NodeSnapshot snapshot() const;
+  // Every channel that carries messages now, with who sends and receives on
+  // it (for `vdtu trace`; node_core_snapshot.cpp).
+  [[nodiscard]] std::vector<TapPoint> tap_points() const;
+  [[nodiscard]] bool privileged(PeId pe) const;
   [[nodiscard]] std::optional<int> exit_code(PeId pe) const;
   [[nodiscard]] pid_t pid_of(PeId pe) const;
   [[nodiscard]] bool all_exited() const;
@@ -187,6 +195,7 @@ class NodeCore {
   std::vector<std::uint32_t> waiting_updates_;  // PEs with a non-empty outbox
   std::uint64_t retirements_ = 0;
   NodeStats stats_;
+  Clock::time_point started_ = Clock::now();
 };
 
 }  // namespace vdtu::dtu

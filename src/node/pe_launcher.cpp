@@ -19,7 +19,8 @@ constexpr int kChildControlFd = 3;
 // What a PE learns of the node's environment: what programs and sanitizers
 // need, never the rest (an ssh-agent's socket, credentials, ...).
 bool passed_on(std::string_view variable) {
-  constexpr std::array<std::string_view, 6> kNames{"PATH=", "HOME=", "LANG=", "LC_ALL=", "TERM=", "TZ="};
+  constexpr std::array<std::string_view, 7> kNames{
+      "PATH=", "HOME=", "LANG=", "LC_ALL=", "TERM=", "TZ=", "VDTU_LOG_LEVEL="};
   constexpr std::array<std::string_view, 5> kSanitizers{
       "ASAN_OPTIONS=", "UBSAN_OPTIONS=", "TSAN_OPTIONS=", "LSAN_OPTIONS=", "MSAN_OPTIONS="};
   for (auto n : kNames) {

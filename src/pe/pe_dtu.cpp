@@ -47,6 +47,10 @@ class Dtu::Impl {
   DtuStats stats_;
   MappedRegion memory_;
 
+  void publish(const PublishedCounts& counts) {
+    if (page_.valid()) page_.publish(counts);
+  }
+
   // ---- updates ------------------------------------------------------------
   void refresh() {
     const auto epoch = page_.config_epoch();
@@ -668,6 +672,7 @@ EndpointKind Dtu::endpoint_kind(EpId ep) {
 }
 std::span<std::byte> Dtu::local_memory() const { return {impl_->memory_.data(), impl_->memory_.size()}; }
 const DtuStats& Dtu::stats() const { return impl_->stats_; }
+void Dtu::publish(const PublishedCounts& counts) { impl_->publish(counts); }
 std::vector<PeExit> Dtu::take_exits() {
   impl_->refresh();
   return std::exchange(impl_->exits_, {});

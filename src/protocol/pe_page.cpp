@@ -1,5 +1,6 @@
 #include "pe_page.hpp"
 
+#include <array>
 #include <atomic>
 
 #include "common/sealed_memfd.hpp"
@@ -7,7 +8,13 @@
 namespace vdtu::dtu {
 namespace {
 
-constexpr std::size_t kPageBytes = 64;
+constexpr std::size_t kPageBytes = 128;
+constexpr std::size_t kCountsOffset = 64;  // line 1
+constexpr std::size_t kCountWords = 4;
+
+std::atomic_ref<std::uint64_t> count_word(std::byte* page, std::size_t i) {
+  return std::atomic_ref<std::uint64_t>(*reinterpret_cast<std::uint64_t*>(page + kCountsOffset + 8 * i));
+}
 
 std::atomic_ref<std::uint32_t> epoch_word(std::byte* page) {
   return std::atomic_ref<std::uint32_t>(*reinterpret_cast<std::uint32_t*>(page));
@@ -29,6 +36,20 @@ PePage PePage::attach(UniqueFd fd) {
 
 std::uint32_t PePage::config_epoch() const {
   return epoch_word(region_.data()).load(std::memory_order_seq_cst);
+}
+
+void PePage::publish(const PublishedCounts& counts) {
+  const std::array<std::uint64_t, kCountWords> words = {counts.capabilities, counts.vpes, counts.syscalls,
+                                                        counts.kernelcalls};
+  for (std::size_t i = 0; i < kCountWords; ++i)
+    count_word(region_.data(), i).store(words[i], std::memory_order_relaxed);
+}
+
+PublishedCounts PePage::published() const {
+  std::array<std::uint64_t, kCountWords> w{};
+  for (std::size_t i = 0; i < kCountWords; ++i)
+    w[i] = count_word(region_.data(), i).load(std::memory_order_relaxed);
+  return {w[0], w[1], w[2], w[3]};
 }
 
 void PePage::bump_epoch() { epoch_word(region_.data()).fetch_add(1, std::memory_order_seq_cst); }

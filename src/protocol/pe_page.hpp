@@ -5,11 +5,16 @@
 //
 //   line 0   config_epoch: the node bumps it after it sent the PE endpoint
 //            updates; the PE reads its control socket when it moved.
+//   line 1   counts the PE publishes about itself (a kernel: capabilities,
+//            VPEs, syscalls, kernelcalls) for `vdtu stat`. Written by the PE
+//            alone, read by the node only for privileged PEs, and shown as
+//            what the PE claims: no decision depends on them.
 //
 // The PE itself can write the page; that only misleads the PE itself.
 
 #include <cstdint>
 
+#include "vdtu/dtu_types.hpp"
 #include "vdtu/mapped_region.hpp"
 #include "vdtu/unique_fd.hpp"
 
@@ -28,6 +33,11 @@ class PePage {
   [[nodiscard]] std::uint32_t config_epoch() const;
   // Node: after sending the PE an update.
   void bump_epoch();
+  // PE: its counts, each word stored on its own (a reader may see a mix of
+  // two publications, never a torn word).
+  void publish(const PublishedCounts& counts);
+  // Node: what the PE published last (zeros before it did).
+  [[nodiscard]] PublishedCounts published() const;
 
  private:
   PePage(UniqueFd fd, MappedRegion region) : fd_(std::move(fd)), region_(std::move(region)) {}

@@ -235,5 +235,51 @@ TEST(ReliableLink, RetransmissionsBackOffWhileThePeerIsSilent) {
 
 TEST(UdpSocket, RejectsNonAddresses) { EXPECT_THROW(make_address("localhost:x", 1), std::invalid_argument); }
 
+// The round trip is the time from a frame's (only) transmission to the
+// acknowledgement that retires it; a retransmitted frame gives no sample.
+TEST(ReliableLinkRtt, SamplesFramesSentOnceAndSmoothsThem) {
+  ReliableLink a(config(1, 2, 0xa));
+  ReliableLink b(config(2, 1, 0xb));
+  std::vector<std::vector<std::byte>> to_b;
+  std::vector<std::vector<std::byte>> to_a;
+  const auto into = [](auto& v) {
+    return [&v](std::span<const std::byte> d) { v.emplace_back(d.begin(), d.end()); };
+  };
+  const auto t0 = Clock::now();
+  ASSERT_EQ(a.send(message_for(0)), Status::kOk);
+  a.poll(t0, into(to_b));
+  for (auto& d : to_b) b.on_datagram(d, t0);
+  b.poll(t0, into(to_a));
+  for (auto& d : to_a) a.on_datagram(d, t0 + 5ms);
+  EXPECT_EQ(a.stats().rtt_samples, 1U);
+  EXPECT_EQ(a.stats().rtt_last, 5ms);
+  EXPECT_EQ(a.stats().rtt_smoothed, 5ms);
+
+  // A second frame, 13 ms: the smoothed value moves an eighth of the way.
+  to_b.clear();
+  to_a.clear();
+  ASSERT_EQ(a.send(message_for(1)), Status::kOk);
+  a.poll(t0 + 10ms, into(to_b));
+  for (auto& d : to_b) b.on_datagram(d, t0 + 10ms);
+  b.poll(t0 + 10ms, into(to_a));
+  for (auto& d : to_a) a.on_datagram(d, t0 + 23ms);
+  EXPECT_EQ(a.stats().rtt_samples, 2U);
+  EXPECT_EQ(a.stats().rtt_last, 13ms);
+  EXPECT_EQ(a.stats().rtt_smoothed, 6ms);  // (7 * 5 + 13) / 8
+
+  // A third, lost once and resent: its acknowledgement is no sample.
+  to_b.clear();
+  to_a.clear();
+  ASSERT_EQ(a.send(message_for(2)), Status::kOk);
+  a.poll(t0 + 30ms, [](std::span<const std::byte>) {});  // lost
+  a.poll(t0 + 40ms, into(to_b));                         // the retransmission
+  for (auto& d : to_b) b.on_datagram(d, t0 + 40ms);
+  b.poll(t0 + 40ms, into(to_a));
+  for (auto& d : to_a) a.on_datagram(d, t0 + 41ms);
+  EXPECT_EQ(a.stats().retransmissions, 1U);
+  EXPECT_EQ(a.stats().rtt_samples, 2U);
+  EXPECT_EQ(a.in_flight(), 0U);
+}
+
 }  // namespace
 }  // namespace vdtu::bridge

@@ -1,0 +1,147 @@
+#include "channel_tap.hpp"
+
+#include <ctime>
+
+#include <algorithm>
+#include <atomic>
+#include <cstring>
+
+#include "channel/channel_control.hpp"
+
+namespace vdtu::dtu {
+namespace {
+
+std::uint32_t load_head(const SharedChannel& ch) {
+  return detail::head_of(
+      std::atomic_ref<std::uint64_t>(ch.control().producer_word).load(std::memory_order_acquire));
+}
+
+std::uint32_t load_tail(const SharedChannel& ch) {
+  return std::atomic_ref<std::uint32_t>(ch.control().consumer_index).load(std::memory_order_acquire);
+}
+
+std::uint64_t realtime_ns() {
+  timespec ts{};
+  ::clock_gettime(CLOCK_REALTIME, &ts);
+  return static_cast<std::uint64_t>(ts.tv_sec) * 1'000'000'000ULL + static_cast<std::uint64_t>(ts.tv_nsec);
+}
+
+// A slot's bytes, which the producer may be rewriting if the receiver
+// acked it meanwhile (the copy is checked afterwards, as a seqlock reader
+// does). Byte by byte through volatile, so that no memcpy (which ThreadSanitizer
+// intercepts) stands for it: the race is intended and detected, not a bug.
+__attribute__((no_sanitize("thread"))) void copy_racy(std::byte* to, const std::byte* from, std::size_t n) {
+  const volatile std::byte* src = from;
+  for (std::size_t i = 0; i < n; ++i) to[i] = src[i];
+}
+
+// Distances between ring indices are taken modulo 2^32; one beyond half of
+// that is an index behind us (or a producer's lie).
+bool ahead(std::uint32_t a, std::uint32_t b) { return a != b && a - b < (1U << 31U); }
+
+}  // namespace
+
+ChannelTap::ChannelTap(std::uint16_t node, std::size_t snaplen, std::size_t max_buffered)
+    : node_(node), snaplen_(std::min(snaplen, kTraceMaxSnap)), max_buffered_(max_buffered) {}
+
+void ChannelTap::set_points(std::vector<TapPoint> points, bool from_start) {
+  std::map<const SharedChannel*, Watched> next;
+  for (auto& p : points) {
+    const auto* key = p.channel.get();
+    if (key == nullptr || next.count(key) != 0) continue;
+    const auto it = watched_.find(key);
+    if (it != watched_.end()) {
+      it->second.point.meta = p.meta;
+      next.emplace(key, std::move(it->second));
+    } else {
+      const auto start = from_start ? 0U : load_head(*p.channel);
+      next.emplace(key, Watched{std::move(p), start, 0});
+    }
+  }
+  watched_ = std::move(next);
+}
+
+bool ChannelTap::poll() {
+  bool any = false;
+  for (auto& [key, w] : watched_) any = poll(w) || any;
+  return any;
+}
+
+bool ChannelTap::poll(Watched& w) {
+  const auto& ch = *w.point.channel;
+  const auto slots = ch.geometry().slot_count;
+  const auto slot_size = ch.geometry().slot_size;
+  const auto head = load_head(ch);
+  if (!ahead(head, w.next)) {
+    if (head != w.next && !ahead(w.next, head)) w.next = head;  // nonsense from the producer: start over
+    return false;
+  }
+  if (head - w.next > slots) {  // the oldest are overwritten already
+    const auto lost = head - w.next - slots;
+    counters_.missed += lost;
+    w.missed += lost;
+    w.next = head - slots;
+  }
+  copy_.resize(std::min<std::size_t>(slot_size, kHeaderSize + snaplen_));
+  for (; w.next != head; ++w.next) {
+    copy_racy(copy_.data(), ch.slot(w.next), copy_.size());
+    // The producer reuses a slot only after the consumer acked it; while
+    // it has not, the copy is the message.
+    const bool acked = ahead(load_tail(ch), w.next);
+    if (acked && load_head(ch) - w.next > slots) {
+      ++counters_.missed;
+      ++w.missed;
+      continue;
+    }
+    MessageHeader h{};
+    std::memcpy(&h, copy_.data(), kHeaderSize);
+    const auto payload = std::min<std::size_t>(h.length, slot_size - kHeaderSize);
+    const auto captured = std::min(copy_.size(), kHeaderSize + payload);
+    append(w, w.next, std::span(copy_).first(captured), static_cast<std::uint16_t>(kHeaderSize + payload),
+           acked);
+  }
+  return true;
+}
+
+void ChannelTap::append(Watched& w, std::uint32_t index, std::span<const std::byte> message,
+                        std::uint16_t length, bool unverified) {
+  const std::size_t size = sizeof(TraceRecordHeader) + message.size();
+  if (buffer_.size() - sent_ + sizeof(TraceStreamPrefix) + size > max_buffered_) {
+    ++counters_.dropped;
+    return;
+  }
+  if (sent_ > 0 && sent_ == buffer_.size()) {
+    buffer_.clear();
+    sent_ = 0;
+  }
+  TraceStreamPrefix prefix{static_cast<std::uint32_t>(size), realtime_ns()};
+  TraceRecordHeader r = w.point.meta;
+  r.version = kTraceVersion;
+  r.node = node_;
+  r.flags = static_cast<std::uint8_t>(r.flags | (unverified ? kTraceUnverified : 0));
+  r.captured = static_cast<std::uint16_t>(message.size());
+  r.length = length;
+  r.index = index;
+  r.missed = w.missed;
+  const auto at = buffer_.size();
+  buffer_.resize(at + sizeof(prefix) + size);
+  std::memcpy(buffer_.data() + at, &prefix, sizeof(prefix));
+  std::memcpy(buffer_.data() + at + sizeof(prefix), &r, sizeof(r));
+  std::memcpy(buffer_.data() + at + sizeof(prefix) + sizeof(r), message.data(), message.size());
+  ++counters_.captured;
+  // Reported once: the next record of this channel starts counting anew.
+  w.missed = 0;
+}
+
+void ChannelTap::consume(std::size_t bytes) {
+  sent_ = std::min(buffer_.size(), sent_ + bytes);
+  if (sent_ == buffer_.size()) {
+    buffer_.clear();
+    sent_ = 0;
+  } else if (sent_ > max_buffered_ / 2) {  // keep the buffer from creeping: move the rest to the front
+    buffer_.erase(buffer_.begin(), buffer_.begin() + static_cast<std::ptrdiff_t>(sent_));
+    sent_ = 0;
+  }
+}
+
+}  // namespace vdtu::dtu

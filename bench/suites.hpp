@@ -18,6 +18,7 @@ void run_caps_suite(Reporter& reporter, const SuiteOptions& options);
 void run_spanning_suite(Reporter& reporter, const SuiteOptions& options);
 void run_session_suite(Reporter& reporter, const SuiteOptions& options);
 void run_switch_suite(Reporter& reporter, const SuiteOptions& options);
+void run_scale_suite(Reporter& reporter, const SuiteOptions& options);
 
 // The PE side of the dtu suite (`vdtu pe-bench ROLE ARGS`, started by the node).
 int run_pe_role(const std::string& role, const std::vector<std::string>& args);

@@ -39,9 +39,10 @@ constexpr int kSocketBuffer = 4 << 20;  // room for many updates before a slow P
 
 void check(const NodeConfig& config) {
   if (config.pe_count == 0 || config.pe_count > kChannelsPerEndpoint) {
-    throw std::invalid_argument("a node hosts 1 to 512 PEs");
+    throw std::invalid_argument(fmt::format("a node hosts 1 to {} PEs", kChannelsPerEndpoint));
   }
-  if (config.endpoints_per_pe == 0 || config.endpoints_per_pe > 255) {
+  if (config.endpoints_per_pe == 0 || config.endpoints_per_pe > kMaxDoorbellEndpoints ||
+      config.privileged_endpoints > kMaxDoorbellEndpoints) {
     throw std::invalid_argument("a PE has 1 to 255 endpoints");
   }
   if (std::uint32_t{config.first_pe} + config.pe_count > kGlobalMemoryPe) {
@@ -108,11 +109,11 @@ std::uint32_t NodeCore::prepare_slot(bool privileged) {
   if (!index) throw std::runtime_error("no free PE on this node");
   auto& p = pes_[*index];
   p = PeRecord{};
-  p.doorbell = Doorbell::create(config_.endpoints_per_pe);
+  p.doorbell = Doorbell::create(config_.endpoints_of(privileged));
   p.page = PePage::create();
   p.memory_fd = make_sealed_memfd("vdtu-pe-memory", config_.pe_memory_bytes);
   p.memory = MappedRegion(p.memory_fd.get(), config_.pe_memory_bytes);
-  p.endpoints.assign(config_.endpoints_per_pe, NodeEndpoint{});
+  p.endpoints.assign(config_.endpoints_of(privileged), NodeEndpoint{});
   p.privileged = privileged;
   p.vpe = static_cast<VpeId>(global_id(*index));
   p.memory_requests = std::make_unique<SharedChannel>(SharedChannel::create(kMemoryChannelGeometry));
@@ -152,7 +153,7 @@ void NodeCore::open_slot(std::uint32_t index, UniqueFd node_end) {
   hello.vpe = p.vpe;
   hello.node_id = config_.node_id;
   hello.privileged = p.privileged ? 1 : 0;
-  hello.endpoints = config_.endpoints_per_pe;
+  hello.endpoints = static_cast<std::uint32_t>(p.endpoints.size());
   hello.local_memory_bytes = config_.pe_memory_bytes;
   hello.slot_count = kMemoryChannelGeometry.slot_count;
   hello.slot_size = kMemoryChannelGeometry.slot_size;

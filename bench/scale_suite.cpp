@@ -11,9 +11,10 @@
 //      kernel 0) and exchanges it to itself until its share is there;
 //   3. the server revokes its memory's children: the whole tree, on every
 //      kernel, timed as the server sees it.
-// While the tree stands, this process reads every node's and PE's resident
-// memory and open fds from /proc (root reads them although the processes
-// are not dumpable; otherwise they are missing from the report).
+// While the tree stands, this process reads every node's and PE's memory
+// (PSS: shared pages split among their users) and open fds from /proc, and
+// during phase 1 their CPU time and context switches (root reads them
+// although the processes are not dumpable; otherwise they are missing).
 #include <dirent.h>
 #include <fmt/core.h>
 #include <sys/stat.h>
@@ -26,7 +27,9 @@
 #include <fstream>
 #include <functional>
 #include <future>
+#include <iterator>
 #include <map>
+#include <sstream>
 #include <thread>
 
 #include "cluster/cluster_launch.hpp"
@@ -235,85 +238,165 @@ struct ProcessInfo {
   pid_t pid = 0;
   pid_t parent = 0;
   std::string command;
-  double rss_kib = 0;
+  double pss_kib = 0;  // proportional: shared pages (libraries, channels) split among their users
+  double cpu_s = 0;    // user + system
+  double switches = 0;  // voluntary + involuntary context switches
   std::size_t fds = 0;
 };
 
-std::vector<ProcessInfo> all_processes() {
-  std::vector<ProcessInfo> out;
-  DIR* proc = ::opendir("/proc");
-  if (proc == nullptr) return out;
-  while (const dirent* e = ::readdir(proc)) {
-    const std::string name = e->d_name;
-    if (name.empty() || name.find_first_not_of("0123456789") != std::string::npos) continue;
-    ProcessInfo p;
-    p.pid = std::stoi(name);
-    std::ifstream status("/proc/" + name + "/status");
-    std::string key;
-    while (status >> key) {
-      if (key == "PPid:") status >> p.parent;
-      if (key == "VmRSS:") status >> p.rss_kib;
-    }
-    std::ifstream cmdline("/proc/" + name + "/cmdline");
-    std::string word;
-    while (std::getline(cmdline, word, '\0')) p.command += " " + word;
-    if (DIR* fds = ::opendir(("/proc/" + name + "/fd").c_str())) {
-      while (::readdir(fds) != nullptr) ++p.fds;
-      ::closedir(fds);
-      p.fds -= 2;  // . and ..
-    }
-    out.push_back(std::move(p));
-  }
-  ::closedir(proc);
-  return out;
+std::string read_text(const std::string& path) {
+  std::ifstream in(path);
+  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
 }
 
-struct Resources {
-  std::vector<double> node_rss_per_pe_kib;
-  std::vector<double> node_fds;
-  std::vector<double> kernel_rss_kib;
-  std::vector<double> vpe_rss_kib;
+ProcessInfo read_process(const std::string& pid) {
+  ProcessInfo p;
+  p.pid = std::stoi(pid);
+  const auto dir = "/proc/" + pid;
+  std::istringstream status(read_text(dir + "/status"));
+  std::string key;
+  double value = 0;
+  while (status >> key) {
+    if (key == "PPid:") status >> p.parent;
+    if (key == "voluntary_ctxt_switches:" || key == "nonvoluntary_ctxt_switches:") {
+      status >> value;
+      p.switches += value;
+    }
+  }
+  // stat: "pid (comm) state ppid ...": utime and stime are fields 14 and 15.
+  const auto stat = read_text(dir + "/stat");
+  if (const auto close = stat.rfind(')'); close != std::string::npos) {
+    std::istringstream fields(stat.substr(close + 2));
+    std::string field;
+    double utime = 0;
+    double stime = 0;
+    for (int i = 3; i <= 15 && fields >> field; ++i) {
+      if (i == 14) utime = std::stod(field);
+      if (i == 15) stime = std::stod(field);
+    }
+    p.cpu_s = (utime + stime) / static_cast<double>(::sysconf(_SC_CLK_TCK));
+  }
+  std::istringstream cmdline(read_text(dir + "/cmdline"));
+  std::string word;
+  while (std::getline(cmdline, word, '\0')) p.command += " " + word;
+  return p;
+}
+
+// Only for the processes measured: walking a process's page tables
+// (smaps_rollup) is slow for large ones, and the machine runs others.
+void read_details(ProcessInfo& p) {
+  const auto dir = "/proc/" + std::to_string(p.pid);
+  std::istringstream rollup(read_text(dir + "/smaps_rollup"));
+  std::string key;
+  while (rollup >> key) {
+    if (key == "Pss:") rollup >> p.pss_kib;
+  }
+  if (DIR* fds = ::opendir((dir + "/fd").c_str())) {
+    while (const dirent* e = ::readdir(fds)) p.fds += e->d_name[0] != '.' ? 1 : 0;
+    ::closedir(fds);
+  }
+}
+
+// Our nodes (children running "node", perhaps under `ip netns exec`) and
+// their PEs (kernels and benchmark VPEs, perhaps below a sandbox helper).
+struct ClusterProcesses {
+  std::vector<ProcessInfo> nodes;
+  std::vector<std::vector<ProcessInfo>> kernels;  // by node
+  std::vector<std::vector<ProcessInfo>> vpes;     // by node
 };
 
-// Our nodes are our children running "node"; their children are PEs (through
-// the sandbox: the PE's process is a child of the node).
-Resources read_resources(const Setup& s) {
-  Resources r;
-  const auto procs = all_processes();
-  std::map<pid_t, std::vector<const ProcessInfo*>> children;
-  for (const auto& p : procs) children[p.parent].push_back(&p);
-  std::vector<const ProcessInfo*> nodes;
+ClusterProcesses read_cluster() {
+  std::map<pid_t, std::vector<ProcessInfo>> children;
+  if (DIR* proc = ::opendir("/proc")) {
+    while (const dirent* e = ::readdir(proc)) {
+      const std::string name = e->d_name;
+      if (name.empty() || name.find_first_not_of("0123456789") != std::string::npos) continue;
+      try {
+        auto p = read_process(name);
+        children[p.parent].push_back(std::move(p));
+      } catch (const std::exception&) {
+        // it ended meanwhile
+      }
+    }
+    ::closedir(proc);
+  }
+  ClusterProcesses out;
   std::function<void(pid_t)> find_nodes = [&](pid_t parent) {
-    for (const auto* c : children[parent]) {
-      if (c->command.find(" node ") != std::string::npos) {
-        nodes.push_back(c);
+    for (const auto& c : children[parent]) {
+      if (c.command.find(" node ") != std::string::npos) {
+        out.nodes.push_back(c);
       } else {
-        find_nodes(c->pid);  // e.g. `ip netns exec`
+        find_nodes(c.pid);
       }
     }
   };
   find_nodes(::getpid());
-  for (const auto* node : nodes) {
-    std::size_t pes = 0;
+  for (const auto& node : out.nodes) {
+    std::vector<ProcessInfo> kernels;
+    std::vector<ProcessInfo> vpes;
     std::function<void(pid_t)> walk = [&](pid_t parent) {
-      for (const auto* c : children[parent]) {
-        if (c->command.find("semper_kernel") != std::string::npos) {
-          r.kernel_rss_kib.push_back(c->rss_kib);
-          ++pes;
-        } else if (c->command.find("scale-") != std::string::npos) {
-          r.vpe_rss_kib.push_back(c->rss_kib);
-          ++pes;
+      for (const auto& c : children[parent]) {
+        if (c.command.find("semper_kernel") != std::string::npos) {
+          kernels.push_back(c);
+        } else if (c.command.find("scale-") != std::string::npos) {
+          vpes.push_back(c);
         } else {
-          walk(c->pid);
+          walk(c.pid);
         }
       }
     };
-    walk(node->pid);
-    if (pes > 0) r.node_rss_per_pe_kib.push_back(node->rss_kib / static_cast<double>(pes));
-    r.node_fds.push_back(static_cast<double>(node->fds));
+    walk(node.pid);
+    out.kernels.push_back(std::move(kernels));
+    out.vpes.push_back(std::move(vpes));
   }
-  (void)s;
+  return out;
+}
+
+struct Resources {
+  std::vector<double> node_pss_per_pe_kib;
+  std::vector<double> node_fds;
+  std::vector<double> kernel_pss_kib;
+  std::vector<double> vpe_pss_kib;
+};
+
+Resources resources_of(ClusterProcesses c) {
+  for (auto& n : c.nodes) read_details(n);
+  for (auto& list : {&c.kernels, &c.vpes}) {
+    for (auto& per_node : *list) {
+      for (auto& p : per_node) read_details(p);
+    }
+  }
+  Resources r;
+  for (std::size_t n = 0; n < c.nodes.size(); ++n) {
+    const auto pes = c.kernels[n].size() + c.vpes[n].size();
+    if (pes > 0) r.node_pss_per_pe_kib.push_back(c.nodes[n].pss_kib / static_cast<double>(pes));
+    r.node_fds.push_back(static_cast<double>(c.nodes[n].fds));
+    for (const auto& k : c.kernels[n]) r.kernel_pss_kib.push_back(k.pss_kib);
+    for (const auto& v : c.vpes[n]) r.vpe_pss_kib.push_back(v.pss_kib);
+  }
   return r;
+}
+
+// CPU seconds and context switches of each kind of process, summed.
+struct Effort {
+  double kernel_cpu_s = 0, vpe_cpu_s = 0, node_cpu_s = 0, switches = 0;
+};
+
+Effort effort_of(const ClusterProcesses& c) {
+  Effort e;
+  for (std::size_t n = 0; n < c.nodes.size(); ++n) {
+    e.node_cpu_s += c.nodes[n].cpu_s;
+    e.switches += c.nodes[n].switches;
+    for (const auto& k : c.kernels[n]) {
+      e.kernel_cpu_s += k.cpu_s;
+      e.switches += k.switches;
+    }
+    for (const auto& v : c.vpes[n]) {
+      e.vpe_cpu_s += v.cpu_s;
+      e.switches += v.switches;
+    }
+  }
+  return e;
 }
 
 Result plain(const std::string& name, const std::string& unit, std::vector<double> values) {
@@ -329,6 +412,7 @@ struct Measured {
   double pairs_per_s = 0;
   double tree_revoke_ns = 0;
   Resources resources;
+  Effort effort;  // during phase 1
 };
 
 Measured run_setup(const Setup& s, SampleDirectory& dir, bool quick) {
@@ -341,12 +425,34 @@ Measured run_setup(const Setup& s, SampleDirectory& dir, bool quick) {
     dir.file(s.name() + suffix);
   }
   const auto spec = scale_cluster(s, prefix, seconds, share);
+  // Phase 1's window from the go file: effort at its start and end; the
+  // resources while the tree stands.
   std::promise<Resources> measured;
+  std::promise<Effort> spent;
   auto resources = measured.get_future();
+  auto effort = spent.get_future();
   std::atomic<bool> done{false};
   std::thread reader([&] {
-    while (!done && !exists(prefix + "-built")) std::this_thread::sleep_for(20ms);
-    measured.set_value(done ? Resources{} : read_resources(s));
+    const auto wait_for = [&](const std::string& path) {
+      while (!done && !exists(path)) std::this_thread::sleep_for(10ms);
+      return !done.load();
+    };
+    Effort window;
+    if (wait_for(prefix + "-go")) {
+      std::int64_t start = 0;
+      std::ifstream(prefix + "-go") >> start;
+      const auto sleep_until = [](std::int64_t at) {
+        while (realtime_ns() < at) std::this_thread::sleep_for(1ms);
+      };
+      sleep_until(start);
+      const auto before = effort_of(read_cluster());
+      sleep_until(start + static_cast<std::int64_t>(seconds * 1e9));
+      const auto after = effort_of(read_cluster());
+      window = {after.kernel_cpu_s - before.kernel_cpu_s, after.vpe_cpu_s - before.vpe_cpu_s,
+                after.node_cpu_s - before.node_cpu_s, after.switches - before.switches};
+    }
+    spent.set_value(window);
+    measured.set_value(wait_for(prefix + "-built") ? resources_of(read_cluster()) : Resources{});
   });
   cluster::ClusterResult result;
   try {
@@ -365,6 +471,7 @@ Measured run_setup(const Setup& s, SampleDirectory& dir, bool quick) {
   }
   Measured m;
   m.resources = resources.get();
+  m.effort = effort.get();
   double pairs = 0;
   unsigned reported = 0;
   for (const auto& p : std::filesystem::directory_iterator(std::filesystem::path(prefix).parent_path())) {
@@ -417,10 +524,19 @@ void run_scale_suite(Reporter& reporter, const SuiteOptions& options) {
     const auto name = fmt::format("{}_vpes_{}", s.name(), s.clients);
     reporter.add(Result{"scale", name + "_pairs_per_s", "kpairs/s", m.pairs_per_s / 1e3, m.pairs_per_s / 1e3, 1});
     reporter.add(latency_result("scale", name + "_tree_revoke", {m.tree_revoke_ns}));
-    reporter.add(plain(name + "_node_rss_per_pe", "KiB", m.resources.node_rss_per_pe_kib));
+    reporter.add(plain(name + "_node_pss_per_pe", "KiB", m.resources.node_pss_per_pe_kib));
     reporter.add(plain(name + "_node_fds", "fds", m.resources.node_fds));
-    reporter.add(plain(name + "_kernel_rss", "KiB", m.resources.kernel_rss_kib));
-    reporter.add(plain(name + "_vpe_rss", "KiB", m.resources.vpe_rss_kib));
+    reporter.add(plain(name + "_kernel_pss", "KiB", m.resources.kernel_pss_kib));
+    reporter.add(plain(name + "_vpe_pss", "KiB", m.resources.vpe_pss_kib));
+    // Where phase 1's CPU went, per exchange + revoke pair.
+    const double pairs = std::max(1.0, m.pairs_per_s * (options.quick ? 0.5 : 2.0));
+    const auto per_pair = [&](const std::string& what, double value, const char* unit) {
+      reporter.add(Result{"scale", name + "_" + what, unit, value, value, 1});
+    };
+    per_pair("kernel_cpu_per_pair", m.effort.kernel_cpu_s * 1e6 / pairs, "us");
+    per_pair("vpe_cpu_per_pair", m.effort.vpe_cpu_s * 1e6 / pairs, "us");
+    per_pair("node_cpu_per_pair", m.effort.node_cpu_s * 1e6 / pairs, "us");
+    per_pair("switches_per_pair", m.effort.switches / pairs, "switches");
     if (s.nodes == 1) aggregate[s.kernels()] = m.pairs_per_s;
   }
   if (aggregate.count(2) != 0 && aggregate.count(64) != 0 && aggregate[2] > 0) {

@@ -32,6 +32,12 @@ constexpr std::size_t kMaxQueuedUpdates = 4096;
 // the loop while others wait.
 constexpr int kRequestsPerTurn = 32;
 constexpr int kSocketBuffer = 4 << 20;  // room for many updates before a slow PE reads them
+// Open files a node holds: per PE about 9 (control socket, pidfd, doorbell,
+// page, memory, two memory channels, and a channel pair per binding: a VPE
+// has two or three) measured with 1023 VPEs; kernels bind more. Room for
+// twice that, plus the node's own.
+constexpr rlim_t kOpenFilesPerPe = 16;
+constexpr rlim_t kOpenFilesOfTheNode = 1024;
 
 [[noreturn]] void throw_errno(const char* what) {
   throw std::system_error(errno, std::generic_category(), what);
@@ -76,7 +82,16 @@ SendConfig with_credits_for(SendConfig c, std::uint32_t slots) {
 NodeCore::NodeCore(NodeConfig config, EventWatcher& watcher, PeLauncher& launcher)
     : config_(std::move(config)), watcher_(watcher), launcher_(launcher) {
   check(config_);
-  harden_process();  // non-dumpable: no PE reaches the node through /proc; more fds
+  // Non-dumpable: no PE reaches the node through /proc. More fds: as root
+  // the hard limit is raised to what the PEs may need.
+  const rlim_t wanted = kOpenFilesOfTheNode + kOpenFilesPerPe * config_.pe_count;
+  if (const auto limit = harden_process(wanted); limit < wanted) {
+    fmt::print(stderr,
+               "vdtu node: {} PEs may need up to {} open files, but RLIMIT_NOFILE allows {}: beyond it, "
+               "starting a PE or binding a channel fails with 'Too many open files' (raise the hard limit, "
+               "e.g. ulimit -Hn, or run the node as root)\n",
+               config_.pe_count, wanted, limit);
+  }
   pes_.resize(config_.pe_count);
   global_memory_fd_ = make_sealed_memfd("vdtu-global-memory", config_.global_memory_bytes);
   global_memory_ = MappedRegion(global_memory_fd_.get(), config_.global_memory_bytes);

@@ -254,7 +254,7 @@ int configuration_rules(Dtu& dtu, const Args& a) {
   // Memory windows outside the target memory.
   CHECK_STATUS(dtu.config_memory(p1, 3, {p2, (1U << 20) - 8, 16, kMemRead, kThisNode}), Status::kOutOfBounds);
   CHECK_STATUS(dtu.config_memory(p1, 3, {p2, 0, 16, 0, kThisNode}), Status::kInvalidArgument);
-  // Receive-endpoint channels run out after 512 senders: exhaustion is an error.
+  // Receive-endpoint channels run out after 1024 senders: exhaustion is an error.
   std::size_t bound = 0;
   Status last = Status::kOk;
   for (std::size_t pe = idle_first; pe < idle_first + idle_count && last == Status::kOk; ++pe) {
@@ -263,7 +263,7 @@ int configuration_rules(Dtu& dtu, const Args& a) {
       bound += last == Status::kOk ? 1 : 0;
     }
   }
-  CHECK(bound == 512);
+  CHECK(bound == 1024);
   CHECK_STATUS(last, Status::kNoResources);
   // Invalidating one sender frees its channel for the next.
   CHECK_STATUS(dtu.invalidate(static_cast<PeId>(idle_first), 0), Status::kOk);

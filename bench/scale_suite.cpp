@@ -50,7 +50,7 @@ constexpr const char* kService = "scale";
 constexpr EpId kServiceEp = 3;
 constexpr kif::Selector kSession = 10;
 constexpr kif::Selector kServerMemory = 30;
-constexpr kif::Selector kOwn = 100;       // the client's own memory (phase 1)
+constexpr kif::Selector kOwn = 100;        // the client's own memory (phase 1)
 constexpr kif::Selector kExchanged = 101;  // phase 1's exchanged copy
 constexpr kif::Selector kTreeRoot = 200;   // the client's part of the tree (obtained)
 constexpr kif::Selector kTreeFirst = 201;  // its local children
@@ -156,22 +156,23 @@ int scale_server(Dtu& dtu, const std::vector<std::string>& a) {
   require(sys.req_mem(kServerMemory, 4096, kif::kPermRW), "req_mem");
   std::uint64_t ready = 0;
   std::uint64_t built = 0;
-  semper::Server server(sys, kService, kServiceEp, 20, 21,
-                        {.open =
-                             [](std::uint64_t, std::uint64_t& ident) {
-                               ident = 1;
-                               return Error::kNone;
-                             },
-                         .obtain =
-                             [&](std::uint64_t, std::uint64_t count, std::uint64_t what, kif::Selector& first) {
-                               if (count != 1) return Error::kInvalidArgs;
-                               ++(what == kReady ? ready : built);
-                               first = kServerMemory;
-                               return Error::kNone;
-                             },
-                         .delegate = [](std::uint64_t, std::uint64_t, std::uint64_t,
-                                        kif::Selector&) { return Error::kNotSupported; },
-                         .close = [](std::uint64_t) {}});
+  semper::Server server(
+      sys, kService, kServiceEp, 20, 21,
+      {.open =
+           [](std::uint64_t, std::uint64_t& ident) {
+             ident = 1;
+             return Error::kNone;
+           },
+       .obtain =
+           [&](std::uint64_t, std::uint64_t count, std::uint64_t what, kif::Selector& first) {
+             if (count != 1) return Error::kInvalidArgs;
+             ++(what == kReady ? ready : built);
+             first = kServerMemory;
+             return Error::kNone;
+           },
+       .delegate = [](std::uint64_t, std::uint64_t, std::uint64_t,
+                      kif::Selector&) { return Error::kNotSupported; },
+       .close = [](std::uint64_t) {}});
   require(server.error(), "service");
   bool started = false;
   bool revoked = false;
@@ -185,7 +186,8 @@ int scale_server(Dtu& dtu, const std::vector<std::string>& a) {
     }
     if (!revoked && built == clients) {
       publish(prefix + "-built", "1");
-      std::this_thread::sleep_for(1s);  // the suite reads /proc meanwhile
+      // The suite reads /proc meanwhile and says when it is done (or gone).
+      for (int i = 0; i < 3000 && !exists(prefix + "-measured"); ++i) std::this_thread::sleep_for(10ms);
       SampleWriter out(prefix + "-server");
       out.add("tree_revoke", time_ns([&] { require(sys.revoke(kServerMemory, 1, false), "tree revoke"); }));
       revoked = true;
@@ -202,11 +204,13 @@ struct Setup {
   unsigned clients = 0;  // in all
   [[nodiscard]] unsigned kernels() const { return nodes * kernels_per_node; }
   [[nodiscard]] std::string name() const {
-    return nodes == 1 ? fmt::format("kernels_{}", kernels()) : fmt::format("nodes_{}x{}", nodes, kernels_per_node);
+    return nodes == 1 ? fmt::format("kernels_{}", kernels())
+                      : fmt::format("nodes_{}x{}", nodes, kernels_per_node);
   }
 };
 
-cluster::ClusterSpec scale_cluster(const Setup& s, const std::string& prefix, double seconds, unsigned share) {
+cluster::ClusterSpec scale_cluster(const Setup& s, const std::string& prefix, double seconds,
+                                   unsigned share) {
   const auto self = sibling_program("vdtu");
   cluster::ClusterSpec spec;
   spec.nodes.resize(s.nodes);
@@ -238,8 +242,8 @@ struct ProcessInfo {
   pid_t pid = 0;
   pid_t parent = 0;
   std::string command;
-  double pss_kib = 0;  // proportional: shared pages (libraries, channels) split among their users
-  double cpu_s = 0;    // user + system
+  double pss_kib = 0;   // proportional: shared pages (libraries, channels) split among their users
+  double cpu_s = 0;     // user + system
   double switches = 0;  // voluntary + involuntary context switches
   std::size_t fds = 0;
 };
@@ -400,6 +404,7 @@ Effort effort_of(const ClusterProcesses& c) {
 }
 
 Result plain(const std::string& name, const std::string& unit, std::vector<double> values) {
+  std::erase(values, 0.0);  // a process that ended before it was read
   std::sort(values.begin(), values.end());
   Result r{"scale", name, unit, 0, 0, values.size()};
   if (values.empty()) return r;
@@ -420,8 +425,8 @@ Measured run_setup(const Setup& s, SampleDirectory& dir, bool quick) {
   const unsigned tree = quick ? kQuickTreeCaps : kTreeCaps;
   const unsigned share = std::max(3U, (tree + s.clients - 1) / s.clients);
   const auto prefix = dir.file(s.name());
-  for (const char* suffix : {"-go", "-built", "-revoked", "-server", "-go.partial", "-built.partial",
-                             "-revoked.partial"}) {
+  for (const char* suffix : {"-go", "-built", "-revoked", "-measured", "-server", "-go.partial",
+                             "-built.partial", "-revoked.partial", "-measured.partial"}) {
     dir.file(s.name() + suffix);
   }
   const auto spec = scale_cluster(s, prefix, seconds, share);
@@ -453,6 +458,7 @@ Measured run_setup(const Setup& s, SampleDirectory& dir, bool quick) {
     }
     spent.set_value(window);
     measured.set_value(wait_for(prefix + "-built") ? resources_of(read_cluster()) : Resources{});
+    publish(prefix + "-measured", "1");
   });
   cluster::ClusterResult result;
   try {
@@ -505,24 +511,28 @@ void run_scale_suite(Reporter& reporter, const SuiteOptions& options) {
   const unsigned clients = options.quick ? 64 : 256;
   std::vector<Setup> setups;
   for (unsigned k : {1U, 2U, 4U, 16U, 64U}) setups.push_back({1, k, clients});
+  // 4 nodes with 1024 PEs in all (959 clients) did not start on this
+  // machine (docs/BENCHMARKS.md): not measured by default.
   if (::geteuid() == 0) {
     setups.push_back({4, 16, clients});
-    if (!options.quick) setups.push_back({4, 16, 1024 - 4 * 16 - 1});  // 1024 PEs in all
   } else {
     reporter.note("4 nodes in network namespaces: skipped (needs root)");
   }
   SampleDirectory dir;
-  reporter.note(fmt::format("{} client VPEs (and a server) spread over the kernels; phase 1: local exchange + "
-                            "revoke pairs from every client at once, {} s",
-                            clients, options.quick ? 0.5 : 2.0));
-  reporter.note(fmt::format("tree: {} capabilities (each client's share below one obtained from kernel 0), "
-                            "revoked by the server; memory and fds read from /proc while it stands",
-                            options.quick ? kQuickTreeCaps : kTreeCaps));
+  reporter.note(
+      fmt::format("{} client VPEs (and a server) spread over the kernels; phase 1: local exchange + "
+                  "revoke pairs from every client at once, {} s",
+                  clients, options.quick ? 0.5 : 2.0));
+  reporter.note(
+      fmt::format("tree: {} capabilities (each client's share below one obtained from kernel 0), "
+                  "revoked by the server; memory and fds read from /proc while it stands",
+                  options.quick ? kQuickTreeCaps : kTreeCaps));
   std::map<unsigned, double> aggregate;  // one node: by kernels
   for (const auto& s : setups) {
     const auto m = run_setup(s, dir, options.quick);
     const auto name = fmt::format("{}_vpes_{}", s.name(), s.clients);
-    reporter.add(Result{"scale", name + "_pairs_per_s", "kpairs/s", m.pairs_per_s / 1e3, m.pairs_per_s / 1e3, 1});
+    reporter.add(
+        Result{"scale", name + "_pairs_per_s", "kpairs/s", m.pairs_per_s / 1e3, m.pairs_per_s / 1e3, 1});
     reporter.add(latency_result("scale", name + "_tree_revoke", {m.tree_revoke_ns}));
     reporter.add(plain(name + "_node_pss_per_pe", "KiB", m.resources.node_pss_per_pe_kib));
     reporter.add(plain(name + "_node_fds", "fds", m.resources.node_fds));

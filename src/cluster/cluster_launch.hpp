@@ -42,7 +42,8 @@ inline constexpr std::size_t kMaxKernels = 64;
 // kernels get them (the nodes' privileged_endpoints), VPEs keep endpoints_per_pe.
 inline std::uint32_t kernel_endpoints(std::size_t kernels, std::uint32_t endpoints_per_pe) {
   return std::max<std::uint32_t>(
-      endpoints_per_pe, kKernelEndpointsBeforePeers + static_cast<std::uint32_t>(kernels) + kKernelServiceEndpoints);
+      endpoints_per_pe,
+      kKernelEndpointsBeforePeers + static_cast<std::uint32_t>(kernels) + kKernelServiceEndpoints);
 }
 // `vdtu node` exits with this when its timeout came while PEs still ran (as
 // timeout(1) does); it names them in its output.

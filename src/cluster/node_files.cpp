@@ -12,7 +12,8 @@ namespace vdtu::cluster {
 namespace {
 
 constexpr std::uint64_t kGlobalMemory = std::uint64_t{64} << 20;
-constexpr std::uint32_t kMaxPesPerNode = dtu::kChannelsPerEndpoint;  // a receive endpoint has a channel per PE of its node
+constexpr std::uint32_t kMaxPesPerNode =
+    dtu::kChannelsPerEndpoint;  // a receive endpoint has a channel per PE of its node
 constexpr std::uint32_t kMaxEndpointsPerPe = 255;
 constexpr std::uint32_t kFirstUnusablePe = 0xffff;  // the global memory's PE id
 

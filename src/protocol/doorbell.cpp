@@ -23,9 +23,7 @@ std::byte* pending_line(const MappedRegion& region, std::uint32_t ep) {
 
 }  // namespace
 
-std::size_t DoorbellLayout::bytes_for(std::uint32_t endpoints) {
-  return kLine + kPendingBytes * endpoints;
-}
+std::size_t DoorbellLayout::bytes_for(std::uint32_t endpoints) { return kLine + kPendingBytes * endpoints; }
 
 Doorbell Doorbell::create(std::uint32_t endpoints) {
   const auto size = DoorbellLayout::bytes_for(endpoints);

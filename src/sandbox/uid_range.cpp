@@ -22,9 +22,10 @@ bool covers(std::uint64_t first, std::uint64_t last, std::uint64_t uid) {
 
 UidRange UidRange::for_node_pid(pid_t node_pid) {
   if (node_pid <= 0 || node_pid >= kPidLimit) {
-    throw std::invalid_argument("node pid " + std::to_string(node_pid) +
-                                " is beyond the default PE uid ranges (1024 uids per pid above 2^31 reach pid " +
-                                std::to_string(kPidLimit - 1) + "): set pe_uid_base and pe_uid_count");
+    throw std::invalid_argument(
+        "node pid " + std::to_string(node_pid) +
+        " is beyond the default PE uid ranges (1024 uids per pid above 2^31 reach pid " +
+        std::to_string(kPidLimit - 1) + "): set pe_uid_base and pe_uid_count");
   }
   const auto slot_block = static_cast<std::uint64_t>(node_pid - 1) * kSlotsPerNode;
   return UidRange{static_cast<std::uint32_t>(kDefaultRegionStart + slot_block), kSlotsPerNode};

@@ -244,9 +244,9 @@ int configuration_rules(Dtu& dtu, const Args& a) {
   CHECK_STATUS(dtu.config_receive(p2, 0, {30, 9}), Status::kInvalidArgument);
   CHECK_STATUS(dtu.config_receive(p2, 200, {12, 9}), Status::kInvalidArgument);
   CHECK_STATUS(dtu.config_receive(999, 0, {12, 9}), Status::kInvalidArgument);
-  // A PE of this node that does not run yet (the last of 64): worth a retry.
-  CHECK_STATUS(dtu.config_receive(63, 0, {12, 9}), Status::kNotConfigured);
-  CHECK_STATUS(dtu.config_send(p1, 1, {63, 0, 1, 4, 64, kNoReplyEp}), Status::kNotConfigured);
+  // A PE of this node that does not run yet (the last of 128): worth a retry.
+  CHECK_STATUS(dtu.config_receive(127, 0, {12, 9}), Status::kNotConfigured);
+  CHECK_STATUS(dtu.config_send(p1, 1, {127, 0, 1, 4, 64, kNoReplyEp}), Status::kNotConfigured);
   CHECK_STATUS(dtu.config_receive(p2, 0, {12, 9}), Status::kOk);
   // Message larger than the receiver's slots, zero credits.
   CHECK_STATUS(dtu.config_send(p1, 1, {p2, 0, 1, 4, 512, kNoReplyEp}), Status::kTooLarge);

@@ -15,7 +15,6 @@
 // (PSS: shared pages split among their users) and open fds from /proc, and
 // during phase 1 their CPU time and context switches (root reads them
 // although the processes are not dumpable; otherwise they are missing).
-#include <dirent.h>
 #include <fmt/core.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -115,7 +114,7 @@ void open_session(Syscalls& sys) {
 
 // args: files prefix, seconds of phase 1, tree capabilities per client.
 int scale_client(Dtu& dtu, const std::vector<std::string>& a) {
-  const std::string prefix = a.at(0);
+  const std::string& prefix = a.at(0);
   const double seconds = std::stod(a.at(1));
   const auto share = static_cast<kif::Selector>(std::stoul(a.at(2)));
   SampleWriter out(fmt::format("{}-client-{}", prefix, dtu.pe()));
@@ -150,7 +149,7 @@ int scale_client(Dtu& dtu, const std::vector<std::string>& a) {
 
 // args: files prefix, clients.
 int scale_server(Dtu& dtu, const std::vector<std::string>& a) {
-  const std::string prefix = a.at(0);
+  const std::string& prefix = a.at(0);
   const auto clients = std::stoul(a.at(1));
   Syscalls sys(dtu);
   require(sys.req_mem(kServerMemory, 4096, kif::kPermRW), "req_mem");
@@ -295,9 +294,10 @@ void read_details(ProcessInfo& p) {
   while (rollup >> key) {
     if (key == "Pss:") rollup >> p.pss_kib;
   }
-  if (DIR* fds = ::opendir((dir + "/fd").c_str())) {
-    while (const dirent* e = ::readdir(fds)) p.fds += e->d_name[0] != '.' ? 1 : 0;
-    ::closedir(fds);
+  std::error_code error;
+  for (const auto& entry : std::filesystem::directory_iterator(dir + "/fd", error)) {
+    (void)entry;
+    ++p.fds;
   }
 }
 
@@ -311,18 +311,16 @@ struct ClusterProcesses {
 
 ClusterProcesses read_cluster() {
   std::map<pid_t, std::vector<ProcessInfo>> children;
-  if (DIR* proc = ::opendir("/proc")) {
-    while (const dirent* e = ::readdir(proc)) {
-      const std::string name = e->d_name;
-      if (name.empty() || name.find_first_not_of("0123456789") != std::string::npos) continue;
-      try {
-        auto p = read_process(name);
-        children[p.parent].push_back(std::move(p));
-      } catch (const std::exception&) {
-        // it ended meanwhile
-      }
+  std::error_code error;
+  for (const auto& entry : std::filesystem::directory_iterator("/proc", error)) {
+    const auto name = entry.path().filename().string();
+    if (name.empty() || name.find_first_not_of("0123456789") != std::string::npos) continue;
+    try {
+      auto p = read_process(name);
+      children[p.parent].push_back(std::move(p));
+    } catch (const std::exception&) {
+      // it ended meanwhile
     }
-    ::closedir(proc);
   }
   ClusterProcesses out;
   std::function<void(pid_t)> find_nodes = [&](pid_t parent) {
@@ -541,7 +539,10 @@ void run_scale_suite(Reporter& reporter, const SuiteOptions& options) {
     // Where phase 1's CPU went, per exchange + revoke pair.
     const double pairs = std::max(1.0, m.pairs_per_s * (options.quick ? 0.5 : 2.0));
     const auto per_pair = [&](const std::string& what, double value, const char* unit) {
-      reporter.add(Result{"scale", name + "_" + what, unit, value, value, 1});
+      std::string full = name;
+      full += "_";
+      full += what;
+      reporter.add(Result{"scale", full, unit, value, value, 1});
     };
     per_pair("kernel_cpu_per_pair", m.effort.kernel_cpu_s * 1e6 / pairs, "us");
     per_pair("vpe_cpu_per_pair", m.effort.vpe_cpu_s * 1e6 / pairs, "us");

@@ -735,7 +735,8 @@ void NodeBridge::bind(Peer& peer, const BridgeHeader& h, std::span<const std::by
     erase_inbound(old);
   }
   // A peer has at most one binding per send endpoint of its PEs.
-  if (peer.inbound_bindings >= std::uint64_t{peer.config.pe_count} * kMaxDoorbellEndpoints) {
+  // (Nodes of a cluster share their endpoint counts; kernels have more.)
+  if (peer.inbound_bindings >= std::uint64_t{peer.config.pe_count} * core_.config().max_endpoints()) {
     ++refused_;
     const UnboundBody refusal{Status::kNoResources};
     emit(peer, BridgeOp::kUnbound, h.binding, bytes_of(refusal));

@@ -38,7 +38,11 @@ class NodeTest : public ::testing::Test {
   }
   // Room for the channel-exhaustion test: 1024 channels need 64 senders of
   // 16 endpoints besides its subjects.
-  Node node{NodeConfig{.pe_count = 128}};
+  Node node{[] {
+    NodeConfig c;
+    c.pe_count = 128;
+    return c;
+  }()};
   PeId launched = 0;
 };
 

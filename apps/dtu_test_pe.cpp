@@ -244,9 +244,9 @@ int configuration_rules(Dtu& dtu, const Args& a) {
   CHECK_STATUS(dtu.config_receive(p2, 0, {30, 9}), Status::kInvalidArgument);
   CHECK_STATUS(dtu.config_receive(p2, 200, {12, 9}), Status::kInvalidArgument);
   CHECK_STATUS(dtu.config_receive(999, 0, {12, 9}), Status::kInvalidArgument);
-  // A PE of this node that does not run yet (the last of 64): worth a retry.
-  CHECK_STATUS(dtu.config_receive(63, 0, {12, 9}), Status::kNotConfigured);
-  CHECK_STATUS(dtu.config_send(p1, 1, {63, 0, 1, 4, 64, kNoReplyEp}), Status::kNotConfigured);
+  // A PE of this node that does not run yet (the last of 128): worth a retry.
+  CHECK_STATUS(dtu.config_receive(127, 0, {12, 9}), Status::kNotConfigured);
+  CHECK_STATUS(dtu.config_send(p1, 1, {127, 0, 1, 4, 64, kNoReplyEp}), Status::kNotConfigured);
   CHECK_STATUS(dtu.config_receive(p2, 0, {12, 9}), Status::kOk);
   // Message larger than the receiver's slots, zero credits.
   CHECK_STATUS(dtu.config_send(p1, 1, {p2, 0, 1, 4, 512, kNoReplyEp}), Status::kTooLarge);
@@ -254,7 +254,7 @@ int configuration_rules(Dtu& dtu, const Args& a) {
   // Memory windows outside the target memory.
   CHECK_STATUS(dtu.config_memory(p1, 3, {p2, (1U << 20) - 8, 16, kMemRead, kThisNode}), Status::kOutOfBounds);
   CHECK_STATUS(dtu.config_memory(p1, 3, {p2, 0, 16, 0, kThisNode}), Status::kInvalidArgument);
-  // Receive-endpoint channels run out after 512 senders: exhaustion is an error.
+  // Receive-endpoint channels run out after 1024 senders: exhaustion is an error.
   std::size_t bound = 0;
   Status last = Status::kOk;
   for (std::size_t pe = idle_first; pe < idle_first + idle_count && last == Status::kOk; ++pe) {
@@ -263,7 +263,7 @@ int configuration_rules(Dtu& dtu, const Args& a) {
       bound += last == Status::kOk ? 1 : 0;
     }
   }
-  CHECK(bound == 512);
+  CHECK(bound == 1024);
   CHECK_STATUS(last, Status::kNoResources);
   // Invalidating one sender frees its channel for the next.
   CHECK_STATUS(dtu.invalidate(static_cast<PeId>(idle_first), 0), Status::kOk);

@@ -124,11 +124,13 @@ std::string self_path() {
 
 int run_caps_role(const std::string& role, Dtu& dtu, const std::vector<std::string>& args);
 int run_spanning_role(const std::string& role, Dtu& dtu, const std::vector<std::string>& args);
+int run_scale_role(const std::string& role, Dtu& dtu, const std::vector<std::string>& args);
 
 int run_pe_role(const std::string& role, const std::vector<std::string>& args) {
   auto dtu = Dtu::from_environment();
   if (role.rfind("caps-", 0) == 0) return run_caps_role(role, *dtu, args);
   if (role.rfind("spanning-", 0) == 0) return run_spanning_role(role, *dtu, args);
+  if (role.rfind("scale-", 0) == 0) return run_scale_role(role, *dtu, args);
   if (role == "kernel") return kernel_role(*dtu, args);
   if (role == "server") return server_role(*dtu, args);
   if (role == "client") return client_role(*dtu, args);

@@ -20,6 +20,7 @@ void run_session_suite(Reporter& reporter, const SuiteOptions& options);
 void run_switch_suite(Reporter& reporter, const SuiteOptions& options);
 // Needs root and qemu-system-x86_64.
 void run_vm_suite(Reporter& reporter, const SuiteOptions& options);
+void run_scale_suite(Reporter& reporter, const SuiteOptions& options);
 
 // The PE side of the dtu suite (`vdtu pe-bench ROLE ARGS`, started by the node).
 int run_pe_role(const std::string& role, const std::vector<std::string>& args);

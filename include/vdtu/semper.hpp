@@ -20,8 +20,11 @@ using kif::Selector;
 
 class Syscalls {
  public:
-  // Waits until the kernel has set up this VPE's syscall endpoints.
-  explicit Syscalls(Dtu& dtu, std::chrono::nanoseconds setup_timeout = std::chrono::seconds(10));
+  // Waits until the kernel has set up this VPE's syscall endpoints. A node
+  // starts a kernel after its VPEs (it owns the PE ids below its own): with
+  // a thousand VPEs on a busy machine that alone can take a minute or more
+  // (only a VPE whose kernel never comes waits this out).
+  explicit Syscalls(Dtu& dtu, std::chrono::nanoseconds setup_timeout = std::chrono::seconds(180));
 
   Error noop();
   Error create_gate(Selector vpe, Selector dst, EpId ep, std::uint64_t label, std::uint32_t credits);

@@ -18,10 +18,8 @@
 namespace vdtu::cli {
 namespace {
 
-// Beyond the kernel's own (3 + one per kernel): the echo service's, and spare.
-constexpr unsigned kEchoSpareEndpoints = 5;
-constexpr unsigned kMinEndpoints = 16;
-constexpr unsigned kMaxEndpoints = 255;
+// A VPE's endpoints (kernels get theirs from cluster::kernel_endpoints).
+constexpr unsigned kVpeEndpoints = 16;
 
 }  // namespace
 
@@ -29,15 +27,15 @@ ClusterSpec echo_cluster(unsigned nodes, unsigned kernels_per_node) {
   const unsigned kernels = nodes * kernels_per_node;
   if (nodes == 0 || kernels_per_node == 0 || kernels < 2)
     throw std::runtime_error("a cluster needs at least two kernels");
-  const unsigned endpoints = cluster::kKernelEndpointsBeforePeers + kernels + kEchoSpareEndpoints;
-  if (endpoints > kMaxEndpoints) {
-    throw std::runtime_error(
-        fmt::format("{} kernels: at most {} (a kernel has an endpoint per kernel)", kernels,
-                    kMaxEndpoints - cluster::kKernelEndpointsBeforePeers - kEchoSpareEndpoints));
+  if (kernels > cluster::kMaxKernels) {
+    throw std::runtime_error(fmt::format(
+        "{} nodes x {} kernels = {} kernels: a cluster has at most {} (each kernel has an endpoint and a "
+        "channel to every other)",
+        nodes, kernels_per_node, kernels, cluster::kMaxKernels));
   }
   const auto vpe = sibling_program("kernel_test_vpe");
   ClusterSpec spec;
-  spec.endpoints_per_pe = std::max(kMinEndpoints, endpoints);
+  spec.endpoints_per_pe = kVpeEndpoints;
   spec.nodes.resize(nodes);
   for (unsigned n = 0; n < nodes; ++n) {
     for (unsigned k = 0; k < kernels_per_node; ++k) {

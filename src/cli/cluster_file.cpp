@@ -9,6 +9,7 @@
 #include "common/sibling_program.hpp"
 #include "config_file.hpp"
 #include "program_name.hpp"
+#include "protocol/doorbell.hpp"
 
 namespace vdtu::cli {
 namespace {
@@ -17,7 +18,7 @@ using cluster::ClusterKernel;
 using cluster::ClusterNode;
 using cluster::ClusterSpec;
 
-constexpr std::int64_t kMaxPesPerNode = 512;  // as a node (src/dtu)
+constexpr std::int64_t kMaxPesPerNode = dtu::kChannelsPerEndpoint;  // as a node (src/node)
 constexpr std::int64_t kMaxEndpoints = 255;
 constexpr std::int64_t kFirstUnusablePe = 0xffff;  // the global memory's PE id
 
@@ -125,12 +126,10 @@ void check_together(ConfigFile& file, const ClusterSpec& spec,
                                                 n + 1, pes, spec.pes_per_node));
     }
   }
-  const auto needed = cluster::kKernelEndpointsBeforePeers + kernels;
-  if (spec.endpoints_per_pe < needed) {
-    file.mistake(settings,
-                 fmt::format("[cluster] endpoints_per_pe = {}: too few for {} kernels, which need {} "
-                             "(3 + one per kernel)",
-                             spec.endpoints_per_pe, kernels, needed));
+  if (kernels > cluster::kMaxKernels) {
+    file.mistake(node_sources.back(), fmt::format("{} kernels: a cluster has at most {} (each kernel has an "
+                                                  "endpoint and a channel to every other)",
+                                                  kernels, cluster::kMaxKernels));
   }
 }
 

@@ -201,7 +201,7 @@ int run(int argc, char** argv) {
   auto* bench_cmd = app.add_subcommand("bench", "Run a benchmark suite with its baselines");
   bench_cmd->add_option("suite", suite, "Suite to run")
       ->required()
-      ->check(CLI::IsMember({"channel", "dtu", "caps", "spanning", "session", "switch", "vm"}));
+      ->check(CLI::IsMember({"channel", "dtu", "caps", "spanning", "session", "switch", "vm", "scale"}));
   bench_cmd->add_flag("--json", json, "One JSON object per line instead of a table");
   bench_cmd->add_flag("--quick", bench_options.quick, "Few iterations (smoke test; figures are rough)");
   bool quantiles = false;
@@ -261,6 +261,7 @@ int run(int argc, char** argv) {
       if (suite == "dtu") vdtu::bench::run_dtu_suite(reporter, bench_options);
       if (suite == "caps") vdtu::bench::run_caps_suite(reporter, bench_options);
       if (suite == "spanning") vdtu::bench::run_spanning_suite(reporter, bench_options);
+      if (suite == "scale") vdtu::bench::run_scale_suite(reporter, bench_options);
       if (suite == "session") vdtu::bench::run_session_suite(reporter, bench_options);
       if (suite == "switch") vdtu::bench::run_switch_suite(reporter, bench_options);
       if (suite == "vm") vdtu::bench::run_vm_suite(reporter, bench_options);

@@ -80,14 +80,31 @@ void read_sandbox(ConfigTable& t, sandbox::SandboxConfig& s, std::uint32_t pes) 
 
 void read_node(ConfigFile& file, const toml::table& table, dtu::NodeConfig& c, bool& insecure_plain) {
   ConfigTable t(file, table, "[node]",
-                {"id", "first_pe", "pes", "endpoints_per_pe", "pe_memory_bytes", "global_memory_bytes",
-                 "bridge_host", "bridge_port", "bridge_fd", "peer_timeout_ms", "cluster_key",
-                 "insecure_plain", "sandbox", "pe_uid_base", "pe_uid_count", "pe_working_directory",
-                 "pe_writable_paths", "pe_network", "pe_allow_ptrace"});
+                {"id",
+                 "first_pe",
+                 "pes",
+                 "endpoints_per_pe",
+                 "privileged_endpoints",
+                 "pe_memory_bytes",
+                 "global_memory_bytes",
+                 "bridge_host",
+                 "bridge_port",
+                 "bridge_fd",
+                 "peer_timeout_ms",
+                 "cluster_key",
+                 "insecure_plain",
+                 "sandbox",
+                 "pe_uid_base",
+                 "pe_uid_count",
+                 "pe_working_directory",
+                 "pe_writable_paths",
+                 "pe_network",
+                 "pe_allow_ptrace"});
   c.node_id = t.integer("id", 0, kMaxNodeId, c.node_id);
   c.first_pe = t.integer("first_pe", 0, kMaxPeId, c.first_pe);
   c.pe_count = t.integer("pes", 1, kMaxPes, c.pe_count);
   c.endpoints_per_pe = t.integer("endpoints_per_pe", 1, kMaxEndpoints, c.endpoints_per_pe);
+  c.privileged_endpoints = t.integer("privileged_endpoints", 1, kMaxEndpoints, c.endpoints_per_pe);
   c.pe_memory_bytes = t.integer("pe_memory_bytes", kMinMemory, kMaxPeMemory, c.pe_memory_bytes);
   c.global_memory_bytes =
       t.integer("global_memory_bytes", kMinMemory, kMaxGlobalMemory, c.global_memory_bytes);

@@ -5,6 +5,7 @@
 // UDP or, with `netns`, each node in a network namespace of its own; then
 // supervising them until they end, the timeout passes or a stop signal comes.
 
+#include <algorithm>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -31,6 +32,19 @@ inline constexpr double kMaxTimeoutSeconds = 7 * 24 * 3600;
 // A kernel receives syscalls, service answers and kernelcalls on endpoints
 // 0-2 and sends to the i-th kernel of the cluster on endpoint 3 + i.
 inline constexpr std::uint32_t kKernelEndpointsBeforePeers = 3;
+// Endpoints a kernel keeps for the services of its VPEs, after its peers'.
+inline constexpr std::uint32_t kKernelServiceEndpoints = 16;
+// The most kernels in a cluster: each has a send endpoint (and a channel)
+// to every other, ~n^2 channels in all; 64 is what the tests start
+// (tests/integration/scale_test.cpp) and what `vdtu bench scale` measures.
+inline constexpr std::size_t kMaxKernels = 64;
+// Endpoints of a privileged PE (a kernel) in a cluster of `kernels`: only
+// kernels get them (the nodes' privileged_endpoints), VPEs keep endpoints_per_pe.
+inline std::uint32_t kernel_endpoints(std::size_t kernels, std::uint32_t endpoints_per_pe) {
+  return std::max<std::uint32_t>(
+      endpoints_per_pe,
+      kKernelEndpointsBeforePeers + static_cast<std::uint32_t>(kernels) + kKernelServiceEndpoints);
+}
 // `vdtu node` exits with this when its timeout came while PEs still ran (as
 // timeout(1) does); it names them in its output.
 inline constexpr int kNodeTimedOutExit = 124;

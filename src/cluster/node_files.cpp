@@ -6,11 +6,14 @@
 
 #include <stdexcept>
 
+#include "protocol/doorbell.hpp"
+
 namespace vdtu::cluster {
 namespace {
 
 constexpr std::uint64_t kGlobalMemory = std::uint64_t{64} << 20;
-constexpr std::uint32_t kMaxPesPerNode = 512;  // a receive endpoint has a channel slot per PE of its node
+constexpr std::uint32_t kMaxPesPerNode =
+    dtu::kChannelsPerEndpoint;  // a receive endpoint has a channel per PE of its node
 constexpr std::uint32_t kMaxEndpointsPerPe = 255;
 constexpr std::uint32_t kFirstUnusablePe = 0xffff;  // the global memory's PE id
 
@@ -67,11 +70,13 @@ void check(const ClusterSpec& spec) {
     }
     kernels += node.kernels.size();
   }
-  const auto endpoints_needed = kKernelEndpointsBeforePeers + kernels;
-  if (spec.endpoints_per_pe > kMaxEndpointsPerPe || spec.endpoints_per_pe < endpoints_needed) {
-    throw std::runtime_error(fmt::format("endpoints_per_pe must be {} to {} for {} kernels", endpoints_needed,
-                                         kMaxEndpointsPerPe, kernels));
+  if (kernels > kMaxKernels) {
+    throw std::runtime_error(fmt::format(
+        "a cluster has at most {} kernels, not {} (each kernel has an endpoint and a channel to every other)",
+        kMaxKernels, kernels));
   }
+  if (spec.endpoints_per_pe < 1 || spec.endpoints_per_pe > kMaxEndpointsPerPe)
+    throw std::runtime_error(fmt::format("endpoints_per_pe must be 1 to {}", kMaxEndpointsPerPe));
   if (!(spec.timeout_seconds > 0 && spec.timeout_seconds <= kMaxTimeoutSeconds))
     throw std::runtime_error(fmt::format("the timeout must be above 0 and at most {} s", kMaxTimeoutSeconds));
   for (double p : {spec.loss, spec.duplicate, spec.reorder}) {
@@ -99,9 +104,10 @@ std::string node_file(const NodeFileInputs& in, unsigned n) {
   const auto& spec = in.spec;
   const auto& at = in.addresses;
   std::string f = fmt::format(
-      "[node]\nid = {}\nfirst_pe = {}\npes = {}\nendpoints_per_pe = {}\nglobal_memory_bytes = {}\n"
-      "bridge_host = {}\nbridge_port = {}\n",
-      n, n * spec.pes_per_node, spec.pes_per_node, spec.endpoints_per_pe, kGlobalMemory, quoted(at[n].host),
+      "[node]\nid = {}\nfirst_pe = {}\npes = {}\nendpoints_per_pe = {}\nprivileged_endpoints = {}\n"
+      "global_memory_bytes = {}\nbridge_host = {}\nbridge_port = {}\n",
+      n, n * spec.pes_per_node, spec.pes_per_node, spec.endpoints_per_pe,
+      kernel_endpoints(in.placements.size(), spec.endpoints_per_pe), kGlobalMemory, quoted(at[n].host),
       at[n].port);
   if (spec.nodes.size() > 1) {
     f += in.cluster_key.empty() ? std::string("insecure_plain = true\n")

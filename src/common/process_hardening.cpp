@@ -12,10 +12,14 @@ void make_undumpable() {
     throw std::system_error(errno, std::generic_category(), "prctl(PR_SET_DUMPABLE)");
 }
 
-rlim_t raise_open_file_limit() {
+rlim_t raise_open_file_limit(rlim_t wanted) {
   rlimit limit{};
   if (::getrlimit(RLIMIT_NOFILE, &limit) != 0)
     throw std::system_error(errno, std::generic_category(), "getrlimit(RLIMIT_NOFILE)");
+  if (wanted > limit.rlim_max && limit.rlim_max != RLIM_INFINITY) {
+    const rlimit more{wanted, wanted};
+    if (::setrlimit(RLIMIT_NOFILE, &more) == 0) return wanted;  // EPERM unprivileged: keep what we have
+  }
   if (limit.rlim_cur < limit.rlim_max) {
     limit.rlim_cur = limit.rlim_max;
     if (::setrlimit(RLIMIT_NOFILE, &limit) != 0)
@@ -24,9 +28,9 @@ rlim_t raise_open_file_limit() {
   return limit.rlim_cur;
 }
 
-rlim_t harden_process() {
+rlim_t harden_process(rlim_t wanted_open_files) {
   make_undumpable();
-  return raise_open_file_limit();
+  return raise_open_file_limit(wanted_open_files);
 }
 
 }  // namespace vdtu

@@ -29,14 +29,18 @@ UniqueFd make_sealed_memfd(const char* name, std::size_t bytes) {
   return fd;
 }
 
-void check_sealed_memfd(int fd, std::size_t bytes, const char* what) {
+std::size_t sealed_memfd_size(int fd, const char* what) {
   const int seals = ::fcntl(fd, F_GET_SEALS);
   if (seals < 0 || (static_cast<unsigned>(seals) & kRequiredSeals) != kRequiredSeals) {
     throw std::runtime_error(std::string(what) + " is not a sealed memfd");
   }
   struct stat st {};
   if (::fstat(fd, &st) != 0) throw_errno("fstat");
-  if (static_cast<std::size_t>(st.st_size) != bytes) {
+  return static_cast<std::size_t>(st.st_size);
+}
+
+void check_sealed_memfd(int fd, std::size_t bytes, const char* what) {
+  if (sealed_memfd_size(fd, what) != bytes) {
     throw std::runtime_error(std::string(what) + " has the wrong size");
   }
 }

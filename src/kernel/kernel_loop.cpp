@@ -47,7 +47,9 @@ std::span<const std::byte> bytes_of(const T& value) {
 
 constexpr ReceiveConfig kKernelcallBuffer{kKernelcallSlotOrder + 6, kKernelcallSlotOrder};  // 64 slots
 // Peers and VPEs on this node may start after us: the node says
-// kNotConfigured for a PE of its range that does not run yet.
+// kNotConfigured for a PE of its range that does not run yet. The patience
+// is per PE, not for all of them: a node starting a thousand PEs on a busy
+// machine may take far longer than this for all of them.
 constexpr auto kStartPatience = 10s;
 // While another kernel owes us an answer, poll this long before sleeping: a
 // crossing to another node takes tens of µs, a wake-up from sleep as long.
@@ -88,8 +90,8 @@ class Loop {
       return false;
     }
     if (!peers_.empty() && !connect_peers()) return false;
-    const auto deadline = std::chrono::steady_clock::now() + kStartPatience;
     for (PeId pe : boot.vpes) {
+      const auto deadline = std::chrono::steady_clock::now() + kStartPatience;
       Status st = Status::kNotConfigured;
       while ((st = kernel_.boot_vpe(pe, pe)) == Status::kNotConfigured &&
              std::chrono::steady_clock::now() < deadline) {
@@ -153,8 +155,8 @@ class Loop {
   // retry. One that ended already is gone, as if it had ended later.
   bool connect_peers() {
     if (dtu_.config_receive(dtu_.pe(), kKernelcallEp, kKernelcallBuffer) != Status::kOk) return false;
-    const auto deadline = std::chrono::steady_clock::now() + kStartPatience;
     for (auto& p : peers_) {
+      const auto deadline = std::chrono::steady_clock::now() + kStartPatience;
       const SendConfig gate{p.pe,      kKernelcallEp, self_, kCreditsUnlimited, sizeof(KernelcallMessage),
                             kNoReplyEp};
       Status st = Status::kNotConfigured;

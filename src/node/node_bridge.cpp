@@ -155,7 +155,7 @@ NodeBridge::NodeBridge(NodeCore& core, EventWatcher& watcher)
       socket_(core.config().bridge_fd >= 0
                   ? bridge::UdpSocket::adopt(UniqueFd(core.config().bridge_fd))
                   : bridge::UdpSocket::bind(core.config().bridge_host, core.config().bridge_port)),
-      doorbell_(Doorbell::create(core.config().endpoints_per_pe)),
+      doorbell_(Doorbell::create(core.config().max_endpoints())),
       faults_(core.config().faults),
       buffer_(kLargestUdpPayload + 1) {
   const auto& config = core.config();
@@ -199,10 +199,11 @@ NodeBridge::Peer* NodeBridge::peer_by_id(std::uint16_t id) {
 
 Status NodeBridge::connect_send(std::uint32_t pe, EpId ep, const SendConfig& c) {
   Peer* peer = peer_owning(c.target_pe);
-  if (peer == nullptr || c.target_ep >= core_.config().endpoints_per_pe) return Status::kInvalidArgument;
+  // The target's node checks its endpoint count when it binds.
+  if (peer == nullptr || c.target_ep >= kMaxDoorbellEndpoints) return Status::kInvalidArgument;
   if (peer->lost) return Status::kPeerGone;
   const bool wants_reply = c.reply_ep != kNoReplyEp;
-  if (wants_reply && c.reply_ep >= core_.config().endpoints_per_pe) return Status::kInvalidArgument;
+  if (wants_reply && c.reply_ep >= core_.pe(pe).endpoints.size()) return Status::kInvalidArgument;
   if (c.credits == 0) return Status::kInvalidArgument;
   if (c.max_msg_size == 0 || c.max_msg_size > kMaxRemotePayload) return Status::kTooLarge;
   const auto slot_size = std::max<std::uint32_t>(ChannelGeometry::kMinSlotSize,
@@ -813,7 +814,8 @@ void NodeBridge::bind(Peer& peer, const BridgeHeader& h, std::span<const std::by
     erase_inbound(old);
   }
   // A peer has at most one binding per send endpoint of its PEs.
-  if (peer.inbound_bindings >= std::uint64_t{peer.config.pe_count} * core_.config().endpoints_per_pe) {
+  // (Nodes of a cluster share their endpoint counts; kernels have more.)
+  if (peer.inbound_bindings >= std::uint64_t{peer.config.pe_count} * core_.config().max_endpoints()) {
     ++refused_;
     const UnboundBody refusal{Status::kNoResources};
     emit(peer, BridgeOp::kUnbound, h.binding, bytes_of(refusal));
@@ -832,7 +834,7 @@ void NodeBridge::bind(Peer& peer, const BridgeHeader& h, std::span<const std::by
 NodeBridge::BindResult NodeBridge::try_bind(Inbound& in) {
   const auto& b = in.bind;
   const auto target = core_.index_of(b.target_pe);
-  if (!target || b.target_ep >= core_.config().endpoints_per_pe) return BindResult::kNotYet;
+  if (!target || b.target_ep >= core_.pe(*target).endpoints.size()) return BindResult::kNotYet;
   const auto& recv = core_.pe(*target).endpoints[b.target_ep];
   if (recv.kind != EndpointKind::kReceive || recv.terminated) return BindResult::kNotYet;
   const auto refuse = [&](Status reason) {
@@ -954,7 +956,7 @@ NodeBridge::OutboundMap::iterator NodeBridge::end_outbound(OutboundMap::iterator
 void NodeBridge::release(Inbound& in) {
   if (!in.bound) return;
   const auto& e = core_.pe(in.pe).endpoints[in.bind.target_ep];
-  if (e.kind == EndpointKind::kReceive && e.inbound[in.index] == in.channel) {
+  if (e.kind == EndpointKind::kReceive && e.inbound_at(in.index) == in.channel.get()) {
     core_.release_inbound(in.pe, in.bind.target_ep, in.index);
   }
   if (in.reply) in.reply->terminate();

@@ -28,6 +28,14 @@ struct NodeConfig {
   PeId first_pe = 0;            // global id of this node's first PE
   std::uint32_t pe_count = 64;  // PEs this node can host
   std::uint32_t endpoints_per_pe = 16;
+  // Endpoints of a privileged PE (a kernel: a send endpoint per peer kernel,
+  // one per service); 0 means endpoints_per_pe. VPEs keep the smaller count,
+  // so a node of many VPEs does not pay for its kernels' endpoints.
+  std::uint32_t privileged_endpoints = 0;
+  [[nodiscard]] std::uint32_t endpoints_of(bool privileged) const {
+    return privileged && privileged_endpoints > endpoints_per_pe ? privileged_endpoints : endpoints_per_pe;
+  }
+  [[nodiscard]] std::uint32_t max_endpoints() const { return endpoints_of(true); }
   std::size_t pe_memory_bytes = std::size_t{1} << 20;       // each PE's local memory
   std::size_t global_memory_bytes = std::size_t{64} << 20;  // the node's memory PE
   // The bridge (only with peers): DTU messages to their PEs travel over UDP.

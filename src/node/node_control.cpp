@@ -106,14 +106,14 @@ Status NodeCore::handle_request(std::uint32_t requester, const ControlRequest& r
   if (!target) return absent_pe_status(r.pe);
   const bool per_endpoint = r.op != ControlOp::kInvalidateAll && r.op != ControlOp::kWake &&
                             r.op != ControlOp::kSetVpe && r.op != ControlOp::kPrivilege;
-  if (per_endpoint && r.ep >= config_.endpoints_per_pe) return Status::kInvalidArgument;
+  if (per_endpoint && r.ep >= pes_[*target].endpoints.size()) return Status::kInvalidArgument;
   switch (r.op) {
     case ControlOp::kConfigSend: return config_send(*target, r.ep, r.send);
     case ControlOp::kConfigReceive: return config_receive(*target, r.ep, r.receive);
     case ControlOp::kConfigMemory: return config_memory(*target, r.ep, r.memory);
     case ControlOp::kInvalidate: invalidate(*target, r.ep, Status::kNotConfigured); return Status::kOk;
     case ControlOp::kInvalidateAll:
-      for (std::uint32_t ep = 0; ep < config_.endpoints_per_pe; ++ep) {
+      for (std::uint32_t ep = 0; ep < pes_[*target].endpoints.size(); ++ep) {
         invalidate(*target, static_cast<EpId>(ep), Status::kNotConfigured);
       }
       return Status::kOk;
@@ -163,7 +163,7 @@ Status NodeCore::config_receive(std::uint32_t pe, EpId ep, const ReceiveConfig& 
   e.kind = EndpointKind::kReceive;
   e.slot_size = 1U << c.slot_order;
   e.slot_count = 1U << (c.buffer_order - c.slot_order);
-  e.inbound.assign(kChannelsPerEndpoint, nullptr);
+  e.inbound.clear();
   auto u = to_pe(pe, NodeMessageKind::kReceiveEndpoint, ep);
   u.message.slot_count = e.slot_count;
   u.message.slot_size = e.slot_size;
@@ -203,8 +203,8 @@ Status NodeCore::bind_channels(const BindingSpec& spec, BoundChannels& out) {
     spdlog::error("node {}: cannot create a channel: {}", config_.node_id, e.what());
     return roll_back();
   }
-  if (request_index) requests_to->inbound[*request_index] = out.request;
-  if (reply_index) replies_to->inbound[*reply_index] = out.reply;
+  if (request_index) requests_to->set_inbound(*request_index, out.request);
+  if (reply_index) replies_to->set_inbound(*reply_index, out.reply);
   out.request_index = request_index.value_or(0);
   out.reply_index = reply_index.value_or(0);
   stats_.channels_created += spec.replies ? 2 : 1;
@@ -219,12 +219,13 @@ bool NodeCore::reply_endpoint_ready(std::uint32_t pe, const SendConfig& c) const
 
 Status NodeCore::config_send(std::uint32_t pe, EpId ep, const SendConfig& c) {
   if (!is_local(c.target_pe)) return bridge_ ? bridge_->connect_send(pe, ep, c) : Status::kInvalidArgument;
-  if (c.target_ep >= config_.endpoints_per_pe) return Status::kInvalidArgument;
+  if (c.target_ep >= config_.max_endpoints()) return Status::kInvalidArgument;
   const bool wants_reply = c.reply_ep != kNoReplyEp;
-  if (wants_reply && c.reply_ep >= config_.endpoints_per_pe) return Status::kInvalidArgument;
+  if (wants_reply && c.reply_ep >= pes_[pe].endpoints.size()) return Status::kInvalidArgument;
   if (c.credits == 0) return Status::kInvalidArgument;
   const auto target = index_of(c.target_pe);
   if (!target) return absent_pe_status(c.target_pe);  // a kernel retries one that does not run yet
+  if (c.target_ep >= pes_[*target].endpoints.size()) return Status::kInvalidArgument;
   // The target must be a live receive endpoint (the seL4 port binds to nothing).
   const auto& recv = pes_[*target].endpoints[c.target_ep];
   if (recv.kind != EndpointKind::kReceive || recv.terminated) return Status::kNotConfigured;
@@ -316,8 +317,8 @@ Status NodeCore::config_memory(std::uint32_t pe, EpId ep, const MemoryConfig& c)
 void NodeCore::release_inbound(std::uint32_t pe, EpId ep, std::uint16_t index) {
   auto& e = pes_[pe].endpoints[ep];
   if (e.kind != EndpointKind::kReceive) return;
-  if (e.inbound[index]) e.inbound[index]->terminate();
-  e.inbound[index].reset();
+  if (auto* ch = e.inbound_at(index)) ch->terminate();
+  if (index < e.inbound.size()) e.inbound[index].reset();
   e.used.reset(index);
   auto u = to_pe(pe, NodeMessageKind::kChannelGone, ep);
   u.message.channel = index;

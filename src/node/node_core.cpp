@@ -34,6 +34,12 @@ constexpr std::size_t kMaxQueuedUpdates = 4096;
 // the loop while others wait.
 constexpr int kRequestsPerTurn = 32;
 constexpr int kSocketBuffer = 4 << 20;  // room for many updates before a slow PE reads them
+// Open files a node holds: per PE about 9 (control socket, pidfd, doorbell,
+// page, memory, two memory channels, and a channel pair per binding: a VPE
+// has two or three) measured with 1023 VPEs; kernels bind more. Room for
+// twice that, plus the node's own.
+constexpr rlim_t kOpenFilesPerPe = 16;
+constexpr rlim_t kOpenFilesOfTheNode = 1024;
 
 [[noreturn]] void throw_errno(const char* what) {
   throw std::system_error(errno, std::generic_category(), what);
@@ -41,9 +47,10 @@ constexpr int kSocketBuffer = 4 << 20;  // room for many updates before a slow P
 
 void check(const NodeConfig& config) {
   if (config.pe_count == 0 || config.pe_count > kChannelsPerEndpoint) {
-    throw std::invalid_argument("a node hosts 1 to 512 PEs");
+    throw std::invalid_argument(fmt::format("a node hosts 1 to {} PEs", kChannelsPerEndpoint));
   }
-  if (config.endpoints_per_pe == 0 || config.endpoints_per_pe > 255) {
+  if (config.endpoints_per_pe == 0 || config.endpoints_per_pe > kMaxDoorbellEndpoints ||
+      config.privileged_endpoints > kMaxDoorbellEndpoints) {
     throw std::invalid_argument("a PE has 1 to 255 endpoints");
   }
   if (std::uint32_t{config.first_pe} + config.pe_count > kGlobalMemoryPe) {
@@ -78,7 +85,16 @@ NodeCore::NodeCore(NodeConfig config, EventWatcher& watcher, PeLauncher& launche
     : config_(std::move(config)), watcher_(watcher), launcher_(launcher) {
   check(config_);
   init_logging();
-  harden_process();  // non-dumpable: no PE reaches the node through /proc; more fds
+  // Non-dumpable: no PE reaches the node through /proc. More fds: as root
+  // the hard limit is raised to what the PEs may need.
+  const rlim_t wanted = kOpenFilesOfTheNode + kOpenFilesPerPe * config_.pe_count;
+  if (const auto limit = harden_process(wanted); limit < wanted) {
+    fmt::print(stderr,
+               "vdtu node: {} PEs may need up to {} open files, but RLIMIT_NOFILE allows {}: beyond it, "
+               "starting a PE or binding a channel fails with 'Too many open files' (raise the hard limit, "
+               "e.g. ulimit -Hn, or run the node as root)\n",
+               config_.pe_count, wanted, limit);
+  }
   pes_.resize(config_.pe_count);
   global_memory_fd_ = make_sealed_memfd("vdtu-global-memory", config_.global_memory_bytes);
   global_memory_ = MappedRegion(global_memory_fd_.get(), config_.global_memory_bytes);
@@ -111,11 +127,11 @@ std::uint32_t NodeCore::prepare_slot(bool privileged) {
   if (!index) throw std::runtime_error("no free PE on this node");
   auto& p = pes_[*index];
   p = PeRecord{};
-  p.doorbell = Doorbell::create(config_.endpoints_per_pe);
+  p.doorbell = Doorbell::create(config_.endpoints_of(privileged));
   p.page = PePage::create();
   p.memory_fd = make_sealed_memfd("vdtu-pe-memory", config_.pe_memory_bytes);
   p.memory = MappedRegion(p.memory_fd.get(), config_.pe_memory_bytes);
-  p.endpoints.assign(config_.endpoints_per_pe, NodeEndpoint{});
+  p.endpoints.assign(config_.endpoints_of(privileged), NodeEndpoint{});
   p.privileged = privileged;
   p.vpe = static_cast<VpeId>(global_id(*index));
   p.memory_requests = std::make_unique<SharedChannel>(SharedChannel::create(kMemoryChannelGeometry));
@@ -155,7 +171,7 @@ void NodeCore::open_slot(std::uint32_t index, UniqueFd node_end) {
   hello.vpe = p.vpe;
   hello.node_id = config_.node_id;
   hello.privileged = p.privileged ? 1 : 0;
-  hello.endpoints = config_.endpoints_per_pe;
+  hello.endpoints = static_cast<std::uint32_t>(p.endpoints.size());
   hello.local_memory_bytes = config_.pe_memory_bytes;
   hello.slot_count = kMemoryChannelGeometry.slot_count;
   hello.slot_size = kMemoryChannelGeometry.slot_size;

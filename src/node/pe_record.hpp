@@ -35,9 +35,19 @@ struct NodeEndpoint {
   std::uint32_t slot_count = 0;
   std::uint32_t slot_size = 0;
   std::bitset<kChannelsPerEndpoint> used;
-  std::vector<std::shared_ptr<SharedChannel>> inbound;  // by channel index
+  // By channel index, grown as channels are bound (indices are reused lowest
+  // first), so an endpoint that two senders use costs two entries, not 1024.
+  std::vector<std::shared_ptr<SharedChannel>> inbound;
   // kMemory
   MemoryConfig memory{};
+
+  void set_inbound(std::uint16_t index, std::shared_ptr<SharedChannel> channel) {
+    if (index >= inbound.size()) inbound.resize(std::size_t{index} + 1);
+    inbound[index] = std::move(channel);
+  }
+  [[nodiscard]] SharedChannel* inbound_at(std::uint16_t index) const {
+    return index < inbound.size() ? inbound[index].get() : nullptr;
+  }
 };
 
 // One update for one PE, with the fds it carries (borrowed from the records).

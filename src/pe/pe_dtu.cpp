@@ -549,7 +549,7 @@ class Dtu::Impl {
     se.channel = std::make_unique<SharedChannel>(
         SharedChannel::attach(std::move(fds[0]), std::move(fds[1]), {m.slot_count, m.slot_size}));
     se.producer = std::make_unique<Producer>(*se.channel);
-    se.target_doorbell = Doorbell::attach(std::move(fds[2]), endpoints_);
+    se.target_doorbell = Doorbell::attach_any(std::move(fds[2]));
     se.index_at_target = m.channel;
     se.config = m.send;
     if (replies) {
@@ -583,7 +583,7 @@ class Dtu::Impl {
       ch->reply_channel = std::make_unique<SharedChannel>(SharedChannel::attach(
           std::move(fds[2]), std::move(fds[3]), {m.reply_slot_count, m.reply_slot_size}));
       ch->reply_producer = std::make_unique<Producer>(*ch->reply_channel);
-      ch->reply_doorbell = Doorbell::attach(std::move(fds[4]), endpoints_);
+      ch->reply_doorbell = Doorbell::attach_any(std::move(fds[4]));
       ch->reply_index = m.reply_channel;
     }
     const auto id = ch->id = next_channel_id_++;

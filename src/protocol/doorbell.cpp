@@ -1,6 +1,7 @@
 #include "doorbell.hpp"
 
 #include <atomic>
+#include <stdexcept>
 
 #include "common/futex.hpp"
 #include "common/sealed_memfd.hpp"
@@ -17,14 +18,12 @@ std::atomic_ref<std::uint64_t> word64(std::byte* at) {
   return std::atomic_ref<std::uint64_t>(*reinterpret_cast<std::uint64_t*>(at));
 }
 std::byte* pending_line(const MappedRegion& region, std::uint32_t ep) {
-  return region.data() + kLine * (1 + std::size_t{ep});
+  return region.data() + kLine + kPendingBytes * ep;
 }
 
 }  // namespace
 
-std::size_t DoorbellLayout::bytes_for(std::uint32_t endpoints) {
-  return kLine * (1 + std::size_t{endpoints});
-}
+std::size_t DoorbellLayout::bytes_for(std::uint32_t endpoints) { return kLine + kPendingBytes * endpoints; }
 
 Doorbell Doorbell::create(std::uint32_t endpoints) {
   const auto size = DoorbellLayout::bytes_for(endpoints);
@@ -36,6 +35,17 @@ Doorbell Doorbell::create(std::uint32_t endpoints) {
 Doorbell Doorbell::attach(UniqueFd fd, std::uint32_t endpoints) {
   const auto size = DoorbellLayout::bytes_for(endpoints);
   check_sealed_memfd(fd.get(), size, "doorbell page");
+  MappedRegion region(fd.get(), size);
+  return {std::move(fd), std::move(region), endpoints};
+}
+
+Doorbell Doorbell::attach_any(UniqueFd fd) {
+  const auto size = sealed_memfd_size(fd.get(), "doorbell page");
+  if (size < kLine || (size - kLine) % kPendingBytes != 0 || (size - kLine) / kPendingBytes == 0 ||
+      (size - kLine) / kPendingBytes > kMaxDoorbellEndpoints) {
+    throw std::runtime_error("doorbell page has the wrong size");
+  }
+  const auto endpoints = static_cast<std::uint32_t>((size - kLine) / kPendingBytes);
   MappedRegion region(fd.get(), size);
   return {std::move(fd), std::move(region), endpoints};
 }

@@ -2,9 +2,10 @@
 // A PE's doorbell page: how senders tell a receiver *which* of its channels
 // may hold messages, so it never scans all of them, and how it sleeps.
 //
-//   line 0      sleeping (futex word)
-//   line 1+e    pending bits of receive endpoint e: bit c = channel c may have
-//               messages (512 channels per endpoint)
+//   line 0         sleeping (futex word)
+//   lines 1+2e..   pending bits of receive endpoint e (two lines): bit c =
+//                  channel c may have messages (1024 channels per endpoint,
+//                  so one receive endpoint can hear every PE of a full node)
 //
 // Every sender to the PE maps this page, so everything in it is a hint, not
 // truth: a hostile sender can set bits (the receiver finds the channel empty),
@@ -24,8 +25,10 @@
 
 namespace vdtu::dtu {
 
-inline constexpr std::uint32_t kChannelsPerEndpoint = 512;
+inline constexpr std::uint32_t kChannelsPerEndpoint = 1024;
 inline constexpr std::uint32_t kPendingWords = kChannelsPerEndpoint / 64;
+inline constexpr std::size_t kPendingBytes = std::size_t{kPendingWords} * 8;
+inline constexpr std::uint32_t kMaxDoorbellEndpoints = 255;  // endpoint ids are 8 bits
 inline constexpr auto kRescanInterval = std::chrono::milliseconds(10);
 
 struct DoorbellLayout {
@@ -40,6 +43,9 @@ class Doorbell {
   static Doorbell create(std::uint32_t endpoints);
   // Anyone else: map a page received as an fd. Throws on a bad size.
   static Doorbell attach(UniqueFd fd, std::uint32_t endpoints);
+  // Another PE's page: PEs differ in endpoints (a kernel has more), so the
+  // count comes from the sealed page's size. Throws on a size no doorbell has.
+  static Doorbell attach_any(UniqueFd fd);
 
   [[nodiscard]] int fd() const { return fd_.get(); }
   [[nodiscard]] bool valid() const { return fd_.valid(); }

@@ -10,7 +10,9 @@ constexpr std::uint64_t kLastValidUid = 0xfffffffeULL;  // (uid_t)-1 means "no u
 constexpr std::uint64_t kFirstRegularUid = 1000;
 constexpr std::uint64_t kNobody = 65534;
 constexpr std::uint64_t kLegacyNobody = 65535;
-constexpr pid_t kPidLimit = 1 << 22;  // PID_MAX_LIMIT on 64-bit Linux
+// 2^31 uids above the region start, 1024 per pid: pids below 2^21 (PID_MAX_LIMIT
+// is 2^22 on 64-bit Linux; the kernel's default pid_max is far below either).
+constexpr pid_t kPidLimit = 1 << 21;
 
 bool covers(std::uint64_t first, std::uint64_t last, std::uint64_t uid) {
   return first <= uid && uid <= last;
@@ -19,7 +21,12 @@ bool covers(std::uint64_t first, std::uint64_t last, std::uint64_t uid) {
 }  // namespace
 
 UidRange UidRange::for_node_pid(pid_t node_pid) {
-  if (node_pid <= 0 || node_pid >= kPidLimit) throw std::invalid_argument("node pid out of range");
+  if (node_pid <= 0 || node_pid >= kPidLimit) {
+    throw std::invalid_argument(
+        "node pid " + std::to_string(node_pid) +
+        " is beyond the default PE uid ranges (1024 uids per pid above 2^31 reach pid " +
+        std::to_string(kPidLimit - 1) + "): set pe_uid_base and pe_uid_count");
+  }
   const auto slot_block = static_cast<std::uint64_t>(node_pid - 1) * kSlotsPerNode;
   return UidRange{static_cast<std::uint32_t>(kDefaultRegionStart + slot_block), kSlotsPerNode};
 }

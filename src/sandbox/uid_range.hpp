@@ -10,7 +10,7 @@ namespace vdtu::sandbox {
 
 struct UidRange {
   // The most PEs a node hosts (a receive endpoint takes one channel per PE).
-  static constexpr std::uint32_t kSlotsPerNode = 512;
+  static constexpr std::uint32_t kSlotsPerNode = 1024;
   // Default ranges start here: 2^31 and above are left alone by distributions
   // and by systemd (which reserves them as "might be read as negative").
   static constexpr std::uint32_t kDefaultRegionStart = 0x80000000U;
@@ -18,9 +18,10 @@ struct UidRange {
   std::uint32_t base = 0;
   std::uint32_t count = 0;
 
-  // The range of the node with process id `node_pid`: 512 uids at
-  // 2^31 + (pid - 1) * 512. Pids are below 2^22, so every range fits below
-  // uid 2^32 - 1, and two nodes alive at once have different pids, hence
+  // The range of the node with process id `node_pid`: 1024 uids at
+  // 2^31 + (pid - 1) * 1024. That fits below uid 2^32 - 1 for pids below
+  // 2^21 (larger pids throw: give the node pe_uid_base/pe_uid_count), and
+  // two nodes alive at once have different pids, hence
   // disjoint ranges (within one PID namespace: nodes in different PID
   // namespaces that share a user namespace need explicit ranges).
   static UidRange for_node_pid(pid_t node_pid);

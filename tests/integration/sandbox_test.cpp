@@ -767,7 +767,15 @@ TEST_F(SandboxTest, BadConfigurationsAndRequestsAreClearErrors) {
   EXPECT_THROW(UidRange({0xfffffff0U, 100}).validate(0), std::invalid_argument);
   EXPECT_THROW(UidRange({5000, 0}).validate(0), std::invalid_argument);
   EXPECT_THROW(UidRange({5000, 10}).validate(5005), std::invalid_argument);
-  EXPECT_NO_THROW(UidRange::for_node_pid((1 << 22) - 1).validate(0));
+  // 1024 uids per pid above 2^31: pids up to 2^21 - 1; a larger one is a
+  // clear error naming the keys that set a range by hand.
+  EXPECT_NO_THROW(UidRange::for_node_pid((1 << 21) - 1).validate(0));
+  try {
+    (void)UidRange::for_node_pid(1 << 21);
+    ADD_FAILURE() << "pid 2^21 got a default uid range";
+  } catch (const std::invalid_argument& e) {
+    EXPECT_NE(std::string(e.what()).find("set pe_uid_base and pe_uid_count"), std::string::npos) << e.what();
+  }
   EXPECT_EQ(UidRange::for_node_pid(1).base, UidRange::kDefaultRegionStart);
   EXPECT_EQ(UidRange::for_node_pid(2).base - UidRange::for_node_pid(1).base, UidRange::kSlotsPerNode);
   EXPECT_EQ(parse_sandbox_mode("userns"), SandboxMode::kUserNamespace);

@@ -404,7 +404,7 @@ Effort effort_of(const ClusterProcesses& c) {
 Result plain(const std::string& name, const std::string& unit, std::vector<double> values) {
   std::erase(values, 0.0);  // a process that ended before it was read
   std::sort(values.begin(), values.end());
-  Result r{"scale", name, unit, 0, 0, values.size()};
+  Result r{"scale", name, unit, 0, 0, values.size(), {}, {}, 0};
   if (values.empty()) return r;
   r.median = values[values.size() / 2];
   r.p99 = values.back();  // for sizes and counts: the largest
@@ -529,8 +529,8 @@ void run_scale_suite(Reporter& reporter, const SuiteOptions& options) {
   for (const auto& s : setups) {
     const auto m = run_setup(s, dir, options.quick);
     const auto name = fmt::format("{}_vpes_{}", s.name(), s.clients);
-    reporter.add(
-        Result{"scale", name + "_pairs_per_s", "kpairs/s", m.pairs_per_s / 1e3, m.pairs_per_s / 1e3, 1});
+    reporter.add(Result{
+        "scale", name + "_pairs_per_s", "kpairs/s", m.pairs_per_s / 1e3, m.pairs_per_s / 1e3, 1, {}, {}, 0});
     reporter.add(latency_result("scale", name + "_tree_revoke", {m.tree_revoke_ns}));
     reporter.add(plain(name + "_node_pss_per_pe", "KiB", m.resources.node_pss_per_pe_kib));
     reporter.add(plain(name + "_node_fds", "fds", m.resources.node_fds));
@@ -542,7 +542,7 @@ void run_scale_suite(Reporter& reporter, const SuiteOptions& options) {
       std::string full = name;
       full += "_";
       full += what;
-      reporter.add(Result{"scale", full, unit, value, value, 1});
+      reporter.add(Result{"scale", full, unit, value, value, 1, {}, {}, 0});
     };
     per_pair("kernel_cpu_per_pair", m.effort.kernel_cpu_s * 1e6 / pairs, "us");
     per_pair("vpe_cpu_per_pair", m.effort.vpe_cpu_s * 1e6 / pairs, "us");
@@ -552,7 +552,7 @@ void run_scale_suite(Reporter& reporter, const SuiteOptions& options) {
   }
   if (aggregate.count(2) != 0 && aggregate.count(64) != 0 && aggregate[2] > 0) {
     const double ratio = 100 * aggregate[64] / aggregate[2];
-    reporter.add(Result{"scale", "kernels_64_vs_2_aggregate", "%", ratio, ratio, 1});
+    reporter.add(Result{"scale", "kernels_64_vs_2_aggregate", "%", ratio, ratio, 1, {}, {}, 0});
   }
 }
 

@@ -7,6 +7,8 @@ install(TARGETS vdtu RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
 # Started by the node or by `vdtu demo`/`vdtu cluster`, not by people: libexec.
 # hostile_pe and sandbox_probe are test fixtures and stay in the build tree.
 install(TARGETS semper_kernel dtu_test_pe kernel_test_vpe lwip_echo RUNTIME DESTINATION ${VDTU_INSTALL_PROGRAMDIR})
+# `vdtu vm` builds its guest image with this script, found like the programs above.
+install(PROGRAMS ${PROJECT_SOURCE_DIR}/scripts/vm-image.sh DESTINATION ${VDTU_INSTALL_PROGRAMDIR})
 
 # The libraries a program built against vdtu may link, lowest layer first;
 # each gets the exported name vdtu::<name>.

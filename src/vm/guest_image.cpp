@@ -17,7 +17,7 @@ std::filesystem::path guest_image_cache() {
 }
 
 GuestImage build_guest_image(const std::vector<std::string>& programs) {
-  const auto script = sibling_program("scripts/vm-image.sh");
+  const auto script = sibling_program("vm-image.sh");
   std::vector<std::string> words{"bash", script, "--cache", guest_image_cache().string()};
   for (const auto& p : programs) words.insert(words.end(), {"--with", p});
   const cluster::ScratchDirectory scratch;

@@ -1,6 +1,6 @@
 #pragma once
 // The guest image: Debian's kernel and initramfs archives built by
-// scripts/vm-image.sh (copied next to vdtu at build time) and cached under
+// scripts/vm-image.sh (found like vdtu's PE programs: build/apps or libexec/vdtu) and cached under
 // cache/vm next to vdtu, keyed by their inputs.
 
 #include <filesystem>

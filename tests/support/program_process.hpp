@@ -51,9 +51,19 @@ class ProgramProcess {
     const auto deadline = std::chrono::steady_clock::now() + limit;
     while (std::chrono::steady_clock::now() < deadline) {
       if (log().find(needle) != std::string::npos) return true;
+      // A program that has ended will write nothing more: fail now rather than
+      // at the limit (left unreaped, so stop() still gets its status).
+      if (ended()) return log().find(needle) != std::string::npos;
       std::this_thread::sleep_for(std::chrono::milliseconds(20));
     }
     return false;
+  }
+
+  [[nodiscard]] bool ended() const {
+    if (pid_ <= 0) return true;
+    siginfo_t info{};
+    return ::waitid(P_PID, static_cast<id_t>(pid_), &info, WEXITED | WNOHANG | WNOWAIT) == 0 &&
+           info.si_pid == pid_;
   }
 
   // SIGTERM (SIGKILL if it is still there after 10 s); its exit code, or 128 + signal.

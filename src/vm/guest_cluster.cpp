@@ -42,8 +42,7 @@ cluster::ClusterResult run_cluster_in_guests(const cluster::ClusterSpec& spec_in
   }
   const auto placements = cluster::place(spec);
   if (spec.nodes.size() > 200) throw std::runtime_error("at most 200 guests (one /24)");
-  const auto kernel =
-      spec.kernel_program.empty() ? sibling_program("semper_kernel") : spec.kernel_program;
+  const auto kernel = spec.kernel_program.empty() ? sibling_program("semper_kernel") : spec.kernel_program;
   const auto image = build_guest_image(programs_of(spec, kernel));
 
   std::vector<cluster::NodeAddress> addresses;

@@ -278,7 +278,7 @@ INSTANTIATE_TEST_SUITE_P(
                  f.send(3, nullptr, 0, fds);
                },
                "fds with vhost-user request"}),
-    [](const ::testing::TestParamInfo<Attack>& info) { return std::string(info.param.name); });
+    [](const ::testing::TestParamInfo<Attack>& attack) { return std::string(attack.param.name); });
 
 TEST(VhostUser, FrontendReconnectsAndOthersAreUndisturbed) {
   VhostSwitch s({"a", "b"});

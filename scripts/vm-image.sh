@@ -125,7 +125,9 @@ mount -t sysfs sysfs /sys
 mount -t devtmpfs devtmpfs /dev 2>/dev/null
 mkdir -p /dev/shm /dev/pts
 mount -t tmpfs -o mode=1777 tmpfs /dev/shm
-mount -t tmpfs -o mode=1777 tmpfs /tmp
+# Not a tmpfs: files of the run may sit at host paths under /tmp (the root is
+# already in memory).
+chmod 1777 /tmp
 for m in $(cat /etc/modules); do insmod /lib/modules/$m || echo "vdtu-vm: insmod $m failed"; done
 ip=""; nonce=""
 for word in $(cat /proc/cmdline); do

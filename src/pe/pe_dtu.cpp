@@ -365,13 +365,15 @@ class Dtu::Impl {
       if (ready()) return Status::kOk;
       spinner.pause();
     }
+    std::chrono::nanoseconds interval = kRescanInterval;
     for (;;) {
       const auto now = std::chrono::steady_clock::now();
       if (ready()) return Status::kOk;
       if (now >= deadline) return Status::kTimeout;
       const auto left = std::chrono::duration_cast<std::chrono::nanoseconds>(deadline - now);
-      doorbell_.sleep(std::min<std::chrono::nanoseconds>(left, kRescanInterval), [&] { return !ready(); });
+      doorbell_.sleep(std::min(left, interval), [&] { return !ready(); });
       if (!ready() && rescan()) return Status::kOk;
+      interval = std::min<std::chrono::nanoseconds>(2 * interval, kMaxRescanInterval);
     }
   }
 
@@ -397,7 +399,9 @@ class Dtu::Impl {
       if (kind_of(ep) == kind) return Status::kOk;
       const auto now = std::chrono::steady_clock::now();
       if (now >= deadline) return Status::kTimeout;
-      doorbell_.sleep(std::min<std::chrono::nanoseconds>(deadline - now, std::chrono::milliseconds(5)),
+      // The node wakes us after every update, unconditionally: the bound on
+      // the sleep only guards against a wake-up lost to a bug.
+      doorbell_.sleep(std::min<std::chrono::nanoseconds>(deadline - now, kMaxRescanInterval),
                       [&] { return page_.config_epoch() == seen_epoch_; });
     }
   }

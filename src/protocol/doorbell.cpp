@@ -91,8 +91,8 @@ bool Doorbell::anything_pending(std::uint64_t endpoint_mask) const {
 }
 
 void Doorbell::wake() {
-  auto sleeping = word32(region_.data());
-  if (sleeping.exchange(0, std::memory_order_seq_cst) != 0) detail::futex_wake_all(sleeping_word());
+  word32(region_.data()).store(0, std::memory_order_seq_cst);
+  detail::futex_wake_all(sleeping_word());
 }
 
 void Doorbell::announce_sleep() { word32(region_.data()).store(1, std::memory_order_seq_cst); }

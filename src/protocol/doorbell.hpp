@@ -29,7 +29,14 @@ inline constexpr std::uint32_t kChannelsPerEndpoint = 1024;
 inline constexpr std::uint32_t kPendingWords = kChannelsPerEndpoint / 64;
 inline constexpr std::size_t kPendingBytes = std::size_t{kPendingWords} * 8;
 inline constexpr std::uint32_t kMaxDoorbellEndpoints = 255;  // endpoint ids are 8 bits
+// A waiting receiver rescans every channel after its first sleep of
+// kRescanInterval, then after sleeps twice as long each time nothing turned
+// up, at most kMaxRescanInterval: an idle PE costs a handful of wake-ups a
+// second (a thousand waiting PEs at 10 ms each were 100 000 a second, more
+// than two vCPUs do), and a sender that suppresses wake-ups delays the
+// others' messages by at most kMaxRescanInterval.
 inline constexpr auto kRescanInterval = std::chrono::milliseconds(10);
+inline constexpr auto kMaxRescanInterval = std::chrono::milliseconds(80);
 
 struct DoorbellLayout {
   static std::size_t bytes_for(std::uint32_t endpoints);
@@ -59,7 +66,9 @@ class Doorbell {
   // Receiver: true if any endpoint in `endpoint_mask` (bit e: endpoint e) has
   // pending bits.
   [[nodiscard]] bool anything_pending(std::uint64_t endpoint_mask = ~std::uint64_t{0}) const;
-  // Node (after an update) or anyone: wake the receiver if it sleeps.
+  // Node (after an update): wake the receiver. Unconditional, unlike a
+  // sender's ring: the sleep word is in a page senders can write, and the
+  // node's wake-ups must not depend on it.
   void wake();
   // Receiver: sleep until rung, woken or `timeout`. `still_idle` is the final
   // check after announcing sleep (see the channel's spin_then_sleep.hpp).

@@ -10,6 +10,8 @@
 #include <stdexcept>
 #include <system_error>
 
+#include "common/fd_passing.hpp"
+
 namespace vdtu::net {
 namespace {
 
@@ -62,28 +64,11 @@ UniqueFd connect_unix(const std::string& path) {
   return fd;
 }
 
+static_assert(kMaxFdsPerMessage <= kMaxPassedFds);
+
 bool send_message(int socket, std::span<const std::byte> data, std::span<const int> fds) {
   if (fds.size() > kMaxFdsPerMessage) return false;
-  iovec iov{const_cast<std::byte*>(data.data()), data.size()};
-  alignas(cmsghdr) std::array<char, CMSG_SPACE(sizeof(int) * kMaxFdsPerMessage)> control{};
-  msghdr msg{};
-  msg.msg_iov = &iov;
-  msg.msg_iovlen = 1;
-  if (!fds.empty()) {
-    msg.msg_control = control.data();
-    msg.msg_controllen = CMSG_SPACE(sizeof(int) * fds.size());
-    cmsghdr* c = CMSG_FIRSTHDR(&msg);
-    c->cmsg_level = SOL_SOCKET;
-    c->cmsg_type = SCM_RIGHTS;
-    c->cmsg_len = CMSG_LEN(sizeof(int) * fds.size());
-    std::memcpy(CMSG_DATA(c), fds.data(), sizeof(int) * fds.size());
-  }
-  for (;;) {
-    const auto n = ::sendmsg(socket, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
-    if (n == static_cast<ssize_t>(data.size())) return true;
-    if (n < 0 && errno == EINTR) continue;
-    return false;
-  }
+  return send_with_fds(socket, data, fds);
 }
 
 Received receive_message(int socket, std::span<std::byte> buffer, std::size_t& size,
@@ -111,15 +96,7 @@ Received receive_message(int socket, std::span<std::byte> buffer, std::size_t& s
     n = ::recvmsg(socket, &msg, MSG_CMSG_CLOEXEC | MSG_DONTWAIT);
   } while (n < 0 && errno == EINTR);
   if (n < 0) return (errno == EAGAIN || errno == EWOULDBLOCK) ? Received::kWouldBlock : Received::kClosed;
-  for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c != nullptr; c = CMSG_NXTHDR(&msg, c)) {
-    if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
-    const std::size_t count = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-    for (std::size_t i = 0; i < count; ++i) {
-      int fd = -1;
-      std::memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof(int));
-      fds.emplace_back(fd);
-    }
-  }
+  take_passed_fds(msg, fds);
   if (n == 0 && fds.empty()) return Received::kClosed;  // SEQPACKET: orderly shutdown
   size = static_cast<std::size_t>(n);
   if ((msg.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) != 0 || fds.size() > kMaxFdsPerMessage) {

@@ -1,7 +1,9 @@
 #include "guest_image.hpp"
 
 #include <fcntl.h>
+#include <unistd.h>
 
+#include <cstdlib>
 #include <fstream>
 #include <sstream>
 #include <stdexcept>
@@ -12,8 +14,24 @@
 
 namespace vdtu::vm {
 
+namespace {
+std::filesystem::path user_cache_home() {
+  // NOLINTBEGIN(concurrency-mt-unsafe): read before any thread starts
+  if (const char* xdg = std::getenv("XDG_CACHE_HOME"); xdg != nullptr && *xdg == '/') return xdg;
+  if (const char* home = std::getenv("HOME"); home != nullptr && *home == '/')
+    return std::filesystem::path(home) / ".cache";
+  // NOLINTEND(concurrency-mt-unsafe)
+  return std::filesystem::temp_directory_path() / ("vdtu-cache-" + std::to_string(::getuid()));
+}
+}  // namespace
+
 std::filesystem::path guest_image_cache() {
-  return std::filesystem::read_symlink("/proc/self/exe").parent_path() / "cache" / "vm";
+  // NOLINTNEXTLINE(concurrency-mt-unsafe): read before any thread starts
+  if (const char* dir = std::getenv("VDTU_CACHE_DIR"); dir != nullptr && *dir != '\0')
+    return std::filesystem::path(dir) / "vm";
+  const auto own_dir = std::filesystem::read_symlink("/proc/self/exe").parent_path();
+  if (std::filesystem::exists(own_dir / "CMakeCache.txt")) return own_dir / "cache" / "vm";  // a build tree
+  return user_cache_home() / "vdtu" / "vm";  // installed: never next to /usr/bin/vdtu
 }
 
 GuestImage build_guest_image(const std::vector<std::string>& programs) {

@@ -1,7 +1,7 @@
 #pragma once
 // The guest image: Debian's kernel and initramfs archives built by
-// scripts/vm-image.sh (found like vdtu's PE programs: build/apps or libexec/vdtu) and cached under
-// cache/vm next to vdtu, keyed by their inputs.
+// scripts/vm-image.sh (found like vdtu's PE programs: build/apps or libexec/vdtu) and cached,
+// keyed by their inputs, where guest_image_cache() says.
 
 #include <filesystem>
 #include <string>
@@ -21,7 +21,9 @@ struct GuestImage {
 // std::runtime_error with the script's message if it fails.
 GuestImage build_guest_image(const std::vector<std::string>& programs);
 
-// Where the cache is: cache/vm next to the vdtu executable.
+// Where the cache is: $VDTU_CACHE_DIR/vm if set; in a build tree, cache/vm
+// next to vdtu; an installed vdtu uses $XDG_CACHE_HOME/vdtu/vm (or
+// ~/.cache/vdtu/vm), never a directory next to /usr/bin/vdtu.
 std::filesystem::path guest_image_cache();
 
 }  // namespace vdtu::vm

@@ -22,6 +22,7 @@
 #include <thread>
 #include <vector>
 
+#include "common/fd_passing.hpp"
 #include "vdtu/unique_fd.hpp"
 
 namespace vdtu::testing {
@@ -79,21 +80,7 @@ class VhostFrontend {
     std::memcpy(bytes.data() + 4, &flags, 4);
     std::memcpy(bytes.data() + 8, &size, 4);
     if (size != 0) std::memcpy(bytes.data() + 12, payload, size);
-    iovec iov{bytes.data(), bytes.size()};
-    std::vector<char> control(CMSG_SPACE(sizeof(int) * std::max<std::size_t>(fds.size(), 1)));
-    msghdr msg{};
-    msg.msg_iov = &iov;
-    msg.msg_iovlen = 1;
-    if (!fds.empty()) {
-      msg.msg_control = control.data();
-      msg.msg_controllen = CMSG_SPACE(sizeof(int) * fds.size());
-      auto* c = CMSG_FIRSTHDR(&msg);
-      c->cmsg_level = SOL_SOCKET;
-      c->cmsg_type = SCM_RIGHTS;
-      c->cmsg_len = CMSG_LEN(sizeof(int) * fds.size());
-      std::memcpy(CMSG_DATA(c), fds.data(), sizeof(int) * fds.size());
-    }
-    return ::sendmsg(socket_.get(), &msg, MSG_NOSIGNAL) == static_cast<ssize_t>(bytes.size());
+    return send_with_fds(socket_.get(), bytes, fds, SendWait::kBlock);
   }
   bool send_u64(std::uint32_t request, std::uint64_t value, std::span<const int> fds = {}) {
     return send(request, &value, sizeof(value), fds);

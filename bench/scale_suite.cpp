@@ -157,11 +157,7 @@ int scale_server(Dtu& dtu, const std::vector<std::string>& a) {
   std::uint64_t built = 0;
   semper::Server server(
       sys, kService, kServiceEp, 20, 21,
-      {.open =
-           [](std::uint64_t, std::uint64_t& ident) {
-             ident = 1;
-             return Error::kNone;
-           },
+      {.open = accept_any_session,
        .obtain =
            [&](std::uint64_t, std::uint64_t count, std::uint64_t what, kif::Selector& first) {
              if (count != 1) return Error::kInvalidArgs;

@@ -21,21 +21,13 @@
 #include <vector>
 
 #include "kernel/kernel.hpp"
+#include "support/kernel_fixture.hpp"
 
 namespace {
 
 using namespace vdtu;
 using namespace vdtu::kernel;
-
-class AcceptingEndpoints final : public EndpointControl {
- public:
-  Status config_send(PeId, EpId, const SendConfig&) override { return Status::kOk; }
-  Status config_receive(PeId, EpId, const ReceiveConfig&) override { return Status::kOk; }
-  Status config_memory(PeId, EpId, const MemoryConfig&) override { return Status::kOk; }
-  Status invalidate(PeId, EpId) override { return Status::kOk; }
-  Status clear_memory(PeId, std::uint64_t, std::uint64_t) override { return Status::kOk; }
-  Status launch(const std::vector<std::string>&, PeId&) override { return Status::kNoResources; }
-};
+using vdtu::testing::AcceptingEndpoints;
 
 constexpr KernelId kHonest = 2;   // kernels 0 and 1
 constexpr KernelId kHostile = 2;  // kernel 2 speaks only through the fuzzer
@@ -51,16 +43,11 @@ struct Sent {
 class Cluster {
  public:
   Cluster() {
-    std::vector<KernelMember> members;
-    for (KernelId k = 0; k <= kHostile; ++k) {
-      members.push_back(
-          {k, 0, static_cast<PeId>(10 * k + 9), static_cast<PeId>(10 * k), static_cast<PeId>(10 * k + 9)});
-    }
     for (KernelId k = 0; k < kHonest; ++k) {
       KernelConfig c;
-      c.kernel_pe = static_cast<PeId>(10 * k + 9);
+      c.kernel_pe = testing::kernel_pe_of(k);
       c.self = k;
-      c.members = Membership(members);
+      c.members = testing::ten_pes_each(kHostile + 1);
       c.global_memory_bytes = 1 << 16;
       c.pe_memory_bytes = 1 << 12;
       c.global_memory_offset = std::uint64_t{k} << 16;

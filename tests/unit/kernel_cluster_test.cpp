@@ -11,22 +11,14 @@
 #include <vector>
 
 #include "kernel/kernel.hpp"
+#include "support/kernel_fixture.hpp"
 
 namespace vdtu::kernel {
 namespace {
 
 using kif::Error;
 using kif::Syscall;
-
-class AcceptingEndpoints final : public EndpointControl {
- public:
-  Status config_send(PeId, EpId, const SendConfig&) override { return Status::kOk; }
-  Status config_receive(PeId, EpId, const ReceiveConfig&) override { return Status::kOk; }
-  Status config_memory(PeId, EpId, const MemoryConfig&) override { return Status::kOk; }
-  Status invalidate(PeId, EpId) override { return Status::kOk; }
-  Status clear_memory(PeId, std::uint64_t, std::uint64_t) override { return Status::kOk; }
-  Status launch(const std::vector<std::string>&, PeId&) override { return Status::kNoResources; }
-};
+using testing::AcceptingEndpoints;
 
 constexpr KernelId kKernels = 3;
 // Kernel k owns PEs 10k .. 10k+9 and runs on PE 10k+9; VPE id = PE id.
@@ -35,16 +27,11 @@ constexpr VpeId vpe_on(KernelId k, int i) { return static_cast<VpeId>(10 * k + i
 class KernelCluster : public ::testing::Test {
  protected:
   KernelCluster() {
-    std::vector<KernelMember> members;
-    for (KernelId k = 0; k < kKernels; ++k) {
-      members.push_back(
-          {k, 0, static_cast<PeId>(10 * k + 9), static_cast<PeId>(10 * k), static_cast<PeId>(10 * k + 9)});
-    }
     for (KernelId k = 0; k < kKernels; ++k) {
       KernelConfig c;
-      c.kernel_pe = static_cast<PeId>(10 * k + 9);
+      c.kernel_pe = testing::kernel_pe_of(k);
       c.self = k;
-      c.members = Membership(members);
+      c.members = testing::ten_pes_each(kKernels);
       c.global_memory_bytes = 1 << 20;
       c.global_memory_offset = std::uint64_t{k} << 20;
       kernels.push_back(std::make_unique<Kernel>(c, endpoints));

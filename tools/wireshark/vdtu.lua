@@ -79,6 +79,11 @@ end
 
 -- `kind`: "syscall", "syscall_reply", "kernelcall" or nil (payload as bytes).
 -- Returns a short summary for the Info column.
+-- Adds each { field, offset, length } of `layout` (little-endian) under `tree`.
+local function add_all(tree, tvb, layout)
+  for _, e in ipairs(layout) do tree:add_le(e[1], tvb(e[2], e[3])) end
+end
+
 local function dissect_message(tvb, pinfo, tree, kind)
   if tvb:len() < DTU_HEADER then
     tree:add_expert_info(PI_MALFORMED, PI_ERROR, "shorter than a DTU header")
@@ -91,13 +96,15 @@ local function dissect_message(tvb, pinfo, tree, kind)
   fl:add(f.flag_reply_enabled, tvb(0, 1))
   fl:add(f.flag_pagefault, tvb(0, 1))
   fl:add(f.flag_reply_failed, tvb(0, 1))
-  t:add_le(f.sender_pe, tvb(1, 2))
-  t:add_le(f.sender_ep, tvb(3, 1))
-  t:add_le(f.reply_ep, tvb(4, 1))
-  t:add_le(f.length, tvb(5, 2))
-  t:add_le(f.sender_vpe, tvb(7, 2))
-  t:add_le(f.label, tvb(9, 8))
-  t:add_le(f.replylabel, tvb(17, 8))
+  add_all(t, tvb, {
+    { f.sender_pe, 1, 2 },
+    { f.sender_ep, 3, 1 },
+    { f.reply_ep, 4, 1 },
+    { f.length, 5, 2 },
+    { f.sender_vpe, 7, 2 },
+    { f.label, 9, 8 },
+    { f.replylabel, 17, 8 },
+  })
   local is_reply = bit.band(tvb(0, 1):uint(), FLAG_REPLY) ~= 0
   local summary = string.format("PE %d ep %d%s", tvb(1, 2):le_uint(), tvb(3, 1):uint(), is_reply and " reply" or "")
   local rest = tvb:len() - DTU_HEADER
@@ -161,15 +168,17 @@ function trace.dissector(tvb, pinfo, tree)
   fl:add(tf.flag_unverified, tvb(2, 1))
   fl:add(tf.flag_sender_priv, tvb(2, 1))
   fl:add(tf.flag_receiver_priv, tvb(2, 1))
-  t:add_le(tf.node, tvb(4, 2))
-  t:add_le(tf.sender_pe, tvb(6, 2))
-  t:add_le(tf.receiver_pe, tvb(8, 2))
-  t:add_le(tf.sender_ep, tvb(10, 1))
-  t:add_le(tf.receiver_ep, tvb(11, 1))
-  t:add_le(tf.captured, tvb(12, 2))
-  t:add_le(tf.length, tvb(14, 2))
-  t:add_le(tf.index, tvb(16, 4))
-  t:add_le(tf.missed, tvb(20, 4))
+  add_all(t, tvb, {
+    { tf.node, 4, 2 },
+    { tf.sender_pe, 6, 2 },
+    { tf.receiver_pe, 8, 2 },
+    { tf.sender_ep, 10, 1 },
+    { tf.receiver_ep, 11, 1 },
+    { tf.captured, 12, 2 },
+    { tf.length, 14, 2 },
+    { tf.index, 16, 4 },
+    { tf.missed, 20, 4 },
+  })
   local flags = tvb(2, 1):uint()
   local receiver_ep = tvb(11, 1):uint()
   local reply = bit.band(flags, FLAG_REPLY) ~= 0
@@ -228,16 +237,18 @@ local SEALED_MIN = 18 + 16
 
 local function dissect_plain(tvb, pinfo, tree)
   local t = tree:add(bridge, tvb(), "vdtu bridge frame")
-  t:add_le(bf.magic, tvb(0, 4))
-  t:add_le(bf.version, tvb(4, 1))
-  t:add_le(bf.type, tvb(5, 1))
-  t:add_le(bf.src, tvb(6, 2))
-  t:add_le(bf.dst, tvb(8, 2))
-  t:add_le(bf.window, tvb(10, 2))
-  t:add_le(bf.length, tvb(12, 4))
-  t:add_le(bf.session, tvb(16, 8))
-  t:add_le(bf.seq, tvb(24, 8))
-  t:add_le(bf.ack, tvb(32, 8))
+  add_all(t, tvb, {
+    { bf.magic, 0, 4 },
+    { bf.version, 4, 1 },
+    { bf.type, 5, 1 },
+    { bf.src, 6, 2 },
+    { bf.dst, 8, 2 },
+    { bf.window, 10, 2 },
+    { bf.length, 12, 4 },
+    { bf.session, 16, 8 },
+    { bf.seq, 24, 8 },
+    { bf.ack, 32, 8 },
+  })
   local ftype = tvb(5, 1):uint()
   local info = string.format("node %d -> %d %s", tvb(6, 2):le_uint(), tvb(8, 2):le_uint(),
     FRAME_TYPES[ftype] or "?")

@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "check.hpp"
+#include "common/backoff.hpp"
 #include "vdtu/semper.hpp"
 
 using namespace vdtu;
@@ -45,12 +46,11 @@ std::string as_text(std::span<const std::byte> b) {
 template <class Call>
 Error eventually(Call call, Error while_this = Error::kNoSuchCap) {
   const auto give_up = std::chrono::steady_clock::now() + 60s;
-  auto pause = 5ms;
+  Backoff backoff(5ms, 100ms);  // a thousand VPEs retrying must not swamp their kernel
   while (std::chrono::steady_clock::now() < give_up) {
     const Error e = call();
     if (e != while_this) return e;
-    std::this_thread::sleep_for(pause);
-    pause = std::min(2 * pause, 100ms);  // a thousand VPEs retrying must not swamp their kernel
+    backoff.sleep();
   }
   return while_this;
 }
@@ -59,12 +59,11 @@ Error eventually(Call call, Error while_this = Error::kNoSuchCap) {
 // calling one server at once, as in the scale tests).
 template <class Call>
 Error patiently(Call call) {
-  auto pause = 1ms;
+  Backoff backoff(1ms, 50ms);
   for (;;) {
     const Error e = call();
     if (e != Error::kServiceBusy) return e;
-    std::this_thread::sleep_for(pause);
-    pause = std::min(2 * pause, 50ms);
+    backoff.sleep();
   }
 }
 

@@ -32,6 +32,7 @@
 #include <thread>
 
 #include "cluster/cluster_launch.hpp"
+#include "common/backoff.hpp"
 #include "common/sibling_program.hpp"
 #include "sample_file.hpp"
 #include "suites.hpp"
@@ -78,10 +79,8 @@ bool exists(const std::string& path) {
 constexpr auto kMaxPause = std::chrono::milliseconds(50);
 
 void wait_for_file(const std::string& path, std::chrono::milliseconds poll) {
-  while (!exists(path)) {
-    std::this_thread::sleep_for(poll);
-    poll = std::min(2 * poll, kMaxPause);
-  }
+  Backoff backoff(poll, kMaxPause);
+  while (!exists(path)) backoff.sleep();
 }
 
 // Atomically (rename), so a reader never sees it half written.
@@ -103,24 +102,22 @@ std::int64_t realtime_ns() {
 // A call to the server may find its queue full while hundreds of clients
 // call at once: try again.
 Error patiently(const std::function<Error()>& call) {
-  auto pause = 1ms;
+  Backoff backoff(1ms, kMaxPause);
   for (;;) {
     const auto e = call();
     if (e != Error::kServiceBusy) return e;
-    std::this_thread::sleep_for(pause);
-    pause = std::min<std::chrono::milliseconds>(2 * pause, kMaxPause);
+    backoff.sleep();
   }
 }
 
 void open_session(Syscalls& sys) {
   const auto give_up = std::chrono::steady_clock::now() + 60s;
-  auto pause = 2ms;
+  Backoff backoff(2ms, kMaxPause);
   while (std::chrono::steady_clock::now() < give_up) {
     const auto e = patiently([&] { return sys.create_sess(kSession, kService); });
     if (e == Error::kNone) return;
     if (e != Error::kNoSuchService) require(e, "create_sess");
-    std::this_thread::sleep_for(pause);  // the server's kernel has not announced it yet
-    pause = std::min<std::chrono::milliseconds>(2 * pause, kMaxPause);
+    backoff.sleep();  // the server's kernel has not announced it yet
   }
   throw std::runtime_error("the scale service never appeared");
 }

@@ -39,7 +39,8 @@ struct ChannelGeometry {
 
   // Why the geometry is unusable, or nothing when it is fine.
   [[nodiscard]] std::optional<std::string> problem() const;
-  // Bytes of the shared mapping: control block plus slots.
+  // Bytes of the shared mapping: control block plus slots (each slot is a
+  // sequence word and slot_size bytes of message, rounded up to cache lines).
   [[nodiscard]] std::size_t total_bytes() const;
   [[nodiscard]] std::uint32_t max_payload() const { return slot_size - kHeaderSize; }
   bool operator==(const ChannelGeometry&) const = default;
@@ -106,10 +107,15 @@ class SharedChannel {
   void terminate();
 
   [[nodiscard]] detail::ChannelControl& control() const;
+  // The message (header, then payload) in the slot of `index`.
   [[nodiscard]] std::byte* slot(std::uint32_t index) const;
+  // The sequence word that says whether that slot holds message `index`.
+  [[nodiscard]] std::uint32_t& sequence(std::uint32_t index) const;
 
  private:
   SharedChannel(UniqueFd memfd, UniqueFd eventfd, MappedRegion region, ChannelGeometry geometry);
+  [[nodiscard]] std::byte* slot_base(std::uint32_t index) const;
+  bool mark_end_of_stream();
   void wake_all() const;
 
   UniqueFd memfd_;
@@ -199,15 +205,15 @@ class Consumer {
   [[nodiscard]] std::string_view broken_reason() const { return broken_reason_; }
 
  private:
-  Status refresh_available();
+  // kOk when a message waits at read_, kTerminated at the end of the stream,
+  // kBroken for a corrupt slot, nothing while the slot is free.
+  std::optional<Status> readiness();
   Status fail(std::string_view reason);
 
   SharedChannel* channel_;
   ChannelGeometry geometry_;
   std::uint32_t tail_ = 0;  // oldest unacked (private truth)
   std::uint32_t read_ = 0;  // next to fetch
-  std::uint32_t cached_head_ = 0;
-  bool terminated_seen_ = false;
   std::string_view broken_reason_;
 };
 

@@ -2,6 +2,7 @@
 // Shared-memory layout of a channel. Plain integers, accessed only through
 // std::atomic_ref, so the same struct can be mapped by any process.
 
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 
@@ -10,7 +11,7 @@
 namespace vdtu::detail {
 
 inline constexpr std::uint64_t kChannelMagic = 0x314e484355544456ULL;  // "VDTUCHN1"
-inline constexpr std::uint32_t kChannelVersion = 1;
+inline constexpr std::uint32_t kChannelVersion = 2;
 inline constexpr std::size_t kCacheLine = 64;
 
 // Values of the two wait words (futex words).
@@ -28,10 +29,10 @@ struct ChannelControl {
   std::uint32_t slot_count;
   std::uint32_t slot_size;
 
-  // Line 1, written by the producer: (state << 32) | head. Publishing and
-  // terminating both compare-and-swap this word, which makes termination
-  // atomic with respect to publication.
-  alignas(kCacheLine) std::uint64_t producer_word;
+  // Line 1, written by the creator when it activates or terminates the
+  // channel: a ChannelState. Read on every send, written twice in a life, so
+  // it stays in both sides' caches.
+  alignas(kCacheLine) std::uint32_t state;
 
   // Line 2, written by the consumer: index of the oldest unacked message.
   alignas(kCacheLine) std::uint32_t consumer_index;
@@ -44,18 +45,63 @@ struct ChannelControl {
 };
 
 static_assert(sizeof(ChannelControl) == 5 * kCacheLine);
-static_assert(offsetof(ChannelControl, producer_word) == 1 * kCacheLine);
+static_assert(offsetof(ChannelControl, state) == 1 * kCacheLine);
 static_assert(offsetof(ChannelControl, consumer_index) == 2 * kCacheLine);
 static_assert(offsetof(ChannelControl, consumer_wait) == 3 * kCacheLine);
 static_assert(offsetof(ChannelControl, producer_wait) == 4 * kCacheLine);
 
 inline constexpr std::size_t kSlotsOffset = sizeof(ChannelControl);
 
-constexpr std::uint64_t pack_producer_word(ChannelState state, std::uint32_t head) {
-  return (static_cast<std::uint64_t>(state) << 32U) | head;
+// Every slot starts on a cache line with its sequence word, followed by the
+// message (header and payload), so a consumer that polls the sequence word
+// finds a short message in the line it just pulled over.
+inline constexpr std::size_t kSequenceSize = sizeof(std::uint32_t);
+constexpr std::size_t slot_stride(std::uint32_t slot_size) {
+  return (kSequenceSize + slot_size + kCacheLine - 1) / kCacheLine * kCacheLine;
 }
-constexpr std::uint32_t head_of(std::uint64_t word) { return static_cast<std::uint32_t>(word); }
-constexpr std::uint32_t state_of(std::uint64_t word) { return static_cast<std::uint32_t>(word >> 32U); }
+
+// A sequence word holds (index + 1) mod 2^31 of the message in the slot: the
+// slot of index i holds published(i) once i is published and published(i - n)
+// (the previous lap's message, or the creator's initial value) while it is
+// free. The top bit marks the end of the stream: terminate() sets it on the
+// free slot where the stream ends, with the same compare-and-swap that the
+// producer uses to publish, so a message is either published before the end
+// or refused.
+inline constexpr std::uint32_t kEndOfStream = 1U << 31U;
+inline constexpr std::uint32_t kSequenceMask = kEndOfStream - 1;
+
+constexpr std::uint32_t published(std::uint32_t index) { return (index + 1) & kSequenceMask; }
+
+enum class SlotState { kMessage, kFree, kEnd, kCorrupt };
+
+// What the slot of `index` says about that index. A slot marked for the end
+// of the stream one lap later still carries its own message.
+constexpr SlotState classify(std::uint32_t word, std::uint32_t index, std::uint32_t slot_count) {
+  const auto sequence = word & kSequenceMask;
+  if (sequence == published(index)) return SlotState::kMessage;
+  if (sequence == published(index - slot_count)) {
+    return (word & kEndOfStream) != 0 ? SlotState::kEnd : SlotState::kFree;
+  }
+  return SlotState::kCorrupt;
+}
+
+inline std::uint32_t load_sequence(const SharedChannel& channel, std::uint32_t index) {
+  return std::atomic_ref<std::uint32_t>(channel.sequence(index)).load(std::memory_order_acquire);
+}
+
+inline SlotState slot_state(const SharedChannel& channel, std::uint32_t index) {
+  return classify(load_sequence(channel, index), index, channel.geometry().slot_count);
+}
+
+// The first index from `from` on whose slot holds no message: one past the
+// newest published message, as far as shared memory says (at most a lap on).
+inline std::uint32_t published_end(const SharedChannel& channel, std::uint32_t from) {
+  const auto slots = channel.geometry().slot_count;
+  auto index = from;
+  while (index - from < slots && slot_state(channel, index) == SlotState::kMessage) ++index;
+  return index;
+}
+
 constexpr bool is_known_state(std::uint32_t raw) {
   return raw >= static_cast<std::uint32_t>(ChannelState::kConfigured) &&
          raw <= static_cast<std::uint32_t>(ChannelState::kTerminated);

@@ -10,12 +10,9 @@
 
 namespace vdtu {
 
-using detail::head_of;
-using detail::state_of;
-
 Consumer::Consumer(SharedChannel& channel) : channel_(&channel), geometry_(channel.geometry()) {
   tail_ = std::atomic_ref<std::uint32_t>(channel.control().consumer_index).load(std::memory_order_acquire);
-  read_ = cached_head_ = tail_;
+  read_ = tail_;
 }
 
 Status Consumer::fail(std::string_view reason) {
@@ -26,27 +23,21 @@ Status Consumer::fail(std::string_view reason) {
   return Status::kBroken;
 }
 
-// The load pairs with the producer's compare-and-swap in publish(): slot
-// contents written before publication are visible once we see the new head.
-Status Consumer::refresh_available() {
-  const auto word =
-      std::atomic_ref<std::uint64_t>(channel_->control().producer_word).load(std::memory_order_seq_cst);
-  const auto head = head_of(word);
-  const auto queued = head - tail_;
-  if (queued > geometry_.slot_count) return fail("producer index outside the ring");
-  if (queued < read_ - tail_) return fail("producer index moved backwards");
-  if (!detail::is_known_state(state_of(word))) return fail("channel state word corrupted");
-  cached_head_ = head;
-  terminated_seen_ = state_of(word) == static_cast<std::uint32_t>(ChannelState::kTerminated);
-  return Status::kOk;
+// The acquire load of the sequence word pairs with the producer's publishing
+// compare-and-swap: what it wrote into the slot before is visible now.
+std::optional<Status> Consumer::readiness() {
+  if (broken()) return Status::kBroken;
+  switch (detail::slot_state(*channel_, read_)) {
+    case detail::SlotState::kMessage: return Status::kOk;
+    case detail::SlotState::kEnd: return Status::kTerminated;
+    case detail::SlotState::kFree: return std::nullopt;
+    case detail::SlotState::kCorrupt: break;
+  }
+  return fail("slot sequence outside the ring");
 }
 
 Status Consumer::try_fetch(MessageView& out) {
-  if (broken()) return Status::kBroken;
-  if (read_ == cached_head_) {
-    if (auto st = refresh_available(); st != Status::kOk) return st;
-    if (read_ == cached_head_) return terminated_seen_ ? Status::kTerminated : Status::kEmpty;
-  }
+  if (auto st = readiness(); st != Status::kOk) return st.value_or(Status::kEmpty);
   const std::byte* slot = channel_->slot(read_);
   std::memcpy(&out.header, slot, kHeaderSize);  // copy out, then validate
   if (out.header.length > geometry_.max_payload()) return fail("message length exceeds the slot");
@@ -81,26 +72,18 @@ Status Consumer::ack(std::uint32_t count) {
 
 Status Consumer::wait_readable(WaitPolicy policy, std::chrono::nanoseconds timeout) {
   return detail::spin_then_sleep(policy, timeout, channel_->control().consumer_wait,
-                                 [&]() -> std::optional<Status> {
-                                   if (broken()) return Status::kBroken;
-                                   if (read_ != cached_head_) return Status::kOk;
-                                   if (auto st = refresh_available(); st != Status::kOk) return st;
-                                   if (read_ != cached_head_) return Status::kOk;
-                                   if (terminated_seen_) return Status::kTerminated;
-                                   return std::nullopt;
-                                 });
+                                 [&] { return readiness(); });
 }
 
 std::uint32_t Consumer::available() {
-  if (broken() || refresh_available() != Status::kOk) return 0;
-  return cached_head_ - read_;
+  if (readiness() != Status::kOk) return 0;
+  return detail::published_end(*channel_, read_) - read_;
 }
 
 bool Consumer::arm_event() {
   std::atomic_ref<std::uint32_t> word(channel_->control().consumer_wait);
   word.store(detail::kWaitingOnEvent, std::memory_order_seq_cst);
-  if (broken() || read_ != cached_head_ || refresh_available() != Status::kOk || read_ != cached_head_ ||
-      terminated_seen_) {
+  if (readiness().has_value()) {
     word.store(detail::kAwake, std::memory_order_relaxed);
     return false;
   }

@@ -37,14 +37,14 @@ std::optional<std::string> ChannelGeometry::problem() const {
   if (!std::has_single_bit(slot_size) || slot_size < kMinSlotSize || slot_size > kMaxSlotSize) {
     return "slot size must be a power of two in [32, 65536], got " + std::to_string(slot_size);
   }
-  if (std::size_t{slot_count} * slot_size > kMaxRingBytes) {
+  if (std::size_t{slot_count} * slot_size > kMaxRingBytes) {  // message bytes, without the sequence lines
     return "ring larger than 256 MiB";
   }
   return std::nullopt;
 }
 
 std::size_t ChannelGeometry::total_bytes() const {
-  return detail::kSlotsOffset + std::size_t{slot_count} * slot_size;
+  return detail::kSlotsOffset + std::size_t{slot_count} * detail::slot_stride(slot_size);
 }
 
 std::string_view to_string(ChannelState s) {
@@ -73,9 +73,13 @@ SharedChannel SharedChannel::create(ChannelGeometry geometry) {
   control->version = detail::kChannelVersion;
   control->slot_count = geometry.slot_count;
   control->slot_size = geometry.slot_size;
-  std::atomic_ref<std::uint64_t>(control->producer_word)
-      .store(detail::pack_producer_word(ChannelState::kConfigured, 0), std::memory_order_release);
-  return {std::move(memfd), std::move(eventfd), std::move(region), geometry};
+  control->state = static_cast<std::uint32_t>(ChannelState::kConfigured);
+  SharedChannel channel{std::move(memfd), std::move(eventfd), std::move(region), geometry};
+  // Every slot starts out free: it holds "the message one lap before".
+  for (std::uint32_t index = 0; index < geometry.slot_count; ++index) {
+    channel.sequence(index) = detail::published(index - geometry.slot_count);
+  }
+  return channel;
 }
 
 SharedChannel SharedChannel::attach(UniqueFd memfd, UniqueFd eventfd, ChannelGeometry expected) {
@@ -98,47 +102,75 @@ ChannelControl& SharedChannel::control() const {
   return *std::launder(reinterpret_cast<ChannelControl*>(region_.data()));
 }
 
-std::byte* SharedChannel::slot(std::uint32_t index) const {
+std::byte* SharedChannel::slot_base(std::uint32_t index) const {
   return region_.data() + detail::kSlotsOffset +
-         std::size_t{index & (geometry_.slot_count - 1)} * geometry_.slot_size;
+         std::size_t{index & (geometry_.slot_count - 1)} * detail::slot_stride(geometry_.slot_size);
+}
+
+std::byte* SharedChannel::slot(std::uint32_t index) const { return slot_base(index) + detail::kSequenceSize; }
+
+std::uint32_t& SharedChannel::sequence(std::uint32_t index) const {
+  return *std::launder(reinterpret_cast<std::uint32_t*>(slot_base(index)));
 }
 
 ChannelState SharedChannel::state() const {
-  const auto word = std::atomic_ref<std::uint64_t>(control().producer_word).load(std::memory_order_acquire);
-  const auto raw = detail::state_of(word);
+  const auto raw = std::atomic_ref<std::uint32_t>(control().state).load(std::memory_order_acquire);
   return detail::is_known_state(raw) ? static_cast<ChannelState>(raw) : ChannelState::kTerminated;
 }
 
 std::uint32_t SharedChannel::queued() const {
-  auto& c = control();
-  const auto head =
-      detail::head_of(std::atomic_ref<std::uint64_t>(c.producer_word).load(std::memory_order_acquire));
-  const auto tail = std::atomic_ref<std::uint32_t>(c.consumer_index).load(std::memory_order_acquire);
-  const auto n = head - tail;
-  return n <= geometry_.slot_count ? n : 0;
+  const auto tail = std::atomic_ref<std::uint32_t>(control().consumer_index).load(std::memory_order_acquire);
+  return detail::published_end(*this, tail) - tail;
 }
 
 Status SharedChannel::activate() {
-  std::atomic_ref<std::uint64_t> word(control().producer_word);
-  auto current = word.load(std::memory_order_acquire);
-  if (detail::state_of(current) != static_cast<std::uint32_t>(ChannelState::kConfigured)) {
-    return Status::kInvalidArgument;
-  }
-  const auto next = detail::pack_producer_word(ChannelState::kActive, detail::head_of(current));
-  return word.compare_exchange_strong(current, next) ? Status::kOk : Status::kInvalidArgument;
+  std::atomic_ref<std::uint32_t> word(control().state);
+  auto expected = static_cast<std::uint32_t>(ChannelState::kConfigured);
+  return word.compare_exchange_strong(expected, static_cast<std::uint32_t>(ChannelState::kActive))
+             ? Status::kOk
+             : Status::kInvalidArgument;
 }
 
 void SharedChannel::terminate() {
-  std::atomic_ref<std::uint64_t> word(control().producer_word);
-  // Bounded: a hostile peer rewriting the word forever must not hang us. If it
-  // wins every round, our own side still reports the channel as broken.
-  constexpr int kAttempts = 64;
-  auto current = word.load(std::memory_order_acquire);
-  for (int i = 0; i < kAttempts; ++i) {
-    const auto next = detail::pack_producer_word(ChannelState::kTerminated, detail::head_of(current));
-    if (current == next || word.compare_exchange_weak(current, next)) break;
-  }
+  // The state word stops honest producers before they reserve; the mark in
+  // the ring is what makes the end exact.
+  std::atomic_ref<std::uint32_t>(control().state)
+      .store(static_cast<std::uint32_t>(ChannelState::kTerminated), std::memory_order_seq_cst);
+  mark_end_of_stream();
   wake_all();
+}
+
+// Marks the first free slot after the published messages as the end. Bounded:
+// a hostile peer that rewrites indices forever must not hang us; if it wins
+// every round, the side that noticed still reports the channel as broken.
+bool SharedChannel::mark_end_of_stream() {
+  using detail::SlotState;
+  const auto slots = geometry_.slot_count;
+  constexpr int kAttempts = 64;
+  int lost_races = 0;
+  for (int attempt = 0; attempt < kAttempts; ++attempt) {
+    const auto tail =
+        std::atomic_ref<std::uint32_t>(control().consumer_index).load(std::memory_order_acquire);
+    auto index = tail;
+    // A full ring ends one lap after the oldest message, in that message's slot.
+    while (index - tail <= slots) {
+      std::atomic_ref<std::uint32_t> word(sequence(index));
+      auto current = word.load(std::memory_order_acquire);
+      if ((current & detail::kEndOfStream) != 0) return true;
+      const auto state = detail::classify(current, index, slots);
+      if (state == SlotState::kCorrupt) break;  // a stale tail (the ring moved on) or a lie
+      if (state == SlotState::kMessage) {
+        ++index;
+        continue;
+      }
+      if (word.compare_exchange_strong(current, current | detail::kEndOfStream, std::memory_order_seq_cst)) {
+        return true;
+      }
+      // The producer published this slot meanwhile: look at it again.
+      if (++lost_races == kAttempts) return false;
+    }
+  }
+  return false;
 }
 
 void SharedChannel::wake_all() const {

@@ -74,8 +74,10 @@ bool check_hostile_index() {
   ch.activate();
   Consumer consumer(ch);
   MappedRegion raw(ch.memfd(), ch.geometry().total_bytes());
-  const std::uint64_t bogus = (std::uint64_t{2} << 32U) | 4096U;  // 4096 "messages" in a 4-slot ring
-  std::memcpy(raw.data() + 64, &bogus, sizeof(bogus));
+  // Slot 0 claims to hold message 4095 of a 4-slot ring (its sequence word
+  // follows the 320-byte control block).
+  const std::uint32_t bogus = 4096U;
+  std::memcpy(raw.data() + 320, &bogus, sizeof(bogus));
   MessageView m;
   return consumer.try_fetch(m) == Status::kBroken;
 }
@@ -87,7 +89,7 @@ std::vector<DemoCheck> channel_checks(const DemoOptions& options) {
       {"channel: stream between processes arrives intact and in order",
        [count = options.messages] { return check_stream(count); }},
       {"channel: terminated channel refuses sends, drains queued", check_termination},
-      {"channel: hostile producer index is detected, not trusted", check_hostile_index},
+      {"channel: hostile slot sequence is detected, not trusted", check_hostile_index},
   };
 }
 

@@ -5,16 +5,12 @@
 #include <algorithm>
 #include <atomic>
 #include <cstring>
+#include <optional>
 
 #include "channel/channel_control.hpp"
 
 namespace vdtu::dtu {
 namespace {
-
-std::uint32_t load_head(const SharedChannel& ch) {
-  return detail::head_of(
-      std::atomic_ref<std::uint64_t>(ch.control().producer_word).load(std::memory_order_acquire));
-}
 
 std::uint32_t load_tail(const SharedChannel& ch) {
   return std::atomic_ref<std::uint32_t>(ch.control().consumer_index).load(std::memory_order_acquire);
@@ -39,6 +35,14 @@ __attribute__((no_sanitize("thread"))) void copy_racy(std::byte* to, const std::
 // that is an index behind us (or a producer's lie).
 bool ahead(std::uint32_t a, std::uint32_t b) { return a != b && a - b < (1U << 31U); }
 
+// When the slot of `index` already holds a message of a later lap, the index
+// of that message: everything a lap before it was overwritten.
+std::optional<std::uint32_t> overwritten_by(std::uint32_t word, std::uint32_t index, std::uint32_t slots) {
+  const auto laps_ahead = (word - detail::published(index)) & detail::kSequenceMask;
+  if (laps_ahead == 0 || laps_ahead >= (1U << 30U) || laps_ahead % slots != 0) return std::nullopt;
+  return index + laps_ahead;
+}
+
 }  // namespace
 
 ChannelTap::ChannelTap(std::uint16_t node, std::size_t snaplen, std::size_t max_buffered)
@@ -54,7 +58,7 @@ void ChannelTap::set_points(std::vector<TapPoint> points, bool from_start) {
       it->second.point.meta = p.meta;
       next.emplace(key, std::move(it->second));
     } else {
-      const auto start = from_start ? 0U : load_head(*p.channel);
+      const auto start = from_start ? 0U : detail::published_end(*p.channel, load_tail(*p.channel));
       next.emplace(key, Watched{std::move(p), start, 0});
     }
   }
@@ -71,26 +75,28 @@ bool ChannelTap::poll(Watched& w) {
   const auto& ch = *w.point.channel;
   const auto slots = ch.geometry().slot_count;
   const auto slot_size = ch.geometry().slot_size;
-  const auto head = load_head(ch);
-  if (!ahead(head, w.next)) {
-    if (head != w.next && !ahead(w.next, head)) w.next = head;  // nonsense from the producer: start over
-    return false;
-  }
-  if (head - w.next > slots) {  // the oldest are overwritten already
-    const auto lost = head - w.next - slots;
-    counters_.missed += lost;
-    w.missed += lost;
-    w.next = head - slots;
-  }
   copy_.resize(std::min<std::size_t>(slot_size, kHeaderSize + snaplen_));
-  for (; w.next != head; ++w.next) {
+  bool any = false;
+  for (std::uint32_t step = 0; step < slots; ++step) {  // at most a lap per look
+    const auto word = detail::load_sequence(ch, w.next);
+    if (detail::classify(word, w.next, slots) != detail::SlotState::kMessage) {
+      const auto newer = overwritten_by(word, w.next, slots);
+      if (!newer) break;  // nothing new (or nonsense from the producer)
+      const auto lost = *newer - slots + 1 - w.next;
+      counters_.missed += lost;
+      w.missed += lost;
+      w.next += lost;
+      any = true;
+      continue;
+    }
     copy_racy(copy_.data(), ch.slot(w.next), copy_.size());
     // The producer reuses a slot only after the consumer acked it; while
     // it has not, the copy is the message.
     const bool acked = ahead(load_tail(ch), w.next);
-    if (acked && load_head(ch) - w.next > slots) {
+    if (acked && ((detail::load_sequence(ch, w.next) ^ word) & detail::kSequenceMask) != 0) {
       ++counters_.missed;
       ++w.missed;
+      ++w.next;
       continue;
     }
     MessageHeader h{};
@@ -99,8 +105,10 @@ bool ChannelTap::poll(Watched& w) {
     const auto captured = std::min(copy_.size(), kHeaderSize + payload);
     append(w, w.next, std::span(copy_).first(captured), static_cast<std::uint16_t>(kHeaderSize + payload),
            acked);
+    ++w.next;
+    any = true;
   }
-  return true;
+  return any;
 }
 
 void ChannelTap::append(Watched& w, std::uint32_t index, std::span<const std::byte> message,

@@ -100,9 +100,12 @@ TEST(Switch, AClientScribblingOverItsRingsIsCutOffAndOthersGoOn) {
       if (random() % 64 == 0) [[maybe_unused]]
         auto n = ::write(rogue.fds[1].get(), &one, sizeof(one));
     }
-    // And for certain: a producer index far outside the ring.
-    const std::uint64_t broken = (std::uint64_t{2} << 32U) | 0x7fff'0000U;
-    std::memcpy(static_cast<std::byte*>(to) + 64, &broken, sizeof(broken));
+    // And for certain: every slot of the ring claims an index far outside it.
+    const std::uint32_t broken = 0x7fff'0000U;
+    const auto stride = (bytes - 320) / rogue.reply.to_switch_slots;
+    for (std::size_t slot = 0; slot < rogue.reply.to_switch_slots; ++slot) {
+      std::memcpy(static_cast<std::byte*>(to) + 320 + slot * stride, &broken, sizeof(broken));
+    }
     const std::uint64_t one = 1;
     [[maybe_unused]] auto n = ::write(rogue.fds[1].get(), &one, sizeof(one));
     return 0;

@@ -18,9 +18,11 @@ namespace {
 using namespace std::chrono_literals;
 using testing::ChildProcess;
 
-constexpr std::size_t kProducerWordOffset = 64;
+constexpr std::size_t kStateOffset = 64;
 constexpr std::size_t kConsumerIndexOffset = 128;
 constexpr std::size_t kSlotsOffset = 320;
+constexpr std::size_t kSlotStride = 128;  // for 64-byte slots: the sequence word, then the message
+constexpr std::size_t kHeaderOffset = 4;
 
 // The attacker's view: the raw bytes of the mapping.
 struct RawView {
@@ -28,6 +30,9 @@ struct RawView {
   template <class T>
   void poke(std::size_t offset, T value) {
     std::memcpy(region.data() + offset, &value, sizeof(value));
+  }
+  void poke_sequence(std::uint32_t slot, std::uint32_t value) {
+    poke<std::uint32_t>(kSlotsOffset + slot * kSlotStride, value);
   }
   MappedRegion region;
 };
@@ -38,13 +43,13 @@ SharedChannel active_channel(ChannelGeometry g) {
   return ch;
 }
 
-TEST(ChannelAdversarial, ProducerIndexBeyondTheRingBreaksTheConsumer) {
+TEST(ChannelAdversarial, ASequenceBeyondTheRingBreaksTheConsumer) {
   auto ch = active_channel({4, 64});
   Consumer consumer(ch);
-  RawView(ch).poke<std::uint64_t>(kProducerWordOffset, (std::uint64_t{2} << 32U) | 1000U);
+  RawView(ch).poke_sequence(0, 1000);
   MessageView m;
   EXPECT_EQ(consumer.try_fetch(m), Status::kBroken);
-  EXPECT_EQ(consumer.broken_reason(), "producer index outside the ring");
+  EXPECT_EQ(consumer.broken_reason(), "slot sequence outside the ring");
   EXPECT_EQ(consumer.try_fetch(m), Status::kBroken) << "broken stays broken";
   EXPECT_EQ(ch.state(), ChannelState::kTerminated) << "the honest side ends the channel";
 }
@@ -54,13 +59,13 @@ TEST(ChannelAdversarial, OversizedLengthInASlotBreaksTheConsumer) {
   Producer producer(ch);
   Consumer consumer(ch);
   ASSERT_EQ(producer.try_send({}, {}), Status::kOk);
-  RawView(ch).poke<std::uint16_t>(kSlotsOffset + 5, 0xffff);  // header.length
+  RawView(ch).poke<std::uint16_t>(kSlotsOffset + kHeaderOffset + 5, 0xffff);  // header.length
   MessageView m;
   EXPECT_EQ(consumer.try_fetch(m), Status::kBroken);
   EXPECT_EQ(consumer.broken_reason(), "message length exceeds the slot");
 }
 
-TEST(ChannelAdversarial, ProducerIndexMovingBackwardsBreaksTheConsumer) {
+TEST(ChannelAdversarial, ASlotClaimingAnOlderLapBreaksTheConsumer) {
   auto ch = active_channel({4, 64});
   Producer producer(ch);
   Consumer consumer(ch);
@@ -69,16 +74,29 @@ TEST(ChannelAdversarial, ProducerIndexMovingBackwardsBreaksTheConsumer) {
   MessageView m;
   ASSERT_EQ(consumer.try_fetch(m), Status::kOk);
   ASSERT_EQ(consumer.try_fetch(m), Status::kOk);
-  RawView(ch).poke<std::uint64_t>(kProducerWordOffset, (std::uint64_t{2} << 32U) | 1U);
+  // Slot 2 is free for index 2 when it says "index 2 - 4"; this says "2 - 8".
+  RawView(ch).poke_sequence(2, (2U - 8U + 1U) & 0x7fff'ffffU);
   EXPECT_EQ(consumer.try_fetch(m), Status::kBroken);
 }
 
-TEST(ChannelAdversarial, CorruptStateWordBreaksTheConsumer) {
+TEST(ChannelAdversarial, AForgedEndOnlyEndsTheStream) {
   auto ch = active_channel({4, 64});
+  Producer producer(ch);
   Consumer consumer(ch);
-  RawView(ch).poke<std::uint64_t>(kProducerWordOffset, std::uint64_t{77} << 32U);
+  ASSERT_EQ(producer.try_send({}, {}), Status::kOk);
+  RawView(ch).poke_sequence(1, ((1U - 4U + 1U) & 0x7fff'ffffU) | 0x8000'0000U);
   MessageView m;
-  EXPECT_EQ(consumer.try_fetch(m), Status::kBroken);
+  EXPECT_EQ(consumer.try_fetch(m), Status::kOk) << "what came before the mark is delivered";
+  EXPECT_EQ(consumer.try_fetch(m), Status::kTerminated);
+  EXPECT_EQ(producer.try_send({}, {}), Status::kTerminated) << "the producer learns it at once";
+}
+
+TEST(ChannelAdversarial, CorruptStateWordBreaksTheProducer) {
+  auto ch = active_channel({4, 64});
+  Producer producer(ch);
+  RawView(ch).poke<std::uint32_t>(kStateOffset, 77);
+  EXPECT_EQ(producer.try_send({}, {}), Status::kBroken);
+  EXPECT_EQ(producer.broken_reason(), "channel state word corrupted");
 }
 
 TEST(ChannelAdversarial, ConsumerIndexAheadOfHeadBreaksTheProducer) {
@@ -90,11 +108,19 @@ TEST(ChannelAdversarial, ConsumerIndexAheadOfHeadBreaksTheProducer) {
   EXPECT_EQ(producer.broken_reason(), "consumer index outside the ring");
 }
 
-TEST(ChannelAdversarial, ProducerWordRewrittenUnderTheProducerBreaksIt) {
+TEST(ChannelAdversarial, ASlotRewrittenUnderTheProducerBreaksIt) {
   auto ch = active_channel({4, 64});
   Producer producer(ch);
-  RawView(ch).poke<std::uint64_t>(kProducerWordOffset, (std::uint64_t{2} << 32U) | 3U);
+  RawView(ch).poke_sequence(0, 1);  // "message 0 is published", by someone else
   EXPECT_EQ(producer.try_send({}, {}), Status::kBroken);
+  EXPECT_EQ(producer.broken_reason(), "slot sequence changed by someone else");
+}
+
+TEST(ChannelAdversarial, ALyingConsumerIndexCannotHangTermination) {
+  auto ch = active_channel({4, 64});
+  RawView(ch).poke<std::uint32_t>(kConsumerIndexOffset, 0x1234'5678);
+  ch.terminate();  // must return, although no slot fits the claimed index
+  EXPECT_EQ(ch.state(), ChannelState::kTerminated);
 }
 
 // Scribbles random words over the mapping until killed.

@@ -4,7 +4,9 @@
 #include <unistd.h>
 
 #include <array>
+#include <atomic>
 #include <cstring>
+#include <thread>
 #include <vector>
 
 #include "vdtu/channel.hpp"
@@ -40,10 +42,11 @@ TEST(ChannelGeometry, RejectsBadCountsAndSizes) {
   EXPECT_THROW(SharedChannel::create({3, 512}), std::invalid_argument);
 }
 
-TEST(ChannelGeometry, TotalSizeIsControlBlockPlusSlots) {
-  EXPECT_EQ((ChannelGeometry{4, 512}.total_bytes()), 320U + 4 * 512);
-  EXPECT_EQ((ChannelGeometry{8, 2048}.total_bytes()), 320U + 8 * 2048);
-  EXPECT_EQ((ChannelGeometry{32, 2048}.total_bytes()), 320U + 32 * 2048);
+TEST(ChannelGeometry, TotalSizeIsControlBlockPlusSlotsOfWholeLines) {
+  // A slot is its 4-byte sequence word and the message, rounded up to lines.
+  EXPECT_EQ((ChannelGeometry{4, 512}.total_bytes()), 320U + 4 * (512 + 64));
+  EXPECT_EQ((ChannelGeometry{8, 2048}.total_bytes()), 320U + 8 * (2048 + 64));
+  EXPECT_EQ((ChannelGeometry{2, 32}.total_bytes()), 320U + 2 * 64);
   EXPECT_EQ((ChannelGeometry{4, 512}.max_payload()), 512U - 25);
 }
 
@@ -235,6 +238,87 @@ TEST(Channel, BatchedSendAndFetch) {
   EXPECT_EQ(consumer.ack(got), Status::kOk);
   ASSERT_EQ(producer.try_send_batch(std::span(out).subspan(16), sent), Status::kOk);
   EXPECT_EQ(sent, 4U);
+}
+
+TEST(Channel, TerminatingAFullRingKeepsEveryQueuedMessage) {
+  auto ch = active_channel({4, 64});
+  Producer producer(ch);
+  Consumer consumer(ch);
+  MessageView m;
+  for (std::uint64_t i = 0; i < 6; ++i) {  // two laps in, so the end falls on a reused slot
+    MessageHeader h{};
+    h.label = i;
+    ASSERT_EQ(producer.try_send(h, {}), Status::kOk);
+    if (i < 2) {
+      ASSERT_EQ(consumer.try_fetch(m), Status::kOk);
+      ASSERT_EQ(consumer.ack(), Status::kOk);
+    }
+  }
+  ASSERT_EQ(producer.try_send({}, {}), Status::kFull);
+  ch.terminate();
+  for (std::uint64_t i = 2; i < 6; ++i) {
+    ASSERT_EQ(consumer.try_fetch(m), Status::kOk) << i;
+    EXPECT_EQ(m.header.label, i);
+    ASSERT_EQ(consumer.ack(), Status::kOk);
+  }
+  EXPECT_EQ(consumer.try_fetch(m), Status::kTerminated);
+  EXPECT_EQ(producer.try_send({}, {}), Status::kTerminated);
+  EXPECT_EQ(consumer.try_fetch(m), Status::kTerminated) << "the end stays the end";
+}
+
+TEST(Channel, TerminatingTwiceMovesNothing) {
+  auto ch = active_channel({4, 64});
+  Producer producer(ch);
+  Consumer consumer(ch);
+  ASSERT_EQ(producer.try_send({}, {}), Status::kOk);
+  ch.terminate();
+  ch.terminate();
+  EXPECT_EQ(ch.queued(), 1U);
+  MessageView m;
+  EXPECT_EQ(consumer.try_fetch(m), Status::kOk);
+  EXPECT_EQ(consumer.try_fetch(m), Status::kTerminated);
+}
+
+// Termination races a producer that keeps sending: every message it was told
+// was sent arrives, in order, and nothing arrives after the end.
+TEST(Channel, TerminationRacingAProducerLosesNoAcceptedMessage) {
+  for (int round = 0; round < 200; ++round) {
+    auto ch = active_channel({8, 64});
+    std::atomic<std::uint64_t> accepted{0};
+    std::thread sender([&] {
+      Producer producer(ch);
+      std::array<OutgoingMessage, 3> batch{};
+      for (std::uint64_t label = 0;;) {
+        for (auto& b : batch) b.header.label = label++;
+        std::uint32_t sent = 0;
+        const auto st = producer.try_send_batch(batch, sent);
+        if (st == Status::kTerminated) return;
+        if (st == Status::kOk) {
+          accepted += sent;
+          label -= 3 - sent;
+        } else {
+          label -= 3;
+          std::this_thread::yield();
+        }
+      }
+    });
+    Consumer consumer(ch);
+    std::uint64_t received = 0;
+    MessageView m;
+    for (Status st = Status::kOk; st != Status::kTerminated;) {
+      if (received == static_cast<std::uint64_t>(round) * 3) ch.terminate();
+      st = consumer.try_fetch(m);
+      if (st == Status::kOk) {
+        ASSERT_EQ(m.header.label, received);
+        ++received;
+        ASSERT_EQ(consumer.ack(), Status::kOk);
+      } else {
+        ASSERT_TRUE(st == Status::kEmpty || st == Status::kTerminated) << to_string(st);
+      }
+    }
+    sender.join();
+    EXPECT_EQ(received, accepted.load()) << "round " << round;
+  }
 }
 
 }  // namespace

@@ -270,18 +270,18 @@ TEST_F(Engine, ABrokenRingShutsDownItsPortAndOthersGoOn) {
   const auto c = add_port();
   send(c, ethernet_frame(MacAddress::broadcast(), mac(0xc)));
   received();
-  // The client writes a producer index far beyond its ring.
+  // The client claims that its next slot holds a message far beyond its ring.
   const auto& ch = client(bad).to_switch();
   const MappedRegion raw(ch.memfd(), ch.geometry().total_bytes());
-  const std::uint64_t word = (std::uint64_t{2} << 32U) | 100'000U;
-  std::memcpy(raw.data() + 64, &word, sizeof(word));
+  const std::uint32_t word = 100'000U;
+  std::memcpy(raw.data() + 320, &word, sizeof(word));  // slot 0's sequence word
   send(a, ethernet_frame(mac(0xc), mac(0xa)));
   const auto failed = engine_->failed_ports();
   ASSERT_EQ(failed, std::vector<PortId>{bad});
   const auto& failure = engine_->port(bad)->failure();
   ASSERT_TRUE(failure);
   EXPECT_TRUE(failure->misbehaved);
-  EXPECT_NE(failure->reason.find("producer index outside the ring"), std::string::npos) << failure->reason;
+  EXPECT_NE(failure->reason.find("slot sequence outside the ring"), std::string::npos) << failure->reason;
   engine_->detach(bad);
   send(a, ethernet_frame(mac(0xc), mac(0xa)));
   EXPECT_EQ(client(c).receive_all().size(), 2U);

@@ -159,6 +159,7 @@ class Producer {
 
  private:
   Status refresh_free_slots();
+  void forget_unpublished_batch();
   Status fail(std::string_view reason);
   void wake_consumer();
 
@@ -208,6 +209,7 @@ class Consumer {
   // kOk when a message waits at read_, kTerminated at the end of the stream,
   // kBroken for a corrupt slot, nothing while the slot is free.
   std::optional<Status> readiness();
+  std::optional<Status> end_if_terminated(std::uint32_t free_word);
   Status fail(std::string_view reason);
 
   SharedChannel* channel_;

@@ -85,8 +85,15 @@ constexpr SlotState classify(std::uint32_t word, std::uint32_t index, std::uint3
   return SlotState::kCorrupt;
 }
 
+// seq_cst, not just acquire: a waiter's last look before it sleeps must be
+// in the single order with its wait-word store (spin_then_sleep.hpp). On x86
+// both are the same plain load.
 inline std::uint32_t load_sequence(const SharedChannel& channel, std::uint32_t index) {
-  return std::atomic_ref<std::uint32_t>(channel.sequence(index)).load(std::memory_order_acquire);
+  return std::atomic_ref<std::uint32_t>(channel.sequence(index)).load(std::memory_order_seq_cst);
+}
+
+inline std::uint32_t load_state(const SharedChannel& channel) {
+  return std::atomic_ref<std::uint32_t>(channel.control().state).load(std::memory_order_seq_cst);
 }
 
 inline SlotState slot_state(const SharedChannel& channel, std::uint32_t index) {

@@ -23,17 +23,33 @@ Status Consumer::fail(std::string_view reason) {
   return Status::kBroken;
 }
 
-// The acquire load of the sequence word pairs with the producer's publishing
+// The load of the sequence word pairs with the producer's publishing
 // compare-and-swap: what it wrote into the slot before is visible now.
 std::optional<Status> Consumer::readiness() {
   if (broken()) return Status::kBroken;
-  switch (detail::slot_state(*channel_, read_)) {
+  const auto word = detail::load_sequence(*channel_, read_);
+  switch (detail::classify(word, read_, geometry_.slot_count)) {
     case detail::SlotState::kMessage: return Status::kOk;
     case detail::SlotState::kEnd: return Status::kTerminated;
-    case detail::SlotState::kFree: return std::nullopt;
+    case detail::SlotState::kFree: return end_if_terminated(word);
     case detail::SlotState::kCorrupt: break;
   }
   return fail("slot sequence outside the ring");
+}
+
+// The creator's mark can be wiped by a hostile producer; then the consumer
+// marks the end itself, on the free slot it waits at. The same
+// compare-and-swap as the producer's decides: if the producer publishes
+// first, that message is delivered.
+std::optional<Status> Consumer::end_if_terminated(std::uint32_t free_word) {
+  if (detail::load_state(*channel_) != static_cast<std::uint32_t>(ChannelState::kTerminated)) {
+    return std::nullopt;
+  }
+  std::atomic_ref<std::uint32_t> word(channel_->sequence(read_));
+  if (word.compare_exchange_strong(free_word, free_word | detail::kEndOfStream, std::memory_order_seq_cst)) {
+    return Status::kTerminated;
+  }
+  return std::nullopt;  // the slot changed: look again
 }
 
 Status Consumer::try_fetch(MessageView& out) {

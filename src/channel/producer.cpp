@@ -11,11 +11,9 @@
 
 namespace vdtu {
 
-namespace {
+using detail::load_state;
 
-std::uint32_t load_state(const SharedChannel& channel) {
-  return std::atomic_ref<std::uint32_t>(channel.control().state).load(std::memory_order_relaxed);
-}
+namespace {
 
 constexpr auto as_raw(ChannelState state) { return static_cast<std::uint32_t>(state); }
 
@@ -25,8 +23,20 @@ Producer::Producer(SharedChannel& channel) : channel_(&channel), geometry_(chann
   const auto tail =
       std::atomic_ref<std::uint32_t>(channel.control().consumer_index).load(std::memory_order_acquire);
   head_ = detail::published_end(channel, tail);
-  cached_tail_ = head_;
-  if (refresh_free_slots() != Status::kOk) cached_tail_ = head_;
+  cached_tail_ = tail;
+  forget_unpublished_batch();
+}
+
+// A producer that died between storing a batch's later sequence words and
+// publishing its first slot left those slots looking published; they belong
+// to us now and are free.
+void Producer::forget_unpublished_batch() {
+  const auto slots = geometry_.slot_count;
+  for (auto index = head_ + 1; index - cached_tail_ < slots; ++index) {
+    if (detail::slot_state(*channel_, index) != detail::SlotState::kMessage) continue;
+    std::atomic_ref<std::uint32_t>(channel_->sequence(index))
+        .store(detail::published(index - slots), std::memory_order_relaxed);
+  }
 }
 
 Status Producer::fail(std::string_view reason) {

@@ -140,20 +140,20 @@ void SharedChannel::terminate() {
   wake_all();
 }
 
-// Marks the first free slot after the published messages as the end. Bounded:
-// a hostile peer that rewrites indices forever must not hang us; if it wins
-// every round, the side that noticed still reports the channel as broken.
+// Marks the first free slot after the published messages as the end. Bounded
+// (about two laps of looks): a peer that rewrites indices forever must not
+// hold the node up; if it wins, a consumer that finds the state terminated
+// marks the end itself (Consumer::end_if_terminated).
 bool SharedChannel::mark_end_of_stream() {
   using detail::SlotState;
   const auto slots = geometry_.slot_count;
-  constexpr int kAttempts = 64;
-  int lost_races = 0;
-  for (int attempt = 0; attempt < kAttempts; ++attempt) {
+  std::size_t looks_left = 2 * (std::size_t{slots} + 1) + 64;
+  while (looks_left > 0) {
     const auto tail =
         std::atomic_ref<std::uint32_t>(control().consumer_index).load(std::memory_order_acquire);
-    auto index = tail;
     // A full ring ends one lap after the oldest message, in that message's slot.
-    while (index - tail <= slots) {
+    for (auto index = tail; index - tail <= slots && looks_left > 0;) {
+      --looks_left;  // here, not in the loop header: a `break` below must count too
       std::atomic_ref<std::uint32_t> word(sequence(index));
       auto current = word.load(std::memory_order_acquire);
       if ((current & detail::kEndOfStream) != 0) return true;
@@ -161,13 +161,11 @@ bool SharedChannel::mark_end_of_stream() {
       if (state == SlotState::kCorrupt) break;  // a stale tail (the ring moved on) or a lie
       if (state == SlotState::kMessage) {
         ++index;
-        continue;
-      }
-      if (word.compare_exchange_strong(current, current | detail::kEndOfStream, std::memory_order_seq_cst)) {
+      } else if (word.compare_exchange_strong(current, current | detail::kEndOfStream,
+                                              std::memory_order_seq_cst)) {
         return true;
       }
-      // The producer published this slot meanwhile: look at it again.
-      if (++lost_races == kAttempts) return false;
+      // else the producer published this slot meanwhile: look at it again
     }
   }
   return false;

@@ -77,11 +77,15 @@ bool ChannelTap::poll(Watched& w) {
   const auto slot_size = ch.geometry().slot_size;
   copy_.resize(std::min<std::size_t>(slot_size, kHeaderSize + snaplen_));
   bool any = false;
+  // The producer can never be more than a ring ahead of the consumer; a tap
+  // beyond that was sent there by nonsense in the ring: start over.
+  if (const auto tail = load_tail(ch); ahead(w.next, tail + slots)) w.next = detail::published_end(ch, tail);
   for (std::uint32_t step = 0; step < slots; ++step) {  // at most a lap per look
     const auto word = detail::load_sequence(ch, w.next);
     if (detail::classify(word, w.next, slots) != detail::SlotState::kMessage) {
       const auto newer = overwritten_by(word, w.next, slots);
-      if (!newer) break;  // nothing new (or nonsense from the producer)
+      // A later lap is believed only if the consumer took the message it replaced.
+      if (!newer || !ahead(load_tail(ch), *newer - slots)) break;  // nothing new, or nonsense
       const auto lost = *newer - slots + 1 - w.next;
       counters_.missed += lost;
       w.missed += lost;
@@ -90,6 +94,7 @@ bool ChannelTap::poll(Watched& w) {
       continue;
     }
     copy_racy(copy_.data(), ch.slot(w.next), copy_.size());
+    std::atomic_thread_fence(std::memory_order_acquire);  // the copy happens before the re-check
     // The producer reuses a slot only after the consumer acked it; while
     // it has not, the copy is the message.
     const bool acked = ahead(load_tail(ch), w.next);

@@ -123,6 +123,48 @@ TEST(ChannelAdversarial, ALyingConsumerIndexCannotHangTermination) {
   EXPECT_EQ(ch.state(), ChannelState::kTerminated);
 }
 
+TEST(ChannelAdversarial, AWipedEndMarkStillEndsTheStream) {
+  auto ch = active_channel({4, 64});
+  Producer producer(ch);
+  Consumer consumer(ch);
+  ASSERT_EQ(producer.try_send({}, {}), Status::kOk);
+  ch.terminate();
+  RawView(ch).poke_sequence(1, (1U - 4U + 1U) & 0x7fff'ffffU);  // the producer clears the mark
+  MessageView m;
+  EXPECT_EQ(consumer.try_fetch(m), Status::kOk);
+  EXPECT_EQ(consumer.try_fetch(m), Status::kTerminated) << "the consumer reads the state and marks the end";
+  EXPECT_EQ(consumer.wait_readable(WaitPolicy{}, 1s), Status::kTerminated) << "and does not wait";
+}
+
+TEST(ChannelAdversarial, AProducerRestartedOnAChannelInUseGoesOn) {
+  auto ch = active_channel({4, 64});
+  Consumer consumer(ch);
+  {
+    Producer first(ch);
+    for (std::uint64_t label = 0; label < 2; ++label) {
+      MessageHeader h{};
+      h.label = label;
+      ASSERT_EQ(first.try_send(h, {}), Status::kOk);
+    }
+  }
+  // The first producer died in a batch: it had stored slot 3's sequence word
+  // but not yet published slot 2.
+  RawView(ch).poke_sequence(3, 4);
+  Producer second(ch);
+  for (std::uint64_t label = 2; label < 4; ++label) {
+    MessageHeader h{};
+    h.label = label;
+    ASSERT_EQ(second.try_send(h, {}), Status::kOk) << second.broken_reason();
+  }
+  MessageView m;
+  for (std::uint64_t label = 0; label < 4; ++label) {
+    ASSERT_EQ(consumer.try_fetch(m), Status::kOk);
+    EXPECT_EQ(m.header.label, label);
+  }
+  EXPECT_EQ(consumer.try_fetch(m), Status::kEmpty) << "no phantom message from the dead batch";
+  EXPECT_EQ(ch.state(), ChannelState::kActive);
+}
+
 // Scribbles random words over the mapping until killed.
 int scribble(int memfd, std::size_t size, std::uint64_t seed) {
   MappedRegion region(memfd, size);

@@ -14,6 +14,7 @@
 #include <sstream>
 #include <thread>
 
+#include "cluster/scratch_directory.hpp"
 #include "net/virtual_switch.hpp"
 #include "pinned_child.hpp"
 
@@ -186,9 +187,10 @@ void run_vhost_cases(Reporter& reporter, const SuiteOptions& options) {
       "vhost-user: one testpmd (flowgen: sends and drops what it receives) with two virtio-user ports, one "
       "thread on CPU 0 -> two vhost-user ports of (vdtu switch | testpmd's vhost PMD in io-forward mode), "
       "each alone on CPU 1; rates: frames received in both directions together");
-  std::string pattern = "/tmp/vdtu-bench-vhost-XXXXXX";
-  if (::mkdtemp(pattern.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
-  const std::string dir = pattern;
+  // The logs and sockets of every case; removed also when a case throws (a
+  // sink that received nothing, a testpmd that did not start).
+  const cluster::ScratchDirectory scratch("vdtu-bench-vhost");
+  const std::string dir = scratch.path().string();
   const auto duration = options.quick ? 3s : 8s;
   for (const std::size_t bytes : {std::size_t{64}, std::size_t{1514}}) {
     auto dpdk = through_dpdk(dir, bytes, duration);
@@ -198,8 +200,6 @@ void run_vhost_cases(Reporter& reporter, const SuiteOptions& options) {
     reporter.add(result_for(fmt::format("vhost_user_{}B", bytes), bytes, std::move(ours)));
     reporter.note(fmt::format("vhost_user_{}B / baseline_dpdk_vhost_io_{}B = {:.2f}", bytes, bytes, ratio));
   }
-  std::error_code ignored;
-  std::filesystem::remove_all(dir, ignored);
 }
 
 }  // namespace vdtu::bench

@@ -10,11 +10,11 @@
 
 namespace vdtu::cluster {
 
-ScratchDirectory::ScratchDirectory() {
-  std::string name = (std::filesystem::temp_directory_path() / "vdtu-cluster-XXXXXX").string();
-  if (::mkdtemp(name.data()) == nullptr)  // mode 0700
-    throw std::system_error(errno, std::generic_category(), "cannot create a directory like " + name);
-  path_ = name;
+ScratchDirectory::ScratchDirectory(std::string_view name) {
+  std::string pattern = (std::filesystem::temp_directory_path() / name).string() + "-XXXXXX";
+  if (::mkdtemp(pattern.data()) == nullptr)  // mode 0700
+    throw std::system_error(errno, std::generic_category(), "cannot create a directory like " + pattern);
+  path_ = pattern;
 }
 
 ScratchDirectory::~ScratchDirectory() { remove(); }

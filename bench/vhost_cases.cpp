@@ -15,6 +15,7 @@
 #include <thread>
 
 #include "cluster/scratch_directory.hpp"
+#include "dpdk_runtime_directory.hpp"
 #include "net/virtual_switch.hpp"
 #include "pinned_child.hpp"
 
@@ -83,6 +84,21 @@ std::vector<std::string> with(std::vector<std::string> a, const std::vector<std:
   return a;
 }
 
+// testpmd (EAL words, then `args`) on `cpu`, with the runtime directory of
+// its file prefix: the process ends first, then the directory goes. The
+// prefix carries our pid, so that another benchmark run (or its removal)
+// never meets the same directory.
+class Testpmd {
+ public:
+  Testpmd(const std::string& tag, int cpu, const std::vector<std::string>& args, const std::string& log)
+      : runtime_(fmt::format("vdtu-bench-{}-{}", ::getpid(), tag)),
+        process_(with(eal(runtime_.prefix(), cpu), args), log) {}
+
+ private:
+  DpdkRuntimeDirectory runtime_;  // first: destroyed after the process below
+  Spawned process_;
+};
+
 bool wait_for_file(const std::string& path, std::chrono::seconds limit) {
   const auto until = std::chrono::steady_clock::now() + limit;
   while (!std::filesystem::exists(path)) {
@@ -118,13 +134,13 @@ std::vector<double> drive(const std::string& dir, const std::string& tag, std::s
                           std::chrono::seconds duration) {
   const auto log = fmt::format("{}/{}-testpmd.log", dir, tag);
   {
-    Spawned generator(
-        with(eal("vdtu-bench-gen-" + tag, 0),
-             {"--vdev", "net_virtio_user0,path=" + dir + "/gen.sock,queues=1,mac=02:00:00:00:be:0a", "--vdev",
-              "net_virtio_user1,path=" + dir + "/sink.sock,queues=1,mac=02:00:00:00:be:0b", "--",
-              "--forward-mode=flowgen", fmt::format("--txpkts={}", bytes), "--nb-cores=1",
-              "--eth-peer=0,02:00:00:00:be:0b", "--eth-peer=1,02:00:00:00:be:0a", "--stats-period", "1",
-              "--no-mlockall", "--total-num-mbufs=8192"}),
+    const Testpmd generator(
+        "gen-" + tag, 0,
+        {"--vdev", "net_virtio_user0,path=" + dir + "/gen.sock,queues=1,mac=02:00:00:00:be:0a", "--vdev",
+         "net_virtio_user1,path=" + dir + "/sink.sock,queues=1,mac=02:00:00:00:be:0b", "--",
+         "--forward-mode=flowgen", fmt::format("--txpkts={}", bytes), "--nb-cores=1",
+         "--eth-peer=0,02:00:00:00:be:0b", "--eth-peer=1,02:00:00:00:be:0a", "--stats-period", "1",
+         "--no-mlockall", "--total-num-mbufs=8192"},
         log);
     std::this_thread::sleep_for(duration + 2s);
   }
@@ -160,11 +176,11 @@ std::vector<double> through_switch(const std::string& dir, std::size_t bytes, st
 }
 
 std::vector<double> through_dpdk(const std::string& dir, std::size_t bytes, std::chrono::seconds duration) {
-  Spawned backend(with(eal(fmt::format("vdtu-bench-vhost-{}", bytes), 1),
-                       {"--vdev", "net_vhost0,iface=" + dir + "/gen.sock,queues=1", "--vdev",
-                        "net_vhost1,iface=" + dir + "/sink.sock,queues=1", "--", "--forward-mode=io",
-                        "--stats-period", "1", "--no-mlockall", "--total-num-mbufs=8192"}),
-                  fmt::format("{}/dpdk{}-vhost.log", dir, bytes));
+  const Testpmd backend(fmt::format("vhost-{}", bytes), 1,
+                        {"--vdev", "net_vhost0,iface=" + dir + "/gen.sock,queues=1", "--vdev",
+                         "net_vhost1,iface=" + dir + "/sink.sock,queues=1", "--", "--forward-mode=io",
+                         "--stats-period", "1", "--no-mlockall", "--total-num-mbufs=8192"},
+                        fmt::format("{}/dpdk{}-vhost.log", dir, bytes));
   if (!wait_for_file(dir + "/sink.sock", 20s)) throw std::runtime_error("testpmd's vhost PMD did not start");
   auto rates = drive(dir, fmt::format("dpdk{}", bytes), bytes, duration);
   return rates;

@@ -12,6 +12,7 @@
 #include <fstream>
 #include <functional>
 
+#include "dpdk_runtime_directory.hpp"
 #include "net/unix_message.hpp"
 #include "net/vhost/vhost_socket.hpp"
 #include "support/ethernet.hpp"
@@ -440,15 +441,20 @@ std::string testpmd_path() {
 }
 bool have_testpmd() { return !testpmd_path().empty(); }
 
-std::unique_ptr<testing::ProgramProcess> testpmd(const std::string& socket, const std::string& prefix,
-                                                 const std::string& mode, const std::string& log) {
-  return std::make_unique<testing::ProgramProcess>(
-      std::vector<std::string>{testpmd_path(), "--no-huge", "-m", "256", "--no-pci", "--file-prefix", prefix,
-                               "--vdev", "net_virtio_user0,path=" + socket + ",queues=1", "-l", "0,1", "--",
-                               "--forward-mode=" + mode, "--stats-period", "1", "--no-mlockall",
-                               "--total-num-mbufs=4096", "--txpkts=64"},
-      log);
-}
+// testpmd with virtio-user on `socket`, and the runtime directory of its
+// file prefix, which goes once testpmd has ended (members are destroyed in
+// reverse order).
+struct Testpmd {
+  Testpmd(const std::string& socket, const std::string& prefix, const std::string& mode,
+          const std::string& log)
+      : runtime(prefix),
+        process({testpmd_path(), "--no-huge", "-m", "256", "--no-pci", "--file-prefix", prefix, "--vdev",
+                 "net_virtio_user0,path=" + socket + ",queues=1", "-l", "0,1", "--", "--forward-mode=" + mode,
+                 "--stats-period", "1", "--no-mlockall", "--total-num-mbufs=4096", "--txpkts=64"},
+                log) {}
+  bench::DpdkRuntimeDirectory runtime;
+  testing::ProgramProcess process;
+};
 
 TEST(VhostUser, DpdkVirtioUserNegotiatesAndSends) {
   if (!have_testpmd())
@@ -457,16 +463,22 @@ TEST(VhostUser, DpdkVirtioUserNegotiatesAndSends) {
   auto a = s.frontend("a");
   for (int run = 0; run < 2; ++run) {  // the second time after the first was killed mid-traffic
     const auto prefix = "vdtu-vhost-test-" + std::to_string(::getpid()) + "-" + std::to_string(run);
-    auto pmd = testpmd(s.path("dpdk"), prefix, "txonly", s.dir + "/testpmd" + std::to_string(run) + ".log");
+    auto pmd = std::make_unique<Testpmd>(s.path("dpdk"), prefix, "txonly",
+                                         s.dir + "/testpmd" + std::to_string(run) + ".log");
     // txonly sends 64-byte UDP frames to a fixed unicast address: flooded to a.
     std::optional<std::vector<std::byte>> got;
     for (int i = 0; i < 300 && !got; ++i) got = a->receive(100ms);
-    ASSERT_TRUE(got) << s.sw.log() << pmd->log();
+    ASSERT_TRUE(got) << s.sw.log() << pmd->process.log();
     EXPECT_GE(got->size(), 60U);  // 64 bytes, with or without the FCS
     EXPECT_LE(got->size(), 64U);
     for (int i = 0; i < 1000; ++i) a->receive(1ms);
-    ::kill(pmd->pid(), SIGKILL);
+    // Where DPDK keeps its runtime files: there while testpmd runs (else the
+    // check below proves nothing), gone with it.
+    const auto runtime = pmd->runtime.path();
+    EXPECT_TRUE(std::filesystem::exists(runtime / "config")) << runtime;
+    ::kill(pmd->process.pid(), SIGKILL);
     pmd.reset();
+    EXPECT_FALSE(std::filesystem::exists(runtime)) << runtime << " is left behind";
     EXPECT_TRUE(s.sw.wait_for_log("closed: the frontend closed", 10s)) << s.sw.log();
   }
   EXPECT_FALSE(contains(s.sw.log(), "shut down")) << s.sw.log();

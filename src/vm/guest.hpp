@@ -80,7 +80,7 @@ class Guest {
   std::string nonce_;
   bool echo_;
   std::string echo_prefix_;
-  cluster::ScratchDirectory scratch_;
+  cluster::ScratchDirectory scratch_{"vdtu-guest"};  // this run's initrd
   UniqueFd console_;
   UniqueFd console_copy_;
   std::optional<cluster::ChildProcess> qemu_;  // set once its files are ready

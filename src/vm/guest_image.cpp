@@ -38,7 +38,7 @@ GuestImage build_guest_image(const std::vector<std::string>& programs) {
   const auto script = sibling_program("vm-image.sh");
   std::vector<std::string> words{"bash", script, "--cache", guest_image_cache().string()};
   for (const auto& p : programs) words.insert(words.end(), {"--with", p});
-  const cluster::ScratchDirectory scratch;
+  const cluster::ScratchDirectory scratch("vdtu-guest-image");  // the script's output
   const auto out = (scratch / "out").string();
   const auto err = (scratch / "err").string();
   cluster::ChildOptions options;

@@ -69,7 +69,7 @@ std::vector<GuestOutcome> run_guests_on(GuestLink link, std::vector<GuestSpec> g
                                         const GuestImage& image, double timeout_seconds) {
   if (link == GuestLink::udp_pair && guests.size() != 2)
     throw std::runtime_error("a UDP pair joins two guests; more need the switch");
-  const cluster::ScratchDirectory dir;  // 0700: the switch's sockets and log
+  const cluster::ScratchDirectory dir("vdtu-guest-lan");  // 0700: the switch's sockets and log
   std::unique_ptr<cluster::ChildProcess> sw;
   if (link == GuestLink::vhost_user_switch) {
     sw = start_switch(dir, guests.size());

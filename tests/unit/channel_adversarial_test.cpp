@@ -159,7 +159,7 @@ TEST(ChannelAdversarial, AProducerRestartedOnAChannelInUseGoesOn) {
   MessageView m;
   for (std::uint64_t label = 0; label < 4; ++label) {
     ASSERT_EQ(consumer.try_fetch(m), Status::kOk);
-    EXPECT_EQ(m.header.label, label);
+    EXPECT_EQ(+m.header.label, label);
   }
   EXPECT_EQ(consumer.try_fetch(m), Status::kEmpty) << "no phantom message from the dead batch";
   EXPECT_EQ(ch.state(), ChannelState::kActive);

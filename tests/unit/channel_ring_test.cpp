@@ -258,7 +258,7 @@ TEST(Channel, TerminatingAFullRingKeepsEveryQueuedMessage) {
   ch.terminate();
   for (std::uint64_t i = 2; i < 6; ++i) {
     ASSERT_EQ(consumer.try_fetch(m), Status::kOk) << i;
-    EXPECT_EQ(m.header.label, i);
+    EXPECT_EQ(+m.header.label, i);
     ASSERT_EQ(consumer.ack(), Status::kOk);
   }
   EXPECT_EQ(consumer.try_fetch(m), Status::kTerminated);
@@ -309,7 +309,7 @@ TEST(Channel, TerminationRacingAProducerLosesNoAcceptedMessage) {
       if (received == static_cast<std::uint64_t>(round) * 3) ch.terminate();
       st = consumer.try_fetch(m);
       if (st == Status::kOk) {
-        ASSERT_EQ(m.header.label, received);
+        ASSERT_EQ(+m.header.label, received);
         ++received;
         ASSERT_EQ(consumer.ack(), Status::kOk);
       } else {

@@ -96,6 +96,14 @@ inline std::uint32_t load_state(const SharedChannel& channel) {
   return std::atomic_ref<std::uint32_t>(channel.control().state).load(std::memory_order_seq_cst);
 }
 
+constexpr std::uint32_t as_raw(ChannelState state) { return static_cast<std::uint32_t>(state); }
+
+// Acquire pairs with the consumer's store in ack(): once the index is seen,
+// the consumer has finished reading the slots before it.
+inline std::uint32_t load_consumer_index(const SharedChannel& channel) {
+  return std::atomic_ref<std::uint32_t>(channel.control().consumer_index).load(std::memory_order_acquire);
+}
+
 inline SlotState slot_state(const SharedChannel& channel, std::uint32_t index) {
   return classify(load_sequence(channel, index), index, channel.geometry().slot_count);
 }
@@ -110,8 +118,7 @@ inline std::uint32_t published_end(const SharedChannel& channel, std::uint32_t f
 }
 
 constexpr bool is_known_state(std::uint32_t raw) {
-  return raw >= static_cast<std::uint32_t>(ChannelState::kConfigured) &&
-         raw <= static_cast<std::uint32_t>(ChannelState::kTerminated);
+  return raw >= as_raw(ChannelState::kConfigured) && raw <= as_raw(ChannelState::kTerminated);
 }
 
 }  // namespace vdtu::detail

@@ -11,7 +11,7 @@
 namespace vdtu {
 
 Consumer::Consumer(SharedChannel& channel) : channel_(&channel), geometry_(channel.geometry()) {
-  tail_ = std::atomic_ref<std::uint32_t>(channel.control().consumer_index).load(std::memory_order_acquire);
+  tail_ = detail::load_consumer_index(channel);
   read_ = tail_;
 }
 
@@ -42,7 +42,7 @@ std::optional<Status> Consumer::readiness() {
 // compare-and-swap as the producer's decides: if the producer publishes
 // first, that message is delivered.
 std::optional<Status> Consumer::end_if_terminated(std::uint32_t free_word) {
-  if (detail::load_state(*channel_) != static_cast<std::uint32_t>(ChannelState::kTerminated)) {
+  if (detail::load_state(*channel_) != detail::as_raw(ChannelState::kTerminated)) {
     return std::nullopt;
   }
   std::atomic_ref<std::uint32_t> word(channel_->sequence(read_));

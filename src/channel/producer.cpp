@@ -11,17 +11,11 @@
 
 namespace vdtu {
 
+using detail::as_raw;
 using detail::load_state;
 
-namespace {
-
-constexpr auto as_raw(ChannelState state) { return static_cast<std::uint32_t>(state); }
-
-}  // namespace
-
 Producer::Producer(SharedChannel& channel) : channel_(&channel), geometry_(channel.geometry()) {
-  const auto tail =
-      std::atomic_ref<std::uint32_t>(channel.control().consumer_index).load(std::memory_order_acquire);
+  const auto tail = detail::load_consumer_index(channel);
   head_ = detail::published_end(channel, tail);
   cached_tail_ = tail;
   forget_unpublished_batch();

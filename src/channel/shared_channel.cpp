@@ -73,7 +73,7 @@ SharedChannel SharedChannel::create(ChannelGeometry geometry) {
   control->version = detail::kChannelVersion;
   control->slot_count = geometry.slot_count;
   control->slot_size = geometry.slot_size;
-  control->state = static_cast<std::uint32_t>(ChannelState::kConfigured);
+  control->state = detail::as_raw(ChannelState::kConfigured);
   SharedChannel channel{std::move(memfd), std::move(eventfd), std::move(region), geometry};
   // Every slot starts out free: it holds "the message one lap before".
   for (std::uint32_t index = 0; index < geometry.slot_count; ++index) {
@@ -119,14 +119,14 @@ ChannelState SharedChannel::state() const {
 }
 
 std::uint32_t SharedChannel::queued() const {
-  const auto tail = std::atomic_ref<std::uint32_t>(control().consumer_index).load(std::memory_order_acquire);
+  const auto tail = detail::load_consumer_index(*this);
   return detail::published_end(*this, tail) - tail;
 }
 
 Status SharedChannel::activate() {
   std::atomic_ref<std::uint32_t> word(control().state);
-  auto expected = static_cast<std::uint32_t>(ChannelState::kConfigured);
-  return word.compare_exchange_strong(expected, static_cast<std::uint32_t>(ChannelState::kActive))
+  auto expected = detail::as_raw(ChannelState::kConfigured);
+  return word.compare_exchange_strong(expected, detail::as_raw(ChannelState::kActive))
              ? Status::kOk
              : Status::kInvalidArgument;
 }
@@ -135,7 +135,7 @@ void SharedChannel::terminate() {
   // The state word stops honest producers before they reserve; the mark in
   // the ring is what makes the end exact.
   std::atomic_ref<std::uint32_t>(control().state)
-      .store(static_cast<std::uint32_t>(ChannelState::kTerminated), std::memory_order_seq_cst);
+      .store(detail::as_raw(ChannelState::kTerminated), std::memory_order_seq_cst);
   mark_end_of_stream();
   wake_all();
 }
@@ -149,8 +149,7 @@ bool SharedChannel::mark_end_of_stream() {
   const auto slots = geometry_.slot_count;
   std::size_t looks_left = 2 * (std::size_t{slots} + 1) + 64;
   while (looks_left > 0) {
-    const auto tail =
-        std::atomic_ref<std::uint32_t>(control().consumer_index).load(std::memory_order_acquire);
+    const auto tail = detail::load_consumer_index(*this);
     // A full ring ends one lap after the oldest message, in that message's slot.
     for (auto index = tail; index - tail <= slots && looks_left > 0;) {
       --looks_left;  // here, not in the loop header: a `break` below must count too

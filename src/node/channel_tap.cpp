@@ -12,10 +12,6 @@
 namespace vdtu::dtu {
 namespace {
 
-std::uint32_t load_tail(const SharedChannel& ch) {
-  return std::atomic_ref<std::uint32_t>(ch.control().consumer_index).load(std::memory_order_acquire);
-}
-
 std::uint64_t realtime_ns() {
   timespec ts{};
   ::clock_gettime(CLOCK_REALTIME, &ts);
@@ -58,7 +54,8 @@ void ChannelTap::set_points(std::vector<TapPoint> points, bool from_start) {
       it->second.point.meta = p.meta;
       next.emplace(key, std::move(it->second));
     } else {
-      const auto start = from_start ? 0U : detail::published_end(*p.channel, load_tail(*p.channel));
+      const auto start =
+          from_start ? 0U : detail::published_end(*p.channel, detail::load_consumer_index(*p.channel));
       next.emplace(key, Watched{std::move(p), start, 0});
     }
   }
@@ -79,13 +76,15 @@ bool ChannelTap::poll(Watched& w) {
   bool any = false;
   // The producer can never be more than a ring ahead of the consumer; a tap
   // beyond that was sent there by nonsense in the ring: start over.
-  if (const auto tail = load_tail(ch); ahead(w.next, tail + slots)) w.next = detail::published_end(ch, tail);
+  if (const auto tail = detail::load_consumer_index(ch); ahead(w.next, tail + slots))
+    w.next = detail::published_end(ch, tail);
   for (std::uint32_t step = 0; step < slots; ++step) {  // at most a lap per look
     const auto word = detail::load_sequence(ch, w.next);
     if (detail::classify(word, w.next, slots) != detail::SlotState::kMessage) {
       const auto newer = overwritten_by(word, w.next, slots);
       // A later lap is believed only if the consumer took the message it replaced.
-      if (!newer || !ahead(load_tail(ch), *newer - slots)) break;  // nothing new, or nonsense
+      if (!newer || !ahead(detail::load_consumer_index(ch), *newer - slots))
+        break;  // nothing new, or nonsense
       const auto lost = *newer - slots + 1 - w.next;
       counters_.missed += lost;
       w.missed += lost;
@@ -97,7 +96,7 @@ bool ChannelTap::poll(Watched& w) {
     std::atomic_thread_fence(std::memory_order_acquire);  // the copy happens before the re-check
     // The producer reuses a slot only after the consumer acked it; while
     // it has not, the copy is the message.
-    const bool acked = ahead(load_tail(ch), w.next);
+    const bool acked = ahead(detail::load_consumer_index(ch), w.next);
     if (acked && ((detail::load_sequence(ch, w.next) ^ word) & detail::kSequenceMask) != 0) {
       ++counters_.missed;
       ++w.missed;

@@ -8,6 +8,7 @@
 #include <cstring>
 #include <random>
 
+#include "support/channel_helpers.hpp"
 #include "support/child_process.hpp"
 #include "support/message_pattern.hpp"
 #include "vdtu/channel.hpp"
@@ -15,6 +16,8 @@
 namespace vdtu {
 namespace {
 
+using testing::active_channel;
+using testing::labelled;
 using namespace std::chrono_literals;
 using testing::ChildProcess;
 
@@ -36,12 +39,6 @@ struct RawView {
   }
   MappedRegion region;
 };
-
-SharedChannel active_channel(ChannelGeometry g) {
-  auto ch = SharedChannel::create(g);
-  EXPECT_EQ(ch.activate(), Status::kOk);
-  return ch;
-}
 
 TEST(ChannelAdversarial, ASequenceBeyondTheRingBreaksTheConsumer) {
   auto ch = active_channel({4, 64});
@@ -142,9 +139,7 @@ TEST(ChannelAdversarial, AProducerRestartedOnAChannelInUseGoesOn) {
   {
     Producer first(ch);
     for (std::uint64_t label = 0; label < 2; ++label) {
-      MessageHeader h{};
-      h.label = label;
-      ASSERT_EQ(first.try_send(h, {}), Status::kOk);
+      ASSERT_EQ(first.try_send(labelled(label), {}), Status::kOk);
     }
   }
   // The first producer died in a batch: it had stored slot 3's sequence word
@@ -152,9 +147,7 @@ TEST(ChannelAdversarial, AProducerRestartedOnAChannelInUseGoesOn) {
   RawView(ch).poke_sequence(3, 4);
   Producer second(ch);
   for (std::uint64_t label = 2; label < 4; ++label) {
-    MessageHeader h{};
-    h.label = label;
-    ASSERT_EQ(second.try_send(h, {}), Status::kOk) << second.broken_reason();
+    ASSERT_EQ(second.try_send(labelled(label), {}), Status::kOk) << second.broken_reason();
   }
   MessageView m;
   for (std::uint64_t label = 0; label < 4; ++label) {

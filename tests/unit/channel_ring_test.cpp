@@ -9,19 +9,17 @@
 #include <thread>
 #include <vector>
 
+#include "support/channel_helpers.hpp"
 #include "vdtu/channel.hpp"
 
 namespace vdtu {
 namespace {
 
+using testing::active_channel;
+using testing::labelled;
+
 std::span<const std::byte> bytes_of(const char* text) {
   return std::as_bytes(std::span(text, std::strlen(text)));
-}
-
-SharedChannel active_channel(ChannelGeometry g) {
-  auto ch = SharedChannel::create(g);
-  EXPECT_EQ(ch.activate(), Status::kOk);
-  return ch;
 }
 
 TEST(ChannelGeometry, AcceptsPowersOfTwoWithinLimits) {
@@ -101,9 +99,7 @@ TEST(Channel, FullAfterSlotCountMessagesAndFifoOrder) {
   Producer producer(ch);
   Consumer consumer(ch);
   for (std::uint64_t i = 0; i < 4; ++i) {
-    MessageHeader h{};
-    h.label = i;
-    ASSERT_EQ(producer.try_send(h, {}), Status::kOk) << i;
+    ASSERT_EQ(producer.try_send(labelled(i), {}), Status::kOk) << i;
   }
   EXPECT_EQ(producer.try_send({}, {}), Status::kFull);
   for (std::uint64_t i = 0; i < 4; ++i) {
@@ -145,9 +141,7 @@ TEST(Channel, WrapsAroundManyTimes) {
   std::uint64_t next_expected = 0;
   for (std::uint64_t i = 0; i < 1000;) {
     for (int k = 0; k < 3; ++k, ++i) {
-      MessageHeader h{};
-      h.label = i;
-      ASSERT_EQ(producer.try_send(h, std::as_bytes(std::span(&i, 1))), Status::kOk);
+      ASSERT_EQ(producer.try_send(labelled(i), std::as_bytes(std::span(&i, 1))), Status::kOk);
     }
     MessageView m;
     while (consumer.try_fetch(m) == Status::kOk) {
@@ -246,9 +240,7 @@ TEST(Channel, TerminatingAFullRingKeepsEveryQueuedMessage) {
   Consumer consumer(ch);
   MessageView m;
   for (std::uint64_t i = 0; i < 6; ++i) {  // two laps in, so the end falls on a reused slot
-    MessageHeader h{};
-    h.label = i;
-    ASSERT_EQ(producer.try_send(h, {}), Status::kOk);
+    ASSERT_EQ(producer.try_send(labelled(i), {}), Status::kOk);
     if (i < 2) {
       ASSERT_EQ(consumer.try_fetch(m), Status::kOk);
       ASSERT_EQ(consumer.ack(), Status::kOk);

@@ -9,6 +9,7 @@
 #include <thread>
 #include <vector>
 
+#include "support/channel_helpers.hpp"
 #include "support/message_pattern.hpp"
 #include "support/scale.hpp"
 #include "vdtu/channel.hpp"
@@ -16,15 +17,10 @@
 namespace vdtu {
 namespace {
 
+using testing::active_channel;
 using namespace std::chrono_literals;
 using testing::is_expected;
 using testing::make_message;
-
-SharedChannel active_channel(ChannelGeometry g) {
-  auto ch = SharedChannel::create(g);
-  EXPECT_EQ(ch.activate(), Status::kOk);
-  return ch;
-}
 
 // Producer and consumer threads; both block when they must. Every message
 // arrives once, in order, intact.

@@ -334,10 +334,12 @@ void NodeCore::flush_updates() {
 // leaves kMaxQueuedUpdates unread is killed.
 void NodeCore::deliver(std::uint32_t index) {
   auto& p = pes_[index];
-  bool news = false;
+  bool sent = false;
+  bool news = false;  // what a sleeping PE must wake for: not the answers a requester polls for
   while (p.alive && !p.condemned && !p.outbox.empty()) {
     const auto& u = p.outbox.front();
     if (send_with_fds(p.socket.get(), std::as_bytes(std::span(&u.message, 1)), u.fds)) {
+      sent = true;
       news = news || u.message.kind != NodeMessageKind::kReply;
       p.outbox.pop_front();
       continue;
@@ -359,10 +361,8 @@ void NodeCore::deliver(std::uint32_t index) {
     p.outbox.clear();
     kill_pe(index);
   }
-  if (news) {
-    p.page.bump_epoch();
-    p.doorbell.wake();
-  }
+  if (sent) p.page.bump_epoch();
+  if (news) p.doorbell.wake();
 }
 
 void NodeCore::on_writable(std::uint32_t index) {

@@ -4,7 +4,8 @@
 // rather than in the doorbell page every sender maps:
 //
 //   line 0   config_epoch: the node bumps it after it sent the PE endpoint
-//            updates; the PE reads its control socket when it moved.
+//            updates or answers; the PE reads its control socket when it
+//            moved (a requester polls it for its answer).
 //   line 1   counts the PE publishes about itself (a kernel: capabilities,
 //            VPEs, syscalls, kernelcalls) for `vdtu stat`. Written by the PE
 //            alone, read by the node only for privileged PEs, and shown as

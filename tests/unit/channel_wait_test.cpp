@@ -3,12 +3,14 @@
 #include <gtest/gtest.h>
 #include <sys/epoll.h>
 
+#include <algorithm>
 #include <array>
 #include <atomic>
 #include <chrono>
 #include <thread>
 #include <vector>
 
+#include "common/spin_budget.hpp"
 #include "support/channel_helpers.hpp"
 #include "support/message_pattern.hpp"
 #include "support/scale.hpp"
@@ -130,6 +132,28 @@ TEST(ChannelWait, AwakeConsumerCostsTheProducerNoEventfdWrite) {
   ASSERT_EQ(::epoll_ctl(ep.get(), EPOLL_CTL_ADD, ch.eventfd(), &ev), 0);
   std::array<epoll_event, 1> ready{};
   EXPECT_EQ(::epoll_wait(ep.get(), ready.data(), 1, 0), 0) << "nobody waited, so nobody was signalled";
+}
+
+// The spin budget: wasted windows halve the next one down to a floor, a
+// probe every kProbeEvery-th wait polls the whole window, and one wait that
+// polling ended restores it.
+TEST(SpinBudget, WastedWindowsShrinkProbesAndSuccessRestore) {
+  constexpr std::chrono::nanoseconds kFull = 64us;
+  SpinBudget budget;
+  EXPECT_EQ(budget.window(kFull), kFull) << "a new waiter polls the whole window";
+  for (std::uint32_t i = 1; i <= SpinBudget::kMaxHalvings + 3; ++i) budget.wasted();
+  EXPECT_EQ(budget.halvings(), SpinBudget::kMaxHalvings) << "the window has a floor";
+  std::vector<std::chrono::nanoseconds> windows;
+  for (std::uint32_t i = 0; i < 2 * SpinBudget::kProbeEvery; ++i) windows.push_back(budget.window(kFull));
+  const auto floor = kFull / (1 << SpinBudget::kMaxHalvings);
+  EXPECT_EQ(std::count(windows.begin(), windows.end(), kFull), 2) << "two probes in 2 x kProbeEvery waits";
+  EXPECT_EQ(std::count(windows.begin(), windows.end(), floor), 2 * SpinBudget::kProbeEvery - 2);
+  EXPECT_EQ(windows[SpinBudget::kProbeEvery - 1], kFull);
+  budget.paid_off();
+  EXPECT_EQ(budget.window(kFull), kFull);
+  budget.wasted();
+  EXPECT_EQ(budget.window(kFull), kFull / 2) << "one wasted window halves the next";
+  EXPECT_EQ(budget.window(0ns), 0ns) << "a caller that asks for no polling gets none";
 }
 
 }  // namespace

@@ -3,6 +3,7 @@
 // std::atomic_ref, so the same struct can be mapped by any process.
 
 #include <atomic>
+#include <bit>
 #include <cstddef>
 #include <cstdint>
 
@@ -11,7 +12,7 @@
 namespace vdtu::detail {
 
 inline constexpr std::uint64_t kChannelMagic = 0x314e484355544456ULL;  // "VDTUCHN1"
-inline constexpr std::uint32_t kChannelVersion = 2;
+inline constexpr std::uint32_t kChannelVersion = 3;
 inline constexpr std::size_t kCacheLine = 64;
 
 // Values of the two wait words (futex words).
@@ -60,17 +61,26 @@ constexpr std::size_t slot_stride(std::uint32_t slot_size) {
   return (kSequenceSize + slot_size + kCacheLine - 1) / kCacheLine * kCacheLine;
 }
 
-// A sequence word holds (index + 1) mod 2^31 of the message in the slot: the
-// slot of index i holds published(i) once i is published and published(i - n)
-// (the previous lap's message, or the creator's initial value) while it is
-// free. The top bit marks the end of the stream: terminate() sets it on the
-// free slot where the stream ends, with the same compare-and-swap that the
-// producer uses to publish, so a message is either published before the end
-// or refused.
+// A sequence word holds the lap of the message in the slot, plus one: with n
+// slots (a power of two, at least 2), index i is in lap i / n, and its slot
+// holds published(i) = (i / n + 1) mod 2^32/n once i is published and
+// published(i - n) (the previous lap's message) while it is free. For the
+// first lap that free value is 0, so a fresh, zero-filled ring needs no
+// writing: its pages stay untouched until messages pass through them. The
+// top bit marks the end of the stream: terminate() sets it on the free slot
+// where the stream ends, with the same compare-and-swap that the producer
+// uses to publish, so a message is either published before the end or refused.
 inline constexpr std::uint32_t kEndOfStream = 1U << 31U;
 inline constexpr std::uint32_t kSequenceMask = kEndOfStream - 1;
 
-constexpr std::uint32_t published(std::uint32_t index) { return (index + 1) & kSequenceMask; }
+// All values a sequence word takes for `slot_count` slots (at most 2^31).
+constexpr std::uint32_t lap_mask(std::uint32_t slot_count) {
+  return ~std::uint32_t{0} >> std::countr_zero(slot_count);
+}
+
+constexpr std::uint32_t published(std::uint32_t index, std::uint32_t slot_count) {
+  return ((index >> std::countr_zero(slot_count)) + 1) & lap_mask(slot_count);
+}
 
 enum class SlotState { kMessage, kFree, kEnd, kCorrupt };
 
@@ -78,8 +88,8 @@ enum class SlotState { kMessage, kFree, kEnd, kCorrupt };
 // of the stream one lap later still carries its own message.
 constexpr SlotState classify(std::uint32_t word, std::uint32_t index, std::uint32_t slot_count) {
   const auto sequence = word & kSequenceMask;
-  if (sequence == published(index)) return SlotState::kMessage;
-  if (sequence == published(index - slot_count)) {
+  if (sequence == published(index, slot_count)) return SlotState::kMessage;
+  if (sequence == published(index - slot_count, slot_count)) {
     return (word & kEndOfStream) != 0 ? SlotState::kEnd : SlotState::kFree;
   }
   return SlotState::kCorrupt;

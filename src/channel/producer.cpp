@@ -23,13 +23,15 @@ Producer::Producer(SharedChannel& channel) : channel_(&channel), geometry_(chann
 
 // A producer that died between storing a batch's later sequence words and
 // publishing its first slot left those slots looking published; they belong
-// to us now and are free.
+// to us now and are free. publish() stores them in order, so they are one run
+// after the head: the look stops at the first slot that is not such a message
+// (and a new ring's untouched pages stay untouched).
 void Producer::forget_unpublished_batch() {
   const auto slots = geometry_.slot_count;
   for (auto index = head_ + 1; index - cached_tail_ < slots; ++index) {
-    if (detail::slot_state(*channel_, index) != detail::SlotState::kMessage) continue;
+    if (detail::slot_state(*channel_, index) != detail::SlotState::kMessage) return;
     std::atomic_ref<std::uint32_t>(channel_->sequence(index))
-        .store(detail::published(index - slots), std::memory_order_relaxed);
+        .store(detail::published(index - slots, slots), std::memory_order_relaxed);
   }
 }
 
@@ -82,8 +84,9 @@ Status Producer::finish(std::uint32_t reserved_index, const MessageHeader& heade
   return Status::kOk;
 }
 
-// The later slots of a batch are stored first: the consumer reads in order,
-// so none of them counts before the first one does. The first slot's
+// The later slots of a batch are stored first, in order (forget_unpublished_batch
+// relies on that): the consumer reads in order, so none of them counts before
+// the first one does. The first slot's
 // compare-and-swap is the release that publishes them all (it pairs with the
 // consumer's acquire load of the sequence word) and it fails if terminate()
 // marked that slot as the end: then the whole batch is refused.
@@ -91,14 +94,15 @@ Status Producer::publish(std::uint32_t count) {
   if (count > reserved_) return Status::kInvalidArgument;
   reserved_ = 0;
   if (count == 0) return Status::kOk;
-  for (auto i = count - 1; i > 0; --i) {
+  for (std::uint32_t i = 1; i < count; ++i) {
     std::atomic_ref<std::uint32_t>(channel_->sequence(head_ + i))
-        .store(detail::published(head_ + i), std::memory_order_release);
+        .store(detail::published(head_ + i, geometry_.slot_count), std::memory_order_release);
   }
   std::atomic_ref<std::uint32_t> first(channel_->sequence(head_));
-  auto expected = detail::published(head_ - geometry_.slot_count);
-  if (!first.compare_exchange_strong(expected, detail::published(head_), std::memory_order_seq_cst)) {
-    if (detail::classify(expected, head_, geometry_.slot_count) == detail::SlotState::kEnd) {
+  const auto slots = geometry_.slot_count;
+  auto expected = detail::published(head_ - slots, slots);
+  if (!first.compare_exchange_strong(expected, detail::published(head_, slots), std::memory_order_seq_cst)) {
+    if (detail::classify(expected, head_, slots) == detail::SlotState::kEnd) {
       return Status::kTerminated;
     }
     return fail("slot sequence changed by someone else");

@@ -34,9 +34,9 @@ bool ahead(std::uint32_t a, std::uint32_t b) { return a != b && a - b < (1U << 3
 // When the slot of `index` already holds a message of a later lap, the index
 // of that message: everything a lap before it was overwritten.
 std::optional<std::uint32_t> overwritten_by(std::uint32_t word, std::uint32_t index, std::uint32_t slots) {
-  const auto laps_ahead = (word - detail::published(index)) & detail::kSequenceMask;
-  if (laps_ahead == 0 || laps_ahead >= (1U << 30U) || laps_ahead % slots != 0) return std::nullopt;
-  return index + laps_ahead;
+  const auto laps_ahead = (word - detail::published(index, slots)) & detail::lap_mask(slots);
+  if (laps_ahead == 0 || std::uint64_t{laps_ahead} * slots >= (1U << 30U)) return std::nullopt;
+  return index + laps_ahead * slots;
 }
 
 }  // namespace

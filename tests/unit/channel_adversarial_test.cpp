@@ -71,8 +71,9 @@ TEST(ChannelAdversarial, ASlotClaimingAnOlderLapBreaksTheConsumer) {
   MessageView m;
   ASSERT_EQ(consumer.try_fetch(m), Status::kOk);
   ASSERT_EQ(consumer.try_fetch(m), Status::kOk);
-  // Slot 2 is free for index 2 when it says "index 2 - 4"; this says "2 - 8".
-  RawView(ch).poke_sequence(2, (2U - 8U + 1U) & 0x7fff'ffffU);
+  // Slot 2 is free for index 2 when it holds the value of the lap before
+  // (0 in the first lap); this holds the lap before that (2^30 - 1 for 4 slots).
+  RawView(ch).poke_sequence(2, 0x3fff'ffffU);
   EXPECT_EQ(consumer.try_fetch(m), Status::kBroken);
 }
 
@@ -81,7 +82,7 @@ TEST(ChannelAdversarial, AForgedEndOnlyEndsTheStream) {
   Producer producer(ch);
   Consumer consumer(ch);
   ASSERT_EQ(producer.try_send({}, {}), Status::kOk);
-  RawView(ch).poke_sequence(1, ((1U - 4U + 1U) & 0x7fff'ffffU) | 0x8000'0000U);
+  RawView(ch).poke_sequence(1, 0x8000'0000U);  // the first lap's free value, marked
   MessageView m;
   EXPECT_EQ(consumer.try_fetch(m), Status::kOk) << "what came before the mark is delivered";
   EXPECT_EQ(consumer.try_fetch(m), Status::kTerminated);
@@ -126,7 +127,7 @@ TEST(ChannelAdversarial, AWipedEndMarkStillEndsTheStream) {
   Consumer consumer(ch);
   ASSERT_EQ(producer.try_send({}, {}), Status::kOk);
   ch.terminate();
-  RawView(ch).poke_sequence(1, (1U - 4U + 1U) & 0x7fff'ffffU);  // the producer clears the mark
+  RawView(ch).poke_sequence(1, 0);  // the producer clears the mark
   MessageView m;
   EXPECT_EQ(consumer.try_fetch(m), Status::kOk);
   EXPECT_EQ(consumer.try_fetch(m), Status::kTerminated) << "the consumer reads the state and marks the end";
@@ -143,8 +144,8 @@ TEST(ChannelAdversarial, AProducerRestartedOnAChannelInUseGoesOn) {
     }
   }
   // The first producer died in a batch: it had stored slot 3's sequence word
-  // but not yet published slot 2.
-  RawView(ch).poke_sequence(3, 4);
+  // (lap 0 published: 1) but not yet published slot 2.
+  RawView(ch).poke_sequence(3, 1);
   Producer second(ch);
   for (std::uint64_t label = 2; label < 4; ++label) {
     ASSERT_EQ(second.try_send(labelled(label), {}), Status::kOk) << second.broken_reason();

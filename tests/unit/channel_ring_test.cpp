@@ -1,6 +1,7 @@
 // The seL4 prototype's ring tests, in spirit, plus state-machine checks.
 #include <gtest/gtest.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <array>
@@ -9,6 +10,7 @@
 #include <thread>
 #include <vector>
 
+#include "channel/channel_control.hpp"
 #include "support/channel_helpers.hpp"
 #include "vdtu/channel.hpp"
 
@@ -311,6 +313,49 @@ TEST(Channel, TerminationRacingAProducerLosesNoAcceptedMessage) {
     sender.join();
     EXPECT_EQ(received, accepted.load()) << "round " << round;
   }
+}
+
+// The sequence word holds lap + 1: a message's value differs from its slot's
+// free value (the lap before) at every index, the 2^32 wrap included, and the
+// first lap's free value is 0, the content of a new memfd.
+TEST(Channel, SequenceWordsTellMessageFreeAndStaleApartAcrossTheWrap) {
+  using detail::classify;
+  using detail::published;
+  using detail::SlotState;
+  for (const std::uint32_t n : {2U, 4U, 1024U, 65536U}) {
+    for (std::uint32_t i = 0; i < n; ++i) EXPECT_EQ(published(i - n, n), 0U) << "first lap, n=" << n;
+    for (const std::uint32_t start : {0U, 0U - 3 * n, 0x8000'0000U - n}) {
+      for (std::uint32_t k = 0; k < 3 * n && k < 4096; ++k) {
+        const std::uint32_t i = start + k;
+        ASSERT_EQ(classify(published(i, n), i, n), SlotState::kMessage) << n << " " << i;
+        ASSERT_EQ(classify(published(i - n, n), i, n), SlotState::kFree) << n << " " << i;
+        ASSERT_EQ(classify(published(i - n, n) | detail::kEndOfStream, i, n), SlotState::kEnd);
+        ASSERT_EQ(classify(published(i - 2 * n, n), i, n), SlotState::kCorrupt) << n << " " << i;
+        ASSERT_EQ(published(i, n) & detail::kEndOfStream, 0U) << "the end bit stays free";
+      }
+    }
+  }
+}
+
+// A ring nobody has used yet costs its control block and nothing more: the
+// creator writes no slot (a kernel's many idle channels stay unallocated).
+TEST(Channel, ANewRingAllocatesOnlyItsControlBlock) {
+  const ChannelGeometry g{1024, 512};
+  auto ch = active_channel(g);
+  const auto allocated = [&] {
+    struct stat st {};
+    EXPECT_EQ(::fstat(ch.memfd(), &st), 0);
+    return static_cast<std::size_t>(st.st_blocks) * 512;
+  };
+  const auto page = static_cast<std::size_t>(::sysconf(_SC_PAGESIZE));
+  ASSERT_GT(g.total_bytes(), 100 * page);
+  EXPECT_LE(allocated(), page) << "of " << g.total_bytes() << " bytes";
+  Producer producer(ch);
+  Consumer consumer(ch);
+  ASSERT_EQ(producer.try_send(labelled(1), bytes_of("one")), Status::kOk);
+  MessageView m;
+  ASSERT_EQ(consumer.try_fetch(m), Status::kOk);
+  EXPECT_LE(allocated(), 2 * page) << "one message touches one more page";
 }
 
 }  // namespace

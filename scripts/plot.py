@@ -17,6 +17,10 @@ and those become CDFs. Figures:
                       (spanning); the median, the band up to p99
   scale.png           every other series NAME_<number> with at least two
                       points (e.g. tree revoke against tree size)
+  scale_curve.png     `vdtu bench scale`: aggregate exchange+revoke pairs per
+                      second and the 10 000-capability tree revoke against the
+                      number of kernels on one node; the four-node cluster as
+                      a point of its own
 """
 import argparse
 import json
@@ -152,6 +156,48 @@ def scale(results, out):
     return [path]
 
 
+ONE_NODE = re.compile(r"^kernels_(?P<kernels>\d+)_vpes_(?P<vpes>\d+)_(?P<metric>pairs_per_s|tree_revoke)$")
+NODES = re.compile(r"^nodes_(?P<nodes>\d+)x(?P<per>\d+)_vpes_(?P<vpes>\d+)_(?P<metric>pairs_per_s|tree_revoke)$")
+
+
+def scale_curve(results, out):
+    one_node, nodes = {}, {}
+    for r in results:
+        if r["suite"] != "scale":
+            continue
+        if m := ONE_NODE.match(r["name"]):
+            one_node.setdefault(m["metric"], []).append((int(m["kernels"]), r["median"], int(m["vpes"])))
+        elif m := NODES.match(r["name"]):
+            kernels = int(m["nodes"]) * int(m["per"])
+            nodes.setdefault(m["metric"], []).append((kernels, r["median"], m["nodes"], int(m["vpes"])))
+    if len(one_node.get("pairs_per_s", [])) < 2:
+        return []
+    panels = [("pairs_per_s", "aggregate exchange+revoke pairs (k/s)"), ("tree_revoke", "revoke 10 000 caps (ms)")]
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
+    for ax, (metric, label) in zip(axes, panels):
+        scale_to = 1 if metric == "pairs_per_s" else 1e-3  # µs -> ms
+        p = sorted(one_node.get(metric, []))
+        if p:
+            ax.plot([x for x, _, _ in p], [y * scale_to for _, y, _ in p], marker="o",
+                    label=f"one node, {p[0][2]} client VPEs")
+        for kernels, y, n, vpes in nodes.get(metric, []):
+            ax.plot([kernels], [y * scale_to], marker="s", linestyle="none",
+                    label=f"{n} nodes (netns, UDP), {vpes} client VPEs")
+        ax.set_xscale("log", base=2)
+        if metric == "tree_revoke":
+            ax.set_yscale("log")
+        ax.set_xlabel("kernels (log scale)")
+        ax.set_ylabel(label)
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.suptitle("vdtu bench scale: capability operations and revocation against kernels")
+    fig.tight_layout()
+    path = out / "scale_curve.png"
+    fig.savefig(path, **SAVE)
+    plt.close(fig)
+    return [path]
+
+
 def measure(build, data, suites, quick):
     vdtu = pathlib.Path(build).resolve() / "vdtu"
     if not vdtu.is_file():
@@ -188,7 +234,7 @@ def main():
     if not results:
         sys.exit("no benchmark results in " + ", ".join(inputs))
     out.mkdir(parents=True, exist_ok=True)
-    written = cdfs(results, out) + chain_revoke(results, out) + scale(results, out)
+    written = cdfs(results, out) + chain_revoke(results, out) + scale(results, out) + scale_curve(results, out)
     for path in written:
         print(f"plot.py: wrote {path}")
     if not written:

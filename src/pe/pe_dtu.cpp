@@ -109,24 +109,30 @@ class Dtu::Impl {
     request.request_id = next_request_id_++;
     const auto epoch = page_.config_epoch();
     if (!send_with_fds(socket_.get(), std::as_bytes(std::span(&request, 1)), {})) return Status::kPeerGone;
-    poll_for_epoch_change(epoch);
+    poll_within_budget(Dtu::kDefaultSpin, [&] { return page_.config_epoch() != epoch; });
     Status reply = Status::kPeerGone;
     drain(true, request.request_id, &reply, reply_pe);
     return reply;
   }
 
-  void poll_for_epoch_change(std::uint32_t epoch) {
+  // Every wait's polling phase: polls `done` for the budget's share of
+  // `full` and tells the budget whether polling paid off. A zero window (a
+  // caller that asked for no polling) says nothing about the peers.
+  template <class Done>
+  bool poll_within_budget(std::chrono::nanoseconds full, Done done) {
     const auto start = std::chrono::steady_clock::now();
-    const auto window = spin_budget_.window(Dtu::kDefaultSpin);
+    const auto window = spin_budget_.window(full);
+    if (window <= std::chrono::nanoseconds::zero()) return false;
     detail::Spinner spinner;
     while (std::chrono::steady_clock::now() - start < window) {
-      if (page_.config_epoch() != epoch) {
-        spin_budget_.paid_off();
-        return;
-      }
       spinner.pause();
+      if (done()) {
+        spin_budget_.paid_off();
+        return true;
+      }
     }
     spin_budget_.wasted();
+    return false;
   }
 
   // ---- messages -----------------------------------------------------------
@@ -174,17 +180,7 @@ class Dtu::Impl {
 
   // Waiting for credits (a reply rings our doorbell) or room (an ack).
   void pause_for_progress(EpId ep) {
-    const auto start = std::chrono::steady_clock::now();
-    const auto window = spin_budget_.window(Dtu::kDefaultSpin);
-    detail::Spinner spinner;
-    while (std::chrono::steady_clock::now() - start < window) {
-      spinner.pause();
-      if (credits(ep) > 0) {
-        spin_budget_.paid_off();
-        return;
-      }
-    }
-    spin_budget_.wasted();
+    if (poll_within_budget(Dtu::kDefaultSpin, [&] { return credits(ep) > 0; })) return;
     doorbell_.sleep(std::chrono::milliseconds(1), [&] { return credits(ep) == 0; });
   }
 
@@ -368,7 +364,6 @@ class Dtu::Impl {
   }
 
   Status wait(std::chrono::nanoseconds timeout, std::chrono::nanoseconds spin) {
-    const auto start = std::chrono::steady_clock::now();
     const auto deadline = detail::deadline_after(timeout);
     if (private_pending_nonempty()) return Status::kOk;
     std::uint64_t receive_mask = 0;  // only receive endpoints can have pending bits worth a look
@@ -384,17 +379,7 @@ class Dtu::Impl {
       }
       return doorbell_.anything_pending(receive_mask);
     };
-    if (ready()) return Status::kOk;
-    const auto window = spin_budget_.window(spin);
-    detail::Spinner spinner;
-    while (std::chrono::steady_clock::now() - start < window) {
-      spinner.pause();
-      if (ready()) {
-        spin_budget_.paid_off();
-        return Status::kOk;
-      }
-    }
-    if (window > std::chrono::nanoseconds::zero()) spin_budget_.wasted();
+    if (ready() || poll_within_budget(spin, ready)) return Status::kOk;
     std::chrono::nanoseconds interval = kRescanInterval;
     for (;;) {
       const auto now = std::chrono::steady_clock::now();

@@ -16,12 +16,6 @@ constexpr std::uint8_t kMinSlotOrder = 5;          // 32 bytes: a header and a l
 constexpr std::uint8_t kMaxSlotOrder = 16;         // 64 KiB
 constexpr std::uint8_t kMaxBufferSlotsOrder = 12;  // 4096 slots
 
-std::shared_ptr<SharedChannel> make_channel(std::uint32_t slots, std::uint32_t slot_size) {
-  auto ch = std::make_shared<SharedChannel>(SharedChannel::create({slots, slot_size}));
-  ch->activate();
-  return ch;
-}
-
 Update to_pe(std::uint32_t pe, NodeMessageKind kind, EpId ep) {
   Update u{pe, {}, {}, {}};
   u.message.kind = kind;
@@ -197,8 +191,8 @@ Status NodeCore::bind_channels(const BindingSpec& spec, BoundChannels& out) {
   if (requests_to != nullptr && !(request_index = reserve_inbound(*requests_to))) return roll_back();
   if (replies_to != nullptr && !(reply_index = reserve_inbound(*replies_to))) return roll_back();
   try {
-    out.request = make_channel(spec.slots, spec.request_slot_size);
-    if (spec.replies) out.reply = make_channel(spec.slots, spec.reply_slot_size);
+    out.request = channel_pool_.take({spec.slots, spec.request_slot_size});
+    if (spec.replies) out.reply = channel_pool_.take({spec.slots, spec.reply_slot_size});
   } catch (const std::exception& e) {
     spdlog::error("node {}: cannot create a channel: {}", config_.node_id, e.what());
     return roll_back();

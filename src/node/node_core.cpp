@@ -22,6 +22,7 @@
 #include "node_bridge.hpp"
 #include "protocol/fd_socket.hpp"
 #include "sandbox/pe_sandbox.hpp"
+#include "wake_reasons.hpp"
 
 namespace vdtu::dtu {
 namespace {
@@ -324,23 +325,29 @@ void NodeCore::queue(Update update) {
   p.outbox.push_back(std::move(update));
 }
 
+// Wake-ups come last: a woken PE competes for the CPUs with the requester
+// waiting for its answer, and with this loop while it still sends.
 void NodeCore::flush_updates() {
   auto waiting = std::exchange(waiting_updates_, {});
-  for (const auto index : waiting) deliver(index);
+  std::vector<std::uint32_t> to_wake;
+  for (const auto index : waiting) {
+    if (deliver(index)) to_wake.push_back(index);
+  }
+  for (const auto index : to_wake) pes_[index].doorbell.wake();
 }
 
 // Sends what the PE's socket takes now, in order. A full socket (or too many
 // fds in flight) keeps the rest queued until it has room; only a PE that
 // leaves kMaxQueuedUpdates unread is killed.
-void NodeCore::deliver(std::uint32_t index) {
+bool NodeCore::deliver(std::uint32_t index) {
   auto& p = pes_[index];
   bool sent = false;
-  bool news = false;  // what a sleeping PE must wake for: not the answers a requester polls for
+  WakeReasons reasons;
   while (p.alive && !p.condemned && !p.outbox.empty()) {
     const auto& u = p.outbox.front();
     if (send_with_fds(p.socket.get(), std::as_bytes(std::span(&u.message, 1)), u.fds)) {
       sent = true;
-      news = news || u.message.kind != NodeMessageKind::kReply;
+      reasons.add(u.message);
       p.outbox.pop_front();
       continue;
     }
@@ -361,8 +368,21 @@ void NodeCore::deliver(std::uint32_t index) {
     p.outbox.clear();
     kill_pe(index);
   }
-  if (sent) p.page.bump_epoch();
-  if (news) p.doorbell.wake();
+  if (!sent) return false;
+  // The epoch moves before we look at the sleeper, as the PE announces its
+  // sleep before its last look at the epoch: one of us sees the other.
+  p.page.bump_epoch();
+  return reasons.end(p.page.sleeper());
+}
+
+bool NodeCore::make_channel_ahead() {
+  try {
+    return channel_pool_.make_one_ahead();
+  } catch (const std::exception& e) {
+    // Out of fds or memory: requests make their channels on demand and say so.
+    spdlog::debug("node {}: no channel made ahead: {}", config_.node_id, e.what());
+    return false;
+  }
 }
 
 void NodeCore::on_writable(std::uint32_t index) {
@@ -370,7 +390,7 @@ void NodeCore::on_writable(std::uint32_t index) {
   if (!p.alive) return;
   watcher_.watch(p.socket.get(), event_tag(EventKind::kControl, index));
   std::erase(waiting_updates_, index);
-  deliver(index);
+  if (deliver(index)) p.doorbell.wake();
 }
 
 // ---- the loop's rounds ------------------------------------------------------------

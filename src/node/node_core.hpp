@@ -11,6 +11,7 @@
 #include <span>
 #include <vector>
 
+#include "channel_pool.hpp"
 #include "channel_tap.hpp"
 #include "event_watcher.hpp"
 #include "node_config.hpp"
@@ -103,6 +104,8 @@ class NodeCore {
   bool bridge_step(Clock::time_point now);
   // Sends queued updates that fit now.
   void flush_updates();
+  // On an idle round: one channel made ahead of need; true if one was.
+  bool make_channel_ahead();
   // Before the loop sleeps: asks every channel it consumes to signal its
   // eventfd. False if something arrived meanwhile (do not sleep then; the
   // arming is undone).
@@ -166,7 +169,8 @@ class NodeCore {
   void retire_pe(std::uint32_t index);
   void kill_pe(std::uint32_t index);
   [[nodiscard]] Update exit_notice(std::uint32_t to, std::uint32_t ended) const;
-  void deliver(std::uint32_t index);
+  // Sends what the PE's socket takes; true if the PE sleeps and must be woken.
+  bool deliver(std::uint32_t index);
   // Control plane (node_control.cpp).
   void serve_control_request(std::uint32_t pe, std::span<const std::byte> bytes);
   Status handle_request(std::uint32_t requester, const ControlRequest& r, PeId& launched);
@@ -191,6 +195,7 @@ class NodeCore {
   std::vector<PeRecord> pes_;
   UniqueFd global_memory_fd_;
   MappedRegion global_memory_;
+  ChannelPool channel_pool_;
   std::unique_ptr<NodeBridge> bridge_;          // with peers only
   std::vector<std::uint32_t> waiting_updates_;  // PEs with a non-empty outbox
   std::uint64_t retirements_ = 0;

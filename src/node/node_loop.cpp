@@ -114,6 +114,8 @@ void NodeLoop::run() {
     worked = core_->serve_memory() || worked;
     worked = core_->bridge_step(NodeCore::Clock::now()) || worked;
     core_->flush_updates();
+    // Not work: it must not keep the loop from sleeping.
+    if (!worked) core_->make_channel_ahead();
     int timeout_ms = 0;
     bool armed = false;
     if (!idle.poll_again(worked)) {

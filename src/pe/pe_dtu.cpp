@@ -181,7 +181,16 @@ class Dtu::Impl {
   // Waiting for credits (a reply rings our doorbell) or room (an ack).
   void pause_for_progress(EpId ep) {
     if (poll_within_budget(Dtu::kDefaultSpin, [&] { return credits(ep) > 0; })) return;
-    doorbell_.sleep(std::chrono::milliseconds(1), [&] { return credits(ep) == 0; });
+    sleep({SleepingFor::kMessages, 0}, std::chrono::milliseconds(1), [&] { return credits(ep) == 0; });
+  }
+
+  // Every sleep on the doorbell says in the private page what would end it,
+  // so that the node wakes us only for that (see pe_page.hpp).
+  template <class StillIdle>
+  void sleep(Sleeper sleeper, std::chrono::nanoseconds timeout, StillIdle still_idle) {
+    page_.announce_sleep(sleeper);
+    doorbell_.sleep(timeout, still_idle);
+    page_.announce_sleep({});
   }
 
   std::uint32_t credits(EpId ep) {
@@ -386,7 +395,7 @@ class Dtu::Impl {
       if (ready()) return Status::kOk;
       if (now >= deadline) return Status::kTimeout;
       const auto left = std::chrono::duration_cast<std::chrono::nanoseconds>(deadline - now);
-      doorbell_.sleep(std::min(left, interval), [&] { return !ready(); });
+      sleep({SleepingFor::kMessages, 0}, std::min(left, interval), [&] { return !ready(); });
       if (!ready() && rescan()) return Status::kOk;
       interval = std::min<std::chrono::nanoseconds>(2 * interval, kMaxRescanInterval);
     }
@@ -414,10 +423,11 @@ class Dtu::Impl {
       if (kind_of(ep) == kind) return Status::kOk;
       const auto now = std::chrono::steady_clock::now();
       if (now >= deadline) return Status::kTimeout;
-      // The node wakes us after every update, unconditionally: the bound on
-      // the sleep only guards against a wake-up lost to a bug.
-      doorbell_.sleep(std::min<std::chrono::nanoseconds>(deadline - now, kMaxRescanInterval),
-                      [&] { return page_.config_epoch() == seen_epoch_; });
+      // The node wakes a PE that sleeps for an endpoint after every update:
+      // the bound on the sleep only guards against a wake-up lost to a bug.
+      sleep({SleepingFor::kEndpoint, ep},
+            std::min<std::chrono::nanoseconds>(deadline - now, kMaxRescanInterval),
+            [&] { return page_.config_epoch() == seen_epoch_; });
     }
   }
 

@@ -10,6 +10,9 @@
 //            VPEs, syscalls, kernelcalls) for `vdtu stat`. Written by the PE
 //            alone, read by the node only for privileged PEs, and shown as
 //            what the PE claims: no decision depends on them.
+//   line 2   sleeping: written by the PE before it sleeps on its doorbell
+//            (what it waits for) and after; the node reads it to decide
+//            whether an update needs a futex wake-up at all.
 //
 // The PE itself can write the page; that only misleads the PE itself.
 
@@ -20,6 +23,16 @@
 #include "vdtu/unique_fd.hpp"
 
 namespace vdtu::dtu {
+
+// What a PE sleeping on its doorbell waits for. Only endpoint losses and
+// exit notices end every wait; an update of an endpoint wakes a PE that
+// waits for that endpoint to appear (Dtu::wait_for_endpoint).
+enum class SleepingFor : std::uint8_t { kNothing = 0, kMessages = 1, kEndpoint = 2 };
+
+struct Sleeper {
+  SleepingFor what = SleepingFor::kNothing;
+  EpId ep = 0;  // with kEndpoint
+};
 
 class PePage {
  public:
@@ -34,6 +47,11 @@ class PePage {
   [[nodiscard]] std::uint32_t config_epoch() const;
   // Node: after sending the PE an update.
   void bump_epoch();
+  // PE: around a sleep on its doorbell (kNothing once awake again).
+  void announce_sleep(Sleeper sleeper);
+  // Node: what the PE said it sleeps for (a stale answer only costs a
+  // needless wake-up, or, if the PE lies, its own delay).
+  [[nodiscard]] Sleeper sleeper() const;
   // PE: its counts, each word stored on its own (a reader may see a mix of
   // two publications, never a torn word).
   void publish(const PublishedCounts& counts);

@@ -1,6 +1,7 @@
 // The node's small parts that decide speed without deciding semantics: the
 // channels made ahead of need, and whom an update wakes.
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <set>
 

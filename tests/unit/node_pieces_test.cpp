@@ -3,11 +3,13 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <cstring>
 #include <set>
 
 #include "node/channel_pool.hpp"
 #include "node/wake_reasons.hpp"
 #include "protocol/pe_page.hpp"
+#include "vdtu/mapped_region.hpp"
 
 namespace vdtu::dtu {
 namespace {
@@ -93,6 +95,19 @@ TEST(PePage, TheNodeReadsWhatThePeSaysItSleepsFor) {
   EXPECT_EQ(node_side.sleeper().what, SleepingFor::kMessages);
   pe_side.announce_sleep({});
   EXPECT_EQ(node_side.sleeper().what, SleepingFor::kNothing);
+}
+
+// A PE can write anything into its own page: a word the node does not know
+// counts as a sleep for messages (woken by losses and exits, as before the
+// word existed), never as "not sleeping".
+TEST(PePage, AWordThePeScribbledReadsAsASleepForMessages) {
+  auto node_side = PePage::create();
+  MappedRegion raw(node_side.fd(), 192);
+  constexpr std::size_t kSleepingWord = 128;
+  for (const std::uint32_t word : {0xffffffffU, 0x3U, 0x1234567fU}) {
+    std::memcpy(raw.data() + kSleepingWord, &word, sizeof(word));
+    EXPECT_EQ(node_side.sleeper().what, SleepingFor::kMessages) << std::hex << word;
+  }
 }
 
 }  // namespace

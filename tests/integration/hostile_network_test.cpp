@@ -289,6 +289,18 @@ void attack_from_a_stranger(Relay& relay, std::uint16_t node1_port, std::uint16_
   }
 }
 
+// Until node 1 has read what the flood left in its socket: datagrams sent
+// into a full buffer are dropped by the kernel before any node sees them.
+void wait_until_drained(const Node& node) {
+  auto last = node.stats().datagrams_from_strangers;
+  for (int quiet_rounds = 0, round = 0; quiet_rounds < 3 && round < 200; ++round) {
+    std::this_thread::sleep_for(50ms);
+    const auto now = node.stats().datagrams_from_strangers;
+    quiet_rounds = now == last ? quiet_rounds + 1 : 0;
+    last = now;
+  }
+}
+
 // On the path (sealed only: plain datagrams promise nothing against an
 // attacker who can send from a peer's address): copies of real frames, cut,
 // flipped and replayed, from the address node 1 expects node 0 at.
@@ -343,7 +355,10 @@ TEST_P(HostileNetworkTest, WorkloadCompletesDiscardsAreCountedMemoryStaysBounded
   std::this_thread::sleep_for(500ms);  // real frames to copy
   std::thread insider([&] { misbehave(*hostile); });
   attack_from_a_stranger(relay, nodes[1]->bridge_port(), nodes[0]->bridge_port());
-  if (GetParam()) attack_on_the_path(relay, nodes[1]->bridge_port());
+  if (GetParam()) {
+    wait_until_drained(*nodes[1]);
+    attack_on_the_path(relay, nodes[1]->bridge_port());
+  }
   insider.join();
   expect_workload_passed();
   const auto s1 = nodes[1]->stats();

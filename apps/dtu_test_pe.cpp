@@ -16,6 +16,7 @@
 #include "protocol/control_messages.hpp"
 #include "protocol/doorbell.hpp"
 #include "protocol/fd_socket.hpp"
+#include "protocol/pe_page.hpp"
 #include "vdtu/channel.hpp"
 #include "vdtu/dtu.hpp"
 
@@ -227,6 +228,20 @@ int unprivileged(Dtu& dtu, const Args&) {
   CHECK_STATUS(dtu.privilege(me), Status::kPermissionDenied);
   CHECK_STATUS(dtu.clear_memory(kGlobalMemoryPe, 0, 4096), Status::kPermissionDenied);
   CHECK(dtu.endpoint_kind(0) == EndpointKind::kInvalid);
+  return 0;
+}
+
+// A kernel that configures after the node fell asleep: its mailbox request
+// wakes the node through a kick, and every answer comes.
+int configure_after_idle(Dtu& dtu, const Args&) {
+  const PeId me = dtu.pe();
+  CHECK(dtu.privileged());
+  for (EpId ep = 0; ep < 5; ++ep) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    CHECK_STATUS(dtu.config_receive(me, ep, {12, 9}), Status::kOk);
+    CHECK(dtu.endpoint_kind(ep) == EndpointKind::kReceive);  // our own update came before the answer
+  }
+  CHECK_STATUS(dtu.config_receive(me, 200, {12, 9}), Status::kInvalidArgument);
   return 0;
 }
 
@@ -512,6 +527,51 @@ class RawControl {
   dtu::NodeMessage hello_{};
 };
 
+// A privileged PE that writes its mailbox by hand: whatever it posts is
+// copied, checked and answered in the page, never carried out unchecked.
+int mailbox_garbage(const Args&) {
+  RawControl control;
+  CHECK(control.hello().privileged != 0);
+  auto page = dtu::PePage::attach(std::move(control.fds()[6]));
+  std::uint32_t id = 0;
+  auto ask = [&](const dtu::ControlRequest& r) {
+    ++id;
+    page.post_request(r, id);
+    const auto kick = dtu::kMailboxKick;
+    CHECK(dtu::send_with_fds(control.socket(), std::as_bytes(std::span(&kick, 1)), {}));
+    while (page.answer().id != id) page.sleep_for_answer(id, std::chrono::milliseconds(10));
+    return page.answer().status;
+  };
+  dtu::ControlRequest bad_magic{};
+  bad_magic.magic = 0x12345678;
+  bad_magic.op = dtu::ControlOp::kWake;
+  CHECK_STATUS(ask(bad_magic), Status::kInvalidArgument);
+  dtu::ControlRequest unknown{};
+  unknown.op = static_cast<dtu::ControlOp>(200);
+  CHECK_STATUS(ask(unknown), Status::kInvalidArgument);
+  dtu::ControlRequest far_endpoint{};
+  far_endpoint.op = dtu::ControlOp::kConfigReceive;
+  far_endpoint.pe = control.hello().pe;
+  far_endpoint.ep = 250;
+  far_endpoint.receive = {12, 9};
+  CHECK_STATUS(ask(far_endpoint), Status::kInvalidArgument);
+  dtu::ControlRequest launch{};
+  launch.op = dtu::ControlOp::kLaunch;
+  launch.command_length = 3;
+  std::memcpy(launch.command, "abc", 3);  // no terminating NUL
+  CHECK_STATUS(ask(launch), Status::kInvalidArgument);
+  dtu::ControlRequest wake{};
+  wake.op = dtu::ControlOp::kWake;
+  wake.pe = control.hello().pe;
+  CHECK_STATUS(ask(wake), Status::kOk);
+  // Kicks with nothing new posted are not requests: no answer, no harm.
+  const auto kick = dtu::kMailboxKick;
+  for (int i = 0; i < 3; ++i)
+    CHECK(dtu::send_with_fds(control.socket(), std::as_bytes(std::span(&kick, 1)), {}));
+  CHECK_STATUS(ask(wake), Status::kOk);
+  return 0;
+}
+
 // Speaks the control protocol by hand and writes raw slots, as a hostile PE can.
 int forger(const Args&) {
   RawControl control;
@@ -700,9 +760,11 @@ int main(int argc, char** argv) {
   try {
     if (role == "forger") return forger(args);
     if (role == "control-garbage") return control_garbage(args);
+    if (role == "mailbox-garbage") return mailbox_garbage(args);
     if (role == "deaf") return deaf(args);
     const std::map<std::string, std::function<int(Dtu&, const Args&)>> roles{
         {"configure-messaging", configure_messaging},
+        {"configure-after-idle", configure_after_idle},
         {"configure-receiver", configure_receiver},
         {"configure-sender", configure_sender},
         {"burst-sender", burst_sender},

@@ -64,6 +64,8 @@ struct NodeStats {
   std::uint64_t control_requests = 0;
   std::uint64_t control_denied = 0;
   std::uint64_t malformed_requests = 0;
+  std::uint64_t mailbox_requests = 0;  // taken from privileged PEs' pages
+  std::uint64_t mailbox_kicks = 0;     // a PE woke the sleeping node for its mailbox
   std::uint64_t memory_requests = 0;
   std::uint64_t memory_rejected = 0;
   std::uint64_t pes_exited = 0;

@@ -28,21 +28,43 @@ Update to_pe(std::uint32_t pe, NodeMessageKind kind, EpId ep) {
 // Every request is answered, in order with the updates it caused: the answer
 // travels through the same queue. (Fds a PE attached were closed unread.)
 void NodeCore::serve_control_request(std::uint32_t pe, std::span<const std::byte> bytes) {
-  Update reply = to_pe(pe, NodeMessageKind::kReply, 0);
   ControlRequest request{};
   if (bytes.size() != sizeof(request)) {
     ++stats_.malformed_requests;
+    Update reply = to_pe(pe, NodeMessageKind::kReply, 0);
     reply.message.status = Status::kInvalidArgument;
-  } else {
-    std::memcpy(&request, bytes.data(), sizeof(request));
-    reply.message.request_id = request.request_id;
-    const bool known = request.magic == kControlMagic && request.op >= ControlOp::kConfigSend &&
-                       request.op < ControlOp::kCount;
-    if (!known) ++stats_.malformed_requests;
-    PeId launched = 0;
-    reply.message.status = known ? handle_request(pe, request, launched) : Status::kInvalidArgument;
-    reply.message.pe = launched;
+    queue(std::move(reply));
+    return;
   }
+  std::memcpy(&request, bytes.data(), sizeof(request));
+  answer_request(pe, request, false);
+}
+
+bool NodeCore::serve_mailboxes() {
+  bool worked = false;
+  for (std::uint32_t pe = 0; pe < pes_.size(); ++pe) {
+    auto& p = pes_[pe];
+    if (!p.alive || !p.privileged || p.condemned) continue;
+    if (auto request = p.page.take_request(p.mailbox_seen)) {
+      request->request_id = p.mailbox_seen;  // the answer names what was posted
+      ++stats_.mailbox_requests;
+      answer_request(pe, *request, true);
+      worked = true;
+    }
+  }
+  return worked;
+}
+
+void NodeCore::answer_request(std::uint32_t pe, const ControlRequest& request, bool in_page) {
+  Update reply = to_pe(pe, NodeMessageKind::kReply, 0);
+  reply.answer_in_page = in_page;
+  reply.message.request_id = request.request_id;
+  const bool known = request.magic == kControlMagic && request.op >= ControlOp::kConfigSend &&
+                     request.op < ControlOp::kCount;
+  if (!known) ++stats_.malformed_requests;
+  PeId launched = 0;
+  reply.message.status = known ? handle_request(pe, request, launched) : Status::kInvalidArgument;
+  reply.message.pe = launched;
   queue(std::move(reply));
 }
 

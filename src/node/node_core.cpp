@@ -14,8 +14,10 @@
 #include <bit>
 #include <cerrno>
 #include <csignal>
+#include <cstring>
 #include <stdexcept>
 #include <system_error>
+#include <utility>
 
 #include "common/process_hardening.hpp"
 #include "common/sealed_memfd.hpp"
@@ -67,6 +69,13 @@ void release_resources(PeRecord& p) {
   ended.exit_code = p.exit_code;
   ended.retired_at = p.retired_at;
   p = std::move(ended);
+}
+
+bool is_kick(std::span<const std::byte> bytes) {
+  std::uint32_t word = 0;
+  if (bytes.size() != sizeof(word)) return false;
+  std::memcpy(&word, bytes.data(), sizeof(word));
+  return word == kMailboxKick;
 }
 
 }  // namespace
@@ -258,6 +267,10 @@ void NodeCore::on_control(std::uint32_t index) {
       }
       return;  // a process's pidfd tells us when it is gone
     }
+    if (result == RecvResult::kMessage && is_kick(std::span(buffer).first(n))) {
+      ++stats_.mailbox_kicks;  // the loop's round reads the page
+      continue;
+    }
     serve_control_request(index, std::span(buffer).first(result == RecvResult::kMessage ? n : 0));
     flush_updates();
   }
@@ -341,38 +354,54 @@ void NodeCore::flush_updates() {
 // leaves kMaxQueuedUpdates unread is killed.
 bool NodeCore::deliver(std::uint32_t index) {
   auto& p = pes_[index];
-  bool sent = false;
+  bool unannounced = false;  // sent since the epoch last moved
   WakeReasons reasons;
   while (p.alive && !p.condemned && !p.outbox.empty()) {
     const auto& u = p.outbox.front();
+    if (u.answer_in_page) {
+      // What was sent before the answer is announced before it.
+      if (std::exchange(unannounced, false)) p.page.bump_epoch();
+      const auto& m = u.message;
+      if (p.page.post_answer({static_cast<std::uint32_t>(m.request_id), m.status, m.pe}))
+        p.page.wake_answer_sleeper();
+      p.outbox.pop_front();
+      continue;
+    }
     if (send_with_fds(p.socket.get(), std::as_bytes(std::span(&u.message, 1)), u.fds)) {
-      sent = true;
+      unannounced = true;
       reasons.add(u.message);
       p.outbox.pop_front();
       continue;
     }
-    if (errno == EPIPE || errno == ECONNRESET) {
-      p.outbox.clear();  // it is ending: its exit retires it
-      break;
-    }
-    if ((errno == EAGAIN || errno == ETOOMANYREFS || errno == ENOBUFS) &&
-        p.outbox.size() < kMaxQueuedUpdates) {
-      waiting_updates_.push_back(index);
-      if (errno == EAGAIN) watcher_.watch(p.socket.get(), event_tag(EventKind::kControl, index), true);
-      break;
-    }
-    spdlog::warn("node {} PE {}: does not take its endpoint updates ({} queued: {}); killing it",
-                 config_.node_id, global_id(index), p.outbox.size(),
-                 std::error_code(errno, std::generic_category()).message());
-    p.condemned = true;
-    p.outbox.clear();
-    kill_pe(index);
+    if (!keep_for_later(index)) break;
   }
-  if (!sent) return false;
   // The epoch moves before we look at the sleeper, as the PE announces its
   // sleep before its last look at the epoch: one of us sees the other.
-  p.page.bump_epoch();
+  if (unannounced) p.page.bump_epoch();
   return reasons.end(p.page.sleeper());
+}
+
+// After a failed send (errno says why): the PE's queue waits for room, is
+// dropped because the PE is ending, or the PE is killed for not reading it.
+// False when delivery stops for now.
+bool NodeCore::keep_for_later(std::uint32_t index) {
+  auto& p = pes_[index];
+  if (errno == EPIPE || errno == ECONNRESET) {
+    p.outbox.clear();  // it is ending: its exit retires it
+    return false;
+  }
+  if ((errno == EAGAIN || errno == ETOOMANYREFS || errno == ENOBUFS) && p.outbox.size() < kMaxQueuedUpdates) {
+    waiting_updates_.push_back(index);
+    if (errno == EAGAIN) watcher_.watch(p.socket.get(), event_tag(EventKind::kControl, index), true);
+    return false;
+  }
+  spdlog::warn("node {} PE {}: does not take its endpoint updates ({} queued: {}); killing it",
+               config_.node_id, global_id(index), p.outbox.size(),
+               std::error_code(errno, std::generic_category()).message());
+  p.condemned = true;
+  p.outbox.clear();
+  kill_pe(index);
+  return false;
 }
 
 bool NodeCore::make_channel_ahead() {
@@ -402,7 +431,27 @@ bool NodeCore::bridge_step(Clock::time_point now) {
   return worked;
 }
 
+// A kernel that posts a request while we sleep kicks us through its socket;
+// one that posted before we said so is seen here.
+bool NodeCore::arm_mailboxes() {
+  bool ready = false;
+  for (auto& p : pes_) {
+    if (!p.alive || !p.privileged) continue;
+    p.page.set_node_sleeping(true);
+    ready = ready || p.page.has_request(p.mailbox_seen);
+  }
+  if (ready) disarm_mailboxes();
+  return !ready;
+}
+
+void NodeCore::disarm_mailboxes() {
+  for (auto& p : pes_) {
+    if (p.alive && p.privileged) p.page.set_node_sleeping(false);
+  }
+}
+
 bool NodeCore::arm_for_sleep() {
+  if (!arm_mailboxes()) return false;
   std::vector<Consumer*> armed;
   bool ready = false;
   for (auto& p : pes_) {
@@ -416,10 +465,12 @@ bool NodeCore::arm_for_sleep() {
   if (!ready && bridge_ && !bridge_->arm_for_sleep()) ready = true;
   if (!ready) return true;
   for (auto* c : armed) c->cancel_event();
+  disarm_mailboxes();
   return false;
 }
 
 void NodeCore::disarm_after_sleep() {
+  disarm_mailboxes();
   for (auto& p : pes_) {
     if (p.alive) p.memory_in->cancel_event();
   }

@@ -106,6 +106,8 @@ class NodeCore {
   void flush_updates();
   // On an idle round: one channel made ahead of need; true if one was.
   bool make_channel_ahead();
+  // Takes the requests privileged PEs posted in their pages; true if any.
+  bool serve_mailboxes();
   // Before the loop sleeps: asks every channel it consumes to signal its
   // eventfd. False if something arrived meanwhile (do not sleep then; the
   // arming is undone).
@@ -169,10 +171,14 @@ class NodeCore {
   void retire_pe(std::uint32_t index);
   void kill_pe(std::uint32_t index);
   [[nodiscard]] Update exit_notice(std::uint32_t to, std::uint32_t ended) const;
+  bool arm_mailboxes();
+  void disarm_mailboxes();
   // Sends what the PE's socket takes; true if the PE sleeps and must be woken.
   bool deliver(std::uint32_t index);
+  bool keep_for_later(std::uint32_t index);
   // Control plane (node_control.cpp).
   void serve_control_request(std::uint32_t pe, std::span<const std::byte> bytes);
+  void answer_request(std::uint32_t pe, const ControlRequest& request, bool in_page);
   Status handle_request(std::uint32_t requester, const ControlRequest& r, PeId& launched);
   Status launch_command(const ControlRequest& r, PeId& launched);
   Status config_send(std::uint32_t pe, EpId ep, const SendConfig& c);

@@ -112,6 +112,7 @@ void NodeLoop::run() {
     worked = run_tasks() || worked;
     if (stopping_) break;
     worked = core_->serve_memory() || worked;
+    worked = core_->serve_mailboxes() || worked;
     worked = core_->bridge_step(NodeCore::Clock::now()) || worked;
     core_->flush_updates();
     // Not work: it must not keep the loop from sleeping.

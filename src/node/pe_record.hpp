@@ -58,6 +58,7 @@ struct Update {
   // The channels whose fds travel: kept open until the update is delivered,
   // even if their endpoint goes in the meantime (then a kChannelGone follows).
   std::vector<std::shared_ptr<SharedChannel>> channels;
+  bool answer_in_page = false;  // a kReply to a mailbox request: written into the PE's page
 };
 
 struct PeRecord {
@@ -69,8 +70,9 @@ struct PeRecord {
   pid_t pid = -1;
   UniqueFd socket;
   UniqueFd pidfd;
-  Doorbell doorbell;  // shared with every sender to this PE: hints only
-  PePage page;        // shared with this PE alone
+  Doorbell doorbell;               // shared with every sender to this PE: hints only
+  PePage page;                     // shared with this PE alone
+  std::uint32_t mailbox_seen = 0;  // the id of the last request taken from its mailbox
   UniqueFd memory_fd;
   MappedRegion memory;
   bool privileged = false;

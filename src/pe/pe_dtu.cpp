@@ -29,6 +29,9 @@ namespace {
 constexpr auto kMemorySpin = std::chrono::microseconds(500);
 constexpr auto kMemoryPatience = std::chrono::seconds(5);
 constexpr std::size_t kMaxOutstandingLabels = 4096;
+// How long a kernel sleeps for its answer before it checks that the node is
+// still there (a node answers within microseconds unless it is gone).
+constexpr auto kAnswerPatience = std::chrono::milliseconds(10);
 
 template <class T>
 T* as(Endpoint& e) {
@@ -74,6 +77,7 @@ class Dtu::Impl {
       const auto result = recv_with_fds(socket_.get(), buffer, n, fds, blocking);
       if (result == RecvResult::kWouldBlock) return;
       if (result == RecvResult::kClosed) {
+        node_closed_ = true;
         if (reply != nullptr) *reply = Status::kPeerGone;
         return;
       }
@@ -107,12 +111,44 @@ class Dtu::Impl {
   // slower when it polled the socket itself).
   Status control(ControlRequest request, PeId* reply_pe = nullptr) {
     request.request_id = next_request_id_++;
+    if (privileged_) return control_through_mailbox(request, reply_pe);
     const auto epoch = page_.config_epoch();
     if (!send_with_fds(socket_.get(), std::as_bytes(std::span(&request, 1)), {})) return Status::kPeerGone;
     poll_within_budget(Dtu::kDefaultSpin, [&] { return page_.config_epoch() != epoch; });
     Status reply = Status::kPeerGone;
     drain(true, request.request_id, &reply, reply_pe);
     return reply;
+  }
+
+  // A kernel's requests go through the mailbox in its private page: no
+  // system call while the node polls. The updates the request caused for
+  // this PE are in its socket before the answer, and the epoch moved.
+  Status control_through_mailbox(const ControlRequest& request, PeId* reply_pe) {
+    auto id = static_cast<std::uint32_t>(request.request_id);
+    if (id == 0) id = static_cast<std::uint32_t>(next_request_id_++);  // 0 means "nothing posted"
+    if (page_.post_request(request, id) && !kick_node()) return Status::kPeerGone;
+    const auto answered = [&] { return page_.answer().id == id; };
+    if (!poll_within_budget(Dtu::kDefaultSpin, answered)) {
+      while (!answered()) {
+        page_.sleep_for_answer(id, kAnswerPatience);
+        if (!answered() && node_gone()) return Status::kPeerGone;
+      }
+    }
+    const auto answer = page_.answer();
+    refresh();
+    if (reply_pe != nullptr) *reply_pe = answer.pe;
+    return answer.status;
+  }
+
+  bool kick_node() {
+    const auto kick = kMailboxKick;
+    return send_with_fds(socket_.get(), std::as_bytes(std::span(&kick, 1)), {}) || errno == EAGAIN;
+  }
+
+  // Applies what the socket holds; true if the node closed it.
+  bool node_gone() {
+    drain(false, 0, nullptr);
+    return node_closed_;
   }
 
   // Every wait's polling phase: polls `done` for the budget's share of
@@ -663,6 +699,7 @@ class Dtu::Impl {
 
  private:
   std::uint64_t next_request_id_ = 1;
+  bool node_closed_ = false;
 };
 
 // ---- the public face ----------------------------------------------------------

@@ -30,6 +30,9 @@ enum class ControlOp : std::uint8_t {
 };
 
 inline constexpr std::size_t kMaxCommand = 256;
+// A datagram of just this word on a control socket: "my mailbox has a
+// request" (pe_page.hpp), sent only while the node sleeps. Never answered.
+inline constexpr std::uint32_t kMailboxKick = 0x6b63696b;  // "kick"
 
 struct ControlRequest {
   std::uint32_t magic = kControlMagic;

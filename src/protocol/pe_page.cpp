@@ -2,15 +2,22 @@
 
 #include <array>
 #include <atomic>
+#include <cstring>
 
+#include "common/futex.hpp"
 #include "common/sealed_memfd.hpp"
 
 namespace vdtu::dtu {
 namespace {
 
-constexpr std::size_t kPageBytes = 192;
-constexpr std::size_t kCountsOffset = 64;     // line 1
-constexpr std::size_t kSleepingOffset = 128;  // line 2
+constexpr std::size_t kLine = 64;
+constexpr std::size_t kCountsOffset = 1 * kLine;
+constexpr std::size_t kSleepingOffset = 2 * kLine;
+constexpr std::size_t kAnswerOffset = 3 * kLine;  // id (the futex word), status, PE
+constexpr std::size_t kNodeSleepingOffset = 4 * kLine;
+constexpr std::size_t kPostedOffset = 5 * kLine;
+constexpr std::size_t kRequestOffset = 6 * kLine;
+constexpr std::size_t kPageBytes = kRequestOffset + (sizeof(ControlRequest) + kLine - 1) / kLine * kLine;
 constexpr std::size_t kCountWords = 4;
 
 std::atomic_ref<std::uint64_t> count_word(std::byte* page, std::size_t i) {
@@ -23,6 +30,10 @@ std::atomic_ref<std::uint32_t> epoch_word(std::byte* page) {
 
 std::atomic_ref<std::uint32_t> sleeping_word(std::byte* page) {
   return std::atomic_ref<std::uint32_t>(*reinterpret_cast<std::uint32_t*>(page + kSleepingOffset));
+}
+
+std::atomic_ref<std::uint32_t> word_at(std::byte* page, std::size_t offset) {
+  return std::atomic_ref<std::uint32_t>(*reinterpret_cast<std::uint32_t*>(page + offset));
 }
 
 }  // namespace
@@ -53,8 +64,65 @@ void PePage::announce_sleep(Sleeper sleeper) {
 Sleeper PePage::sleeper() const {
   const auto word = sleeping_word(region_.data()).load(std::memory_order_seq_cst);
   const auto what = static_cast<std::uint8_t>(word & 0xff);
-  if (what > static_cast<std::uint8_t>(SleepingFor::kEndpoint)) return {SleepingFor::kMessages, 0};
+  if (what > static_cast<std::uint8_t>(SleepingFor::kAnswer)) return {SleepingFor::kMessages, 0};
   return {static_cast<SleepingFor>(what), static_cast<EpId>(word >> 8)};
+}
+
+// The request is plain bytes, published by the id stored after it (seq_cst:
+// ordered, too, before the look at node_sleeping, as the node's flag is
+// before its last look at the id).
+bool PePage::post_request(const ControlRequest& request, std::uint32_t id) {
+  std::memcpy(region_.data() + kRequestOffset, &request, sizeof(request));
+  word_at(region_.data(), kPostedOffset).store(id, std::memory_order_seq_cst);
+  return word_at(region_.data(), kNodeSleepingOffset).load(std::memory_order_seq_cst) != 0;
+}
+
+bool PePage::has_request(std::uint32_t seen) const {
+  return word_at(region_.data(), kPostedOffset).load(std::memory_order_seq_cst) != seen;
+}
+
+std::optional<ControlRequest> PePage::take_request(std::uint32_t& seen) const {
+  const auto posted = word_at(region_.data(), kPostedOffset).load(std::memory_order_acquire);
+  if (posted == seen) return std::nullopt;
+  seen = posted;
+  ControlRequest copy;
+  std::memcpy(&copy, region_.data() + kRequestOffset, sizeof(copy));
+  return copy;
+}
+
+bool PePage::post_answer(const MailboxAnswer& answer) {
+  auto* line = region_.data() + kAnswerOffset;
+  word_at(line, 4).store(static_cast<std::uint32_t>(answer.status), std::memory_order_relaxed);
+  word_at(line, 8).store(answer.pe, std::memory_order_relaxed);
+  word_at(line, 0).store(answer.id, std::memory_order_seq_cst);
+  return sleeper().what == SleepingFor::kAnswer;
+}
+
+void PePage::wake_answer_sleeper() {
+  detail::futex_wake_all(reinterpret_cast<std::uint32_t*>(region_.data() + kAnswerOffset));
+}
+
+MailboxAnswer PePage::answer() const {
+  auto* line = region_.data() + kAnswerOffset;
+  MailboxAnswer a;
+  a.id = word_at(line, 0).load(std::memory_order_acquire);
+  a.status = static_cast<Status>(word_at(line, 4).load(std::memory_order_relaxed));
+  a.pe = static_cast<PeId>(word_at(line, 8).load(std::memory_order_relaxed));
+  return a;
+}
+
+void PePage::sleep_for_answer(std::uint32_t id, std::chrono::nanoseconds timeout) {
+  auto answer_word = word_at(region_.data(), kAnswerOffset);
+  const auto seen = answer_word.load(std::memory_order_seq_cst);
+  if (seen == id) return;
+  announce_sleep({SleepingFor::kAnswer, 0});
+  if (answer_word.load(std::memory_order_seq_cst) == seen)
+    detail::futex_wait(reinterpret_cast<std::uint32_t*>(region_.data() + kAnswerOffset), seen, timeout);
+  announce_sleep({});
+}
+
+void PePage::set_node_sleeping(bool sleeping) {
+  word_at(region_.data(), kNodeSleepingOffset).store(sleeping ? 1 : 0, std::memory_order_seq_cst);
 }
 
 void PePage::publish(const PublishedCounts& counts) {

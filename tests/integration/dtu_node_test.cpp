@@ -68,6 +68,21 @@ TEST_F(NodeTest, BrokenControlRequestsAreAnsweredAndCounted) {
   EXPECT_EQ(node.stats().channels_created, 0U);
 }
 
+TEST_F(NodeTest, AKernelConfiguresThroughItsMailboxAfterTheNodeFellAsleep) {
+  launch(role("configure-after-idle", {}, true));
+  expect_all_pass();
+  EXPECT_EQ(node.stats().mailbox_requests, 6U);
+  EXPECT_GE(node.stats().mailbox_kicks, 1U);  // 20 ms apart: the node slept before most of them
+}
+
+TEST_F(NodeTest, WhateverAKernelWritesIntoItsMailboxIsCheckedAndAnswered) {
+  launch(role("mailbox-garbage", {}, true));
+  launch(role("unprivileged"));  // the node keeps serving everyone
+  expect_all_pass();
+  EXPECT_EQ(node.stats().mailbox_requests, 6U);
+  EXPECT_GE(node.stats().malformed_requests, 2U);
+}
+
 TEST_F(NodeTest, APeThatNeverReadsItsUpdatesIsKilledNotWaitedFor) {
   const PeId deaf = launch(role("deaf"));
   launch(role("flood-config", {"0"}, true));

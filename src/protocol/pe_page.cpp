@@ -16,7 +16,8 @@ constexpr std::size_t kSleepingOffset = 2 * kLine;
 constexpr std::size_t kAnswerOffset = 3 * kLine;  // id (the futex word), status, PE
 constexpr std::size_t kNodeSleepingOffset = 4 * kLine;
 constexpr std::size_t kPostedOffset = 5 * kLine;
-constexpr std::size_t kRequestOffset = 6 * kLine;
+constexpr std::size_t kRequestOffset = PePage::kRequestOffset;
+static_assert(kRequestOffset == 6 * kLine);
 constexpr std::size_t kPageBytes = kRequestOffset + (sizeof(ControlRequest) + kLine - 1) / kLine * kLine;
 constexpr std::size_t kCountWords = 4;
 

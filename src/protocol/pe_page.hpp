@@ -56,6 +56,10 @@ struct MailboxAnswer {
 
 class PePage {
  public:
+  // Where the mailbox's request starts (tests and fuzzers that write the page
+  // by hand need it).
+  static constexpr std::size_t kRequestOffset = 6 * 64;
+
   PePage() = default;
   // Node: a fresh page.
   static PePage create();

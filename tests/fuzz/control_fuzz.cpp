@@ -26,6 +26,7 @@
 #include "node/node.hpp"
 #include "protocol/control_messages.hpp"
 #include "protocol/fd_socket.hpp"
+#include "protocol/pe_page.hpp"
 #include "vdtu/channel.hpp"
 #include "vdtu/mapped_region.hpp"
 
@@ -174,6 +175,7 @@ class Script {
       }
       if (raw.size() > kMaxFdsPerMessage) raw.resize(kMaxFdsPerMessage);  // send_with_fds' own limit
       if (!send_with_fds(from.socket.get(), bytes, raw)) continue;
+      if (is_kick(bytes)) continue;  // "look at my mailbox": never answered
       NodeMessage reply{};
       if (!await_reply(from, other, reply)) {
         (void)std::fprintf(stderr, "no answer to a request of %zu bytes\n", bytes.size());
@@ -251,9 +253,25 @@ class Script {
     MappedRegion page(fd, size);
     for (int writes = in.ConsumeIntegralInRange<int>(1, 8); writes > 0; --writes) {
       const auto at = in.ConsumeIntegralInRange<std::size_t>(0, size - 8);
-      const auto value = in.ConsumeIntegral<std::uint64_t>();
+      auto value = in.ConsumeIntegral<std::uint64_t>();
+      if (!doorbell) never_launch(at, value);
       std::memcpy(page.data() + at, &value, sizeof(value));
     }
+  }
+
+  static bool is_kick(const std::vector<std::byte>& bytes) {
+    const auto kick = kMailboxKick;
+    return bytes.size() == sizeof(kick) && std::memcmp(bytes.data(), &kick, sizeof(kick)) == 0;
+  }
+
+  // A kernel's private page holds its mailbox: whatever lands there is a
+  // request the node takes (at once, from another thread), except that the
+  // fuzzer never starts programs.
+  static void never_launch(std::size_t at, std::uint64_t& value) {
+    constexpr std::size_t op_at = PePage::kRequestOffset + offsetof(ControlRequest, op);
+    if (op_at < at || op_at >= at + sizeof(value)) return;
+    auto& op = reinterpret_cast<std::byte*>(&value)[op_at - at];
+    if (op == static_cast<std::byte>(ControlOp::kLaunch)) op = static_cast<std::byte>(ControlOp::kWake);
   }
 
   ControlRequest request(FuzzedDataProvider& in) const {

@@ -58,7 +58,7 @@ class PePage {
  public:
   // Where the mailbox's request starts (tests and fuzzers that write the page
   // by hand need it).
-  static constexpr std::size_t kRequestOffset = 6 * 64;
+  static constexpr std::size_t kRequestOffset = std::size_t{6} * 64;
 
   PePage() = default;
   // Node: a fresh page.

@@ -11,9 +11,12 @@ namespace vdtu::dtu {
 namespace {
 
 constexpr std::size_t kLine = 64;
+constexpr std::size_t kEpochOffset = 0;
 constexpr std::size_t kCountsOffset = 1 * kLine;
 constexpr std::size_t kSleepingOffset = 2 * kLine;
-constexpr std::size_t kAnswerOffset = 3 * kLine;  // id (the futex word), status, PE
+constexpr std::size_t kAnswerIdOffset = 3 * kLine;  // the futex an asking PE sleeps on
+constexpr std::size_t kAnswerStatusOffset = kAnswerIdOffset + 4;
+constexpr std::size_t kAnswerPeOffset = kAnswerIdOffset + 8;
 constexpr std::size_t kNodeSleepingOffset = 4 * kLine;
 constexpr std::size_t kPostedOffset = 5 * kLine;
 constexpr std::size_t kRequestOffset = PePage::kRequestOffset;
@@ -25,16 +28,12 @@ std::atomic_ref<std::uint64_t> count_word(std::byte* page, std::size_t i) {
   return std::atomic_ref<std::uint64_t>(*reinterpret_cast<std::uint64_t*>(page + kCountsOffset + 8 * i));
 }
 
-std::atomic_ref<std::uint32_t> epoch_word(std::byte* page) {
-  return std::atomic_ref<std::uint32_t>(*reinterpret_cast<std::uint32_t*>(page));
-}
-
-std::atomic_ref<std::uint32_t> sleeping_word(std::byte* page) {
-  return std::atomic_ref<std::uint32_t>(*reinterpret_cast<std::uint32_t*>(page + kSleepingOffset));
+std::uint32_t* raw_word(std::byte* page, std::size_t offset) {
+  return reinterpret_cast<std::uint32_t*>(page + offset);
 }
 
 std::atomic_ref<std::uint32_t> word_at(std::byte* page, std::size_t offset) {
-  return std::atomic_ref<std::uint32_t>(*reinterpret_cast<std::uint32_t*>(page + offset));
+  return std::atomic_ref<std::uint32_t>(*raw_word(page, offset));
 }
 
 }  // namespace
@@ -52,18 +51,18 @@ PePage PePage::attach(UniqueFd fd) {
 }
 
 std::uint32_t PePage::config_epoch() const {
-  return epoch_word(region_.data()).load(std::memory_order_seq_cst);
+  return word_at(region_.data(), kEpochOffset).load(std::memory_order_seq_cst);
 }
 
 // seq_cst: the announcement is ordered before the PE's last look at the epoch,
 // and the node's epoch bump before its look here (as for the doorbell's word).
 void PePage::announce_sleep(Sleeper sleeper) {
   const auto word = static_cast<std::uint32_t>(sleeper.what) | (std::uint32_t{sleeper.ep} << 8);
-  sleeping_word(region_.data()).store(word, std::memory_order_seq_cst);
+  word_at(region_.data(), kSleepingOffset).store(word, std::memory_order_seq_cst);
 }
 
 Sleeper PePage::sleeper() const {
-  const auto word = sleeping_word(region_.data()).load(std::memory_order_seq_cst);
+  const auto word = word_at(region_.data(), kSleepingOffset).load(std::memory_order_seq_cst);
   const auto what = static_cast<std::uint8_t>(word & 0xff);
   if (what > static_cast<std::uint8_t>(SleepingFor::kAnswer)) return {SleepingFor::kMessages, 0};
   return {static_cast<SleepingFor>(what), static_cast<EpId>(word >> 8)};
@@ -92,33 +91,32 @@ std::optional<ControlRequest> PePage::take_request(std::uint32_t& seen) const {
 }
 
 bool PePage::post_answer(const MailboxAnswer& answer) {
-  auto* line = region_.data() + kAnswerOffset;
-  word_at(line, 4).store(static_cast<std::uint32_t>(answer.status), std::memory_order_relaxed);
-  word_at(line, 8).store(answer.pe, std::memory_order_relaxed);
-  word_at(line, 0).store(answer.id, std::memory_order_seq_cst);
+  auto* page = region_.data();
+  word_at(page, kAnswerStatusOffset)
+      .store(static_cast<std::uint32_t>(answer.status), std::memory_order_relaxed);
+  word_at(page, kAnswerPeOffset).store(answer.pe, std::memory_order_relaxed);
+  word_at(page, kAnswerIdOffset).store(answer.id, std::memory_order_seq_cst);
   return sleeper().what == SleepingFor::kAnswer;
 }
 
-void PePage::wake_answer_sleeper() {
-  detail::futex_wake_all(reinterpret_cast<std::uint32_t*>(region_.data() + kAnswerOffset));
-}
+void PePage::wake_answer_sleeper() { detail::futex_wake_all(raw_word(region_.data(), kAnswerIdOffset)); }
 
 MailboxAnswer PePage::answer() const {
-  auto* line = region_.data() + kAnswerOffset;
+  auto* page = region_.data();
   MailboxAnswer a;
-  a.id = word_at(line, 0).load(std::memory_order_acquire);
-  a.status = static_cast<Status>(word_at(line, 4).load(std::memory_order_relaxed));
-  a.pe = static_cast<PeId>(word_at(line, 8).load(std::memory_order_relaxed));
+  a.id = word_at(page, kAnswerIdOffset).load(std::memory_order_acquire);
+  a.status = static_cast<Status>(word_at(page, kAnswerStatusOffset).load(std::memory_order_relaxed));
+  a.pe = static_cast<PeId>(word_at(page, kAnswerPeOffset).load(std::memory_order_relaxed));
   return a;
 }
 
 void PePage::sleep_for_answer(std::uint32_t id, std::chrono::nanoseconds timeout) {
-  auto answer_word = word_at(region_.data(), kAnswerOffset);
+  auto answer_word = word_at(region_.data(), kAnswerIdOffset);
   const auto seen = answer_word.load(std::memory_order_seq_cst);
   if (seen == id) return;
   announce_sleep({SleepingFor::kAnswer, 0});
   if (answer_word.load(std::memory_order_seq_cst) == seen)
-    detail::futex_wait(reinterpret_cast<std::uint32_t*>(region_.data() + kAnswerOffset), seen, timeout);
+    detail::futex_wait(raw_word(region_.data(), kAnswerIdOffset), seen, timeout);
   announce_sleep({});
 }
 
@@ -140,6 +138,6 @@ PublishedCounts PePage::published() const {
   return {w[0], w[1], w[2], w[3]};
 }
 
-void PePage::bump_epoch() { epoch_word(region_.data()).fetch_add(1, std::memory_order_seq_cst); }
+void PePage::bump_epoch() { word_at(region_.data(), kEpochOffset).fetch_add(1, std::memory_order_seq_cst); }
 
 }  // namespace vdtu::dtu

@@ -90,7 +90,8 @@ class Dtu {
   // from a PE on another CPU, shorter than burning a CPU for nothing.
   static constexpr std::chrono::microseconds kDefaultSpin{50};
   // The same, polling for `spin` before sleeping: for a PE that knows an
-  // answer is due soon, e.g. a kernel awaiting another.
+  // answer is due soon and that the parties producing it have CPUs of their
+  // own (polling longer than they need to answer takes a CPU from them).
   Status wait(std::chrono::nanoseconds timeout, std::chrono::nanoseconds spin);
   // Credits left on send endpoint `ep` (kCreditsUnlimited if unlimited).
   [[nodiscard]] std::uint32_t credits(EpId ep);

@@ -89,13 +89,18 @@ ReliableLink::Received ReliableLink::on_datagram(std::span<const std::byte> data
   peer_window_ = std::max<std::uint32_t>(h.window, 1);  // one probe may always go, or we could deadlock
   const auto old = retires ? Received::kNews : Received::kNothing;
   if (h.type != FrameType::kData) return old;
-  ack_due_ = true;  // every data frame is acknowledged, duplicates too (the ack may have been lost)
+  // Every data frame is acknowledged, duplicates too (the ack may have been
+  // lost): those at once, since the peer is already resending.
+  if (!ack_due_) ack_due_since_ = now;
+  ack_due_ = true;
   if (h.seq < expected_ || early_.count(h.seq) != 0) {
     ++stats_.duplicates;
+    ack_due_since_ = {};
     return old;
   }
   if (h.seq >= expected_ + config_.window || free_receive_slots() == 0) {
     ++stats_.beyond_window;
+    ack_due_since_ = {};
     return old;
   }
   auto payload = datagram.subspan(sizeof(h));
@@ -132,10 +137,13 @@ void ReliableLink::poll(Clock::time_point now, const Transmit& transmit) {
     ack_due_ = false;  // the data frame carried the ack
   }
   if (resent) retransmit_after_ = std::min(2 * retransmit_after_, config_.max_retransmit_after);
-  if (ack_due_) {
-    transmit(frame(FrameType::kAck, 0, {}));
-    ack_due_ = false;
-  }
+  if (config_.ack_delay.count() == 0 || now - ack_due_since_ >= config_.ack_delay) flush_ack(transmit);
+}
+
+void ReliableLink::flush_ack(const Transmit& transmit) {
+  if (!ack_due_) return;
+  transmit(frame(FrameType::kAck, 0, {}));
+  ack_due_ = false;
 }
 
 bool ReliableLink::receive(std::vector<std::byte>& message) {
@@ -144,7 +152,10 @@ bool ReliableLink::receive(std::vector<std::byte>& message) {
   message = std::move(ready_.front());
   ready_.pop_front();
   ++stats_.delivered;
-  if (was_closed) ack_due_ = true;  // tell the peer the window reopened
+  if (was_closed) {  // tell the peer the window reopened, at once
+    ack_due_ = true;
+    ack_due_since_ = {};
+  }
   return true;
 }
 

@@ -27,6 +27,10 @@ struct LinkConfig {
   // Each round of retransmissions without progress doubles the wait, up to
   // this; an acknowledgement that retires a frame resets it.
   std::chrono::microseconds max_retransmit_after{250'000};
+  // How long an acknowledgement may wait for a DATA frame to carry it before
+  // it goes alone. Zero: at once. Acks of duplicates and of a reopened window
+  // never wait.
+  std::chrono::microseconds ack_delay{0};
 };
 
 struct LinkStats {
@@ -65,13 +69,19 @@ class ReliableLink {
   // `now` times the round trip of the frames its acknowledgement retires.
   Received on_datagram(std::span<const std::byte> datagram, Clock::time_point now);
   Received on_datagram(std::span<const std::byte> datagram) { return on_datagram(datagram, Clock::now()); }
-  // Emits what is due now: new data, retransmissions, an acknowledgement.
+  // Emits what is due now: new data, retransmissions, an acknowledgement
+  // (a delayed one only once its delay passed).
   void poll(Clock::time_point now, const Transmit& transmit);
+  // Emits a pending acknowledgement now, delayed or not: before the caller
+  // stops polling.
+  void flush_ack(const Transmit& transmit);
   // Next message in order, if any; its slot in the window frees.
   bool receive(std::vector<std::byte>& message);
 
   // True when send() would accept a message now.
   [[nodiscard]] bool can_send() const { return in_flight_.size() < std::min(config_.window, peer_window_); }
+  // An acknowledgement waits to be sent (with a DATA frame, or alone).
+  [[nodiscard]] bool ack_due() const { return ack_due_; }
   // Messages sent and not yet acknowledged.
   [[nodiscard]] std::size_t in_flight() const { return in_flight_.size(); }
   [[nodiscard]] const LinkStats& stats() const { return stats_; }
@@ -103,6 +113,7 @@ class ReliableLink {
   std::deque<std::vector<std::byte>> ready_;               // in order, not yet taken
   std::uint64_t peer_session_ = 0;
   bool ack_due_ = false;
+  Clock::time_point ack_due_since_{};           // the epoch: due at once
   std::chrono::microseconds retransmit_after_;  // current, after backoff
 };
 

@@ -22,6 +22,7 @@ enum class BridgeOp : std::uint8_t {
   kHeartbeat,      // either: still here
   kMemoryRequest,  // a node whose PE uses a memory endpoint on the receiver's memory (binding: its PE index)
   kMemoryReply,    // the receiver: the outcome (binding: as in the request)
+  kBatch,          // either: several of the above in one frame (bridge_batch.hpp; binding: 0)
 };
 
 #pragma pack(push, 1)

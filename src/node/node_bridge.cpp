@@ -1,5 +1,7 @@
 #include "node_bridge.hpp"
 
+#include "bridge_batch.hpp"
+
 #include <fmt/core.h>
 #include <spdlog/spdlog.h>
 
@@ -32,6 +34,12 @@ constexpr std::size_t kMaxBacklogBytes = std::size_t{4} << 20;  // per peer: the
 // most twice its window of 64, but a peer may have a binding per endpoint of
 // its PEs; beyond this we stop taking its messages, as for the backlog.
 constexpr std::size_t kMaxWaitingBytes = std::size_t{32} << 20;
+// How long an acknowledgement or a credit may wait for a frame to the same
+// peer to ride in: a kernelcall's answer usually goes back within this, and
+// the loop polls longer than this after any work, so nothing waits for a
+// sleeping loop.
+constexpr auto kAckDelay = 50us;
+constexpr auto kCreditDelay = 50us;
 
 template <class T>
 std::span<const std::byte> bytes_of(const T& value) {
@@ -90,7 +98,9 @@ struct NodeBridge::Peer {
       : config(c), address(bridge::make_address(c.host, c.port)), self(self_id), link(link_config(session)) {}
 
   [[nodiscard]] bridge::LinkConfig link_config(std::uint64_t session) const {
-    return {self, config.id, session, 256, std::chrono::microseconds(3000)};
+    bridge::LinkConfig c{self, config.id, session, 256, std::chrono::microseconds(3000)};
+    c.ack_delay = kAckDelay;
+    return c;
   }
 
   PeerNode config;
@@ -146,6 +156,8 @@ struct NodeBridge::Inbound {
   std::uint32_t window = 0;                    // the sender's window (its channel's slots)
   std::uint64_t delivered = 0;                 // messages moved into the receiver's channel
   std::uint64_t replied = 0;                   // replies forwarded to the sender
+  std::uint32_t credit_due = 0;                // delivered, not yet CREDITed
+  Clock::time_point credit_since{};            // when credit_due last became nonzero
   bool closing = false;  // the sender's endpoint is gone: deliver what waits, then release
 };
 
@@ -302,6 +314,7 @@ void NodeBridge::pe_gone(std::uint32_t pe) { memory_waiting_.erase(pe); }
 
 void NodeBridge::add_stats(NodeStats& into) const {
   into.datagrams_sent += datagrams_sent_;
+  into.frames_batched += batches_sent_;
   into.datagrams_received += datagrams_received_;
   into.datagrams_rejected += datagrams_unknown_ + datagrams_strangers_;
   into.datagrams_from_strangers += datagrams_strangers_;
@@ -388,6 +401,7 @@ void NodeBridge::add_tap_points(std::vector<TapPoint>& into) const {
 // ---- the node loop's rounds ------------------------------------------------------
 
 bool NodeBridge::arm_for_sleep() {
+  send_deferred(Clock::now());
   armed_.clear();
   const auto arm = [&](Consumer* c) {
     if (c->arm_event()) {
@@ -465,6 +479,7 @@ bool NodeBridge::step(Clock::time_point now) {
     ++it;
   }
   for (auto& [id, out] : outbound_) busy = pump_outbound(*out) || busy;
+  send_owed_credits(now, false);
   if (sessions_) sessions_->poll(now, session_transmit());
   for (auto& p : peers_) {
     flush(*p);
@@ -691,6 +706,11 @@ void NodeBridge::handle(Peer& peer, std::span<const std::byte> message, Clock::t
     case BridgeOp::kHeartbeat: return;
     case BridgeOp::kMemoryRequest: serve_remote_memory(peer, binding, body); return;
     case BridgeOp::kMemoryReply: finish_remote_memory(peer, binding, body); return;
+    case BridgeOp::kBatch:
+      if (!for_each_in_batch(body, [&](std::span<const std::byte> m) { handle(peer, m, now); })) {
+        ++malformed_messages_;
+      }
+      return;
   }
   ++malformed_messages_;
 }
@@ -901,7 +921,8 @@ std::uint32_t NodeBridge::produce(Peer& from, std::deque<std::vector<std::byte>>
 std::uint32_t NodeBridge::forward(Consumer& consumer, Peer& peer, BridgeOp op, std::uint32_t id,
                                   std::uint32_t limit, bool drain) {
   std::uint32_t sent = 0;
-  while (sent < limit && !peer.lost && (drain || (peer.backlog.empty() && peer.link.can_send()))) {
+  while (sent < limit && !peer.lost &&
+         (drain || (peer.backlog_bytes < kBatchBytes && peer.link.can_send()))) {
     MessageView v;
     if (consumer.try_fetch(v) != Status::kOk) break;
     std::vector<std::byte> body(kHeaderSize + v.payload.size());
@@ -918,10 +939,7 @@ std::uint32_t NodeBridge::forward(Consumer& consumer, Peer& peer, BridgeOp op, s
 bool NodeBridge::pump_inbound(Inbound& in) {
   const auto moved = produce(*in.peer, in.waiting, *in.messages, in.pe, in.bind.target_ep, in.index);
   in.delivered += moved;
-  if (moved > 0 && !in.closing) {  // a closing binding's sender is gone
-    const CreditBody credit{moved};
-    emit(*in.peer, BridgeOp::kCredit, in.id, bytes_of(credit));
-  }
+  if (moved > 0 && !in.closing) owe_credit(in, moved);  // a closing binding's sender is gone
   // A receiver answers what it got, once each: more replies than requests
   // stay in its channel (which then fills), they do not flood the peer.
   const auto due = static_cast<std::uint32_t>(std::min<std::uint64_t>(in.delivered - in.replied, UINT32_MAX));
@@ -985,13 +1003,69 @@ void NodeBridge::emit(Peer& peer, BridgeOp op, std::uint32_t binding, std::span<
   if (!body.empty()) std::memcpy(m.data() + sizeof(h), body.data(), body.size());
   peer.backlog_bytes += m.size();
   peer.backlog.push_back(std::move(m));
-  flush(peer);
+  if (peer.backlog_bytes >= kBatchBytes) flush(peer);
 }
 
+// What waits for a peer goes into its link in as few frames as batches allow
+// (each step ends with a flush, so nothing waits longer than that).
 void NodeBridge::flush(Peer& peer) {
-  while (!peer.backlog.empty() && peer.link.send(peer.backlog.front()) == Status::kOk) {
-    peer.backlog_bytes -= peer.backlog.front().size();
-    peer.backlog.pop_front();
+  while (!peer.backlog.empty() && peer.link.can_send()) {
+    const auto count = batchable(peer.backlog);
+    const auto st =
+        count == 1 ? peer.link.send(peer.backlog.front()) : peer.link.send(make_batch(peer.backlog, count));
+    if (st != Status::kOk) return;
+    batches_sent_ += count > 1 ? 1 : 0;
+    for (std::size_t i = 0; i < count; ++i) {
+      peer.backlog_bytes -= peer.backlog.front().size();
+      peer.backlog.pop_front();
+    }
+  }
+}
+
+// A credit the sender does not need yet waits for a frame to its node, so that
+// a kernelcall and the credit for the one before it leave in one datagram; once
+// half the sender's window is delivered, it goes at once, so the sender never
+// stalls for it.
+void NodeBridge::owe_credit(Inbound& in, std::uint32_t moved) {
+  if (in.credit_due == 0) {
+    in.credit_since = Clock::now();
+    credits_owed_.push_back(inbound_key(in.peer->config.id, in.id));
+  }
+  in.credit_due += moved;
+  if (in.credit_due >= std::max<std::uint32_t>(1, in.window / 2)) send_credit(in);
+}
+
+void NodeBridge::send_credit(Inbound& in) {
+  const CreditBody credit{std::exchange(in.credit_due, 0)};
+  emit(*in.peer, BridgeOp::kCredit, in.id, bytes_of(credit));
+}
+
+// After a step's messages are in the backlogs: a credit owed to a peer that
+// gets a frame anyway rides along; one owed for kCreditDelay goes alone; with
+// `all`, every one goes.
+void NodeBridge::send_owed_credits(Clock::time_point now, bool all) {
+  std::erase_if(credits_owed_, [&](std::uint64_t key) {
+    const auto it = inbound_.find(key);
+    if (it == inbound_.end() || it->second->credit_due == 0 || it->second->closing) return true;
+    auto& in = *it->second;
+    if (!all && in.peer->backlog.empty() && now - in.credit_since < kCreditDelay) return false;
+    send_credit(in);
+    return true;
+  });
+}
+
+// Before the loop sleeps: what waited to ride along leaves now.
+void NodeBridge::send_deferred(Clock::time_point now) {
+  if (credits_owed_.empty() &&
+      std::none_of(peers_.begin(), peers_.end(), [](const auto& p) { return p->link.ack_due(); })) {
+    return;
+  }
+  send_owed_credits(now, true);
+  for (auto& p : peers_) {
+    flush(*p);
+    const auto transmit_to_peer = [&](std::span<const std::byte> datagram) { transmit(*p, datagram); };
+    p->link.poll(now, transmit_to_peer);
+    p->link.flush_ack(transmit_to_peer);
   }
 }
 

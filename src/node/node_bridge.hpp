@@ -103,6 +103,10 @@ class NodeBridge {
   void lose_peer(Peer& peer);
   void emit(Peer& peer, BridgeOp op, std::uint32_t binding, std::span<const std::byte> body = {});
   void flush(Peer& peer);
+  void owe_credit(Inbound& in, std::uint32_t moved);
+  void send_credit(Inbound& in);
+  void send_owed_credits(Clock::time_point now, bool all);
+  void send_deferred(Clock::time_point now);
   void transmit(const Peer& peer, std::span<const std::byte> datagram);
   bool welcome_back(Peer& peer, const bridge::FrameHeader& h, const sockaddr_in& from);
   void serve_remote_memory(Peer& peer, std::uint32_t requester, std::span<const std::byte> body);
@@ -147,10 +151,12 @@ class NodeBridge {
   bridge::FaultInjector faults_;
   std::optional<bridge::SessionEndpoint> sessions_;  // with a cluster key
   std::vector<std::byte> buffer_;
-  std::vector<std::byte> sealed_;  // with a cluster key: a datagram in its sealed form
-  std::vector<Consumer*> armed_;   // while the loop sleeps
+  std::vector<std::byte> sealed_;            // with a cluster key: a datagram in its sealed form
+  std::vector<Consumer*> armed_;             // while the loop sleeps
+  std::vector<std::uint64_t> credits_owed_;  // keys of inbound bindings that may owe a credit
   // counters
   std::uint64_t datagrams_sent_ = 0;
+  std::uint64_t batches_sent_ = 0;  // frames holding more than one message
   std::uint64_t datagrams_received_ = 0;
   std::uint64_t datagrams_unknown_ = 0;
   std::uint64_t datagrams_strangers_ = 0;  // not from any peer's configured address

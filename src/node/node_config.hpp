@@ -73,6 +73,7 @@ struct NodeStats {
   std::uint64_t channels_alive = 0;
   // bridge
   std::uint64_t datagrams_sent = 0;
+  std::uint64_t frames_batched = 0;  // frames that carried several bridge messages
   std::uint64_t datagrams_received = 0;
   std::uint64_t datagrams_rejected = 0;        // malformed, stale, unknown sender (all kinds)
   std::uint64_t datagrams_from_strangers = 0;  // not from any peer's configured address

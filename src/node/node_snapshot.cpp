@@ -71,10 +71,11 @@ void text_counters(std::string& out, const NodeSnapshot& s) {
       c.channels_created, c.channels_alive, c.pes_exited);
   if (s.peers.empty()) return;
   out += fmt::format(
-      "  bridge {} messages forwarded; datagrams {} sent, {} received, {} rejected ({} from strangers, {} "
+      "  bridge {} messages forwarded; datagrams {} sent ({} frames batched), {} received, {} rejected ({} "
+      "from strangers, {} "
       "forged, {} replayed); {} oversized, {} for unknown bindings, {} bindings refused, {} window "
       "violations; peers lost {}, returned {}\n",
-      c.remote_messages, c.datagrams_sent, c.datagrams_received, c.datagrams_rejected,
+      c.remote_messages, c.datagrams_sent, c.frames_batched, c.datagrams_received, c.datagrams_rejected,
       c.datagrams_from_strangers, c.datagrams_forged, c.datagrams_replayed, c.remote_oversized,
       c.remote_unknown_binding, c.remote_bindings_refused, c.remote_window_violations, c.peers_lost,
       c.peers_returned);
@@ -121,18 +122,19 @@ std::string json_counters(const NodeStats& c) {
   return fmt::format(
       "{{\"control_requests\":{},\"control_denied\":{},\"malformed_requests\":{},\"memory_requests\":{},"
       "\"memory_rejected\":{},\"pes_exited\":{},\"channels_created\":{},\"channels_alive\":{},"
-      "\"datagrams_sent\":{},\"datagrams_received\":{},\"datagrams_rejected\":{},\"datagrams_from_"
+      "\"datagrams_sent\":{},\"frames_batched\":{},\"datagrams_received\":{},\"datagrams_rejected\":{},"
+      "\"datagrams_from_"
       "strangers\":{},"
       "\"datagrams_forged\":{},\"datagrams_replayed\":{},\"retransmissions\":{},\"duplicates_dropped\":{},"
       "\"remote_messages\":{},\"remote_unknown_binding\":{},\"remote_bindings_refused\":{},"
       "\"remote_window_violations\":{},\"remote_oversized\":{},\"peers_lost\":{},\"peers_returned\":{},"
       "\"faults_dropped\":{},\"faults_duplicated\":{},\"faults_reordered\":{}}}",
       c.control_requests, c.control_denied, c.malformed_requests, c.memory_requests, c.memory_rejected,
-      c.pes_exited, c.channels_created, c.channels_alive, c.datagrams_sent, c.datagrams_received,
-      c.datagrams_rejected, c.datagrams_from_strangers, c.datagrams_forged, c.datagrams_replayed,
-      c.retransmissions, c.duplicates_dropped, c.remote_messages, c.remote_unknown_binding,
-      c.remote_bindings_refused, c.remote_window_violations, c.remote_oversized, c.peers_lost,
-      c.peers_returned, c.faults.dropped, c.faults.duplicated, c.faults.reordered);
+      c.pes_exited, c.channels_created, c.channels_alive, c.datagrams_sent, c.frames_batched,
+      c.datagrams_received, c.datagrams_rejected, c.datagrams_from_strangers, c.datagrams_forged,
+      c.datagrams_replayed, c.retransmissions, c.duplicates_dropped, c.remote_messages,
+      c.remote_unknown_binding, c.remote_bindings_refused, c.remote_window_violations, c.remote_oversized,
+      c.peers_lost, c.peers_returned, c.faults.dropped, c.faults.duplicated, c.faults.reordered);
 }
 
 std::string json_peer(const PeerSnapshot& p) {

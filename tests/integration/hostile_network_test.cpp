@@ -316,6 +316,31 @@ void attack_on_the_path(Relay& relay, std::uint16_t node1_port) {
 }
 
 // A configured peer that breaks every rule of the bridge protocol.
+// Three malformed batches (dropped whole) and a good one whose message has
+// an unknown op (refused like the same message alone): four malformed.
+void send_batches(HostilePeer& peer) {
+  const auto entry = [](std::vector<std::byte>& body, std::uint16_t length, BridgeOp op) {
+    const auto at = body.size();
+    body.resize(at + sizeof(length) + sizeof(BridgeHeader));
+    std::memcpy(body.data() + at, &length, sizeof(length));
+    const BridgeHeader h{op, 0};
+    std::memcpy(body.data() + at + sizeof(length), &h, sizeof(h));
+  };
+  std::vector<std::byte> nested;
+  entry(nested, sizeof(BridgeHeader), BridgeOp::kBatch);
+  std::vector<std::byte> past_the_end;
+  entry(past_the_end, 200, BridgeOp::kHeartbeat);
+  std::vector<std::byte> left_over;
+  entry(left_over, sizeof(BridgeHeader), BridgeOp::kHeartbeat);
+  left_over.push_back(std::byte{1});
+  std::vector<std::byte> unknown_inside;
+  entry(unknown_inside, sizeof(BridgeHeader), BridgeOp::kHeartbeat);
+  entry(unknown_inside, sizeof(BridgeHeader), static_cast<BridgeOp>(99));
+  for (const auto* body : {&nested, &past_the_end, &left_over, &unknown_inside}) {
+    peer.send(BridgeOp::kBatch, 0, *body);
+  }
+}
+
 void misbehave(HostilePeer& peer) {
   peer.pump(300ms);  // the link comes up
   BindBody bind{};
@@ -338,6 +363,7 @@ void misbehave(HostilePeer& peer) {
   read.length = 1'000'000;
   peer.send(BridgeOp::kMemoryRequest, 0, bytes_of(read));  // more than a frame
   peer.send(static_cast<BridgeOp>(99), 0);
+  send_batches(peer);
   // 20-byte requests for 64 KB answers it never reads: node 1 stops taking
   // its requests once the answers back up, instead of queueing 128 MB.
   peer.deafen();
@@ -370,7 +396,7 @@ TEST_P(HostileNetworkTest, WorkloadCompletesDiscardsAreCountedMemoryStaysBounded
   EXPECT_GE(s1.remote_bindings_refused, 2000U - kPesPerNode * 16) << "BINDs beyond the peer's endpoints";
   EXPECT_GE(s1.remote_window_violations, 1U) << "messages beyond the window";
   EXPECT_GE(s1.remote_unknown_binding, 1U) << "credit for a binding that does not exist";
-  EXPECT_GE(s1.malformed_requests, 20U) << "a repeated BIND id, an unknown op";
+  EXPECT_GE(s1.malformed_requests, 24U) << "a repeated BIND id, an unknown op, malformed batches";
   if (GetParam()) {
     EXPECT_GT(s1.datagrams_forged, 0U) << "flipped and cut copies fail authentication";
     EXPECT_GT(s1.datagrams_replayed, 0U);

@@ -70,9 +70,12 @@ class LossyWire {
 };
 
 // Both directions at once; a simulated clock advancing 1 ms a round.
-void exchange(double loss, double duplicate, std::uint64_t count) {
-  ReliableLink a(config(1, 2, 0xa));
-  ReliableLink b(config(2, 1, 0xb));
+void exchange(double loss, double duplicate, std::uint64_t count, std::chrono::microseconds ack_delay = 0us) {
+  auto config_a = config(1, 2, 0xa);
+  auto config_b = config(2, 1, 0xb);
+  config_a.ack_delay = config_b.ack_delay = ack_delay;
+  ReliableLink a(config_a);
+  ReliableLink b(config_b);
   LossyWire to_b(loss, duplicate, 1);
   LossyWire to_a(loss, duplicate, 2);
   std::uint64_t sent_a = 0, sent_b = 0, got_a = 0, got_b = 0;
@@ -108,6 +111,11 @@ TEST(ReliableLink, ExactlyOnceInOrderDespiteLossDuplicationAndReordering) {
 }
 
 TEST(ReliableLink, HeavyLoss) { exchange(0.6, 0.0, testing::scaled(5'000)); }
+
+// The simulated clock moves 1 ms a round, so delayed acks go out a round late.
+TEST(ReliableLink, DelayedAcknowledgementsLoseNothing) {
+  exchange(0.2, 0.1, testing::scaled(20'000), 1500us);
+}
 
 TEST(ReliableLink, HostileDatagramsAreCountedAndIgnored) {
   ReliableLink a(config(1, 2, 0xa));
@@ -278,6 +286,73 @@ TEST(ReliableLinkRtt, SamplesFramesSentOnceAndSmoothsThem) {
   for (auto& d : to_a) a.on_datagram(d, t0 + 41ms);
   EXPECT_EQ(a.stats().retransmissions, 1U);
   EXPECT_EQ(a.stats().rtt_samples, 2U);
+  EXPECT_EQ(a.in_flight(), 0U);
+}
+
+// An acknowledgement waits up to ack_delay for a DATA frame to carry it;
+// duplicates and a reopened window are answered at once; flush_ack sends
+// whatever waits.
+TEST(ReliableLinkAck, WaitsForADataFrameToCarryItThenGoesAlone) {
+  auto config_b = config(2, 1, 0xb);
+  config_b.ack_delay = 50us;
+  ReliableLink a(config(1, 2, 0xa));
+  ReliableLink b(config_b);
+  std::vector<std::vector<std::byte>> to_b;
+  std::vector<std::vector<std::byte>> to_a;
+  const auto into = [](auto& v) {
+    return [&v](std::span<const std::byte> d) { v.emplace_back(d.begin(), d.end()); };
+  };
+  const auto type_of = [](const std::vector<std::byte>& d) {
+    FrameHeader h{};
+    std::memcpy(&h, d.data(), sizeof(h));
+    return h.type;
+  };
+  const auto t0 = Clock::now();
+  ASSERT_EQ(a.send(message_for(0)), Status::kOk);
+  a.poll(t0, into(to_b));
+  ASSERT_EQ(to_b.size(), 1U);
+  b.on_datagram(to_b[0], t0);
+  EXPECT_TRUE(b.ack_due());
+  b.poll(t0 + 49us, into(to_a));
+  EXPECT_TRUE(to_a.empty()) << "within the delay, the ack waits";
+  // A frame of B's own carries it.
+  ASSERT_EQ(b.send(message_for(1)), Status::kOk);
+  b.poll(t0 + 49us, into(to_a));
+  ASSERT_EQ(to_a.size(), 1U);
+  EXPECT_EQ(type_of(to_a[0]), FrameType::kData);
+  EXPECT_FALSE(b.ack_due());
+  a.on_datagram(to_a[0], t0 + 50us);
+  EXPECT_EQ(a.in_flight(), 0U) << "the data frame retired A's frame";
+
+  // Nothing to carry it: it goes alone once the delay passed.
+  to_a.clear();
+  to_b.clear();
+  ASSERT_EQ(a.send(message_for(2)), Status::kOk);
+  a.poll(t0 + 100us, into(to_b));
+  b.on_datagram(to_b[0], t0 + 100us);
+  b.poll(t0 + 120us, into(to_a));
+  EXPECT_TRUE(to_a.empty());
+  b.poll(t0 + 150us, into(to_a));
+  ASSERT_EQ(to_a.size(), 1U);
+  EXPECT_EQ(type_of(to_a[0]), FrameType::kAck);
+
+  // A duplicate is answered at once: its sender is already resending.
+  to_a.clear();
+  b.on_datagram(to_b[0], t0 + 200us);
+  b.poll(t0 + 200us, into(to_a));
+  ASSERT_EQ(to_a.size(), 1U);
+  EXPECT_EQ(type_of(to_a[0]), FrameType::kAck);
+
+  // flush_ack sends a waiting one regardless of the delay.
+  to_a.clear();
+  to_b.clear();
+  ASSERT_EQ(a.send(message_for(3)), Status::kOk);
+  a.poll(t0 + 300us, into(to_b));
+  b.on_datagram(to_b[0], t0 + 300us);
+  b.flush_ack(into(to_a));
+  ASSERT_EQ(to_a.size(), 1U);
+  EXPECT_FALSE(b.ack_due());
+  a.on_datagram(to_a[0], t0 + 301us);
   EXPECT_EQ(a.in_flight(), 0U);
 }
 

@@ -1,12 +1,16 @@
 // The node's small parts that decide speed without deciding semantics: the
-// channels made ahead of need, and whom an update wakes.
+// channels made ahead of need, whom an update wakes, and the bridge's batches.
 #include <gtest/gtest.h>
 #include <unistd.h>
 
 #include <cstring>
+#include <deque>
 #include <set>
 #include <thread>
+#include <vector>
 
+#include "node/bridge_batch.hpp"
+#include "node/bridge_messages.hpp"
 #include "node/channel_pool.hpp"
 #include "node/wake_reasons.hpp"
 #include "protocol/pe_page.hpp"
@@ -14,6 +18,75 @@
 
 namespace vdtu::dtu {
 namespace {
+
+std::vector<std::byte> bridge_message(BridgeOp op, std::uint32_t binding, std::size_t body_bytes, int fill) {
+  std::vector<std::byte> m(sizeof(BridgeHeader) + body_bytes, static_cast<std::byte>(fill));
+  const BridgeHeader h{op, binding};
+  std::memcpy(m.data(), &h, sizeof(h));
+  return m;
+}
+
+std::vector<std::vector<std::byte>> unpacked(const std::vector<std::byte>& batch, bool& well_formed) {
+  std::vector<std::vector<std::byte>> out;
+  well_formed =
+      for_each_in_batch(std::span(batch).subspan(sizeof(BridgeHeader)),
+                        [&](std::span<const std::byte> m) { out.emplace_back(m.begin(), m.end()); });
+  return out;
+}
+
+TEST(BridgeBatch, PacksWhatFitsOneEthernetFrameAndUnpacksItInOrder) {
+  std::deque<std::vector<std::byte>> queue;
+  queue.push_back(bridge_message(BridgeOp::kMessage, 7, 826, 1));  // a kernelcall
+  queue.push_back(bridge_message(BridgeOp::kCredit, 9, 4, 2));
+  queue.push_back(bridge_message(BridgeOp::kMessage, 7, 600, 3));  // would pass kBatchBytes
+  ASSERT_EQ(batchable(queue), 2U);
+  const auto batch = make_batch(queue, 2);
+  EXPECT_LE(batch.size(), kBatchBytes);
+  BridgeHeader h{};
+  std::memcpy(&h, batch.data(), sizeof(h));
+  EXPECT_EQ(h.op, BridgeOp::kBatch);
+  bool well_formed = false;
+  const auto messages = unpacked(batch, well_formed);
+  EXPECT_TRUE(well_formed);
+  ASSERT_EQ(messages.size(), 2U);
+  EXPECT_EQ(messages[0], queue[0]);
+  EXPECT_EQ(messages[1], queue[1]);
+
+  queue.pop_front();
+  queue.pop_front();
+  EXPECT_EQ(batchable(queue), 1U) << "a message alone is no batch";
+  queue.front() = bridge_message(BridgeOp::kMessage, 7, 60'000, 4);
+  queue.push_back(bridge_message(BridgeOp::kCredit, 9, 4, 5));
+  EXPECT_EQ(batchable(queue), 1U) << "a message larger than a batch travels alone";
+}
+
+TEST(BridgeBatch, AMalformedBatchDeliversNothing) {
+  std::deque<std::vector<std::byte>> queue;
+  queue.push_back(bridge_message(BridgeOp::kCredit, 1, 4, 1));
+  queue.push_back(bridge_message(BridgeOp::kCredit, 2, 4, 2));
+  const auto good = make_batch(queue, 2);
+  const auto rejected = [](const std::vector<std::byte>& batch) {
+    bool well_formed = true;
+    const auto messages = unpacked(batch, well_formed);
+    return !well_formed && messages.empty();
+  };
+  auto truncated = good;
+  truncated.pop_back();
+  EXPECT_TRUE(rejected(truncated)) << "the last length runs past the end";
+  auto trailing = good;
+  trailing.push_back(std::byte{1});
+  EXPECT_TRUE(rejected(trailing)) << "half a length left over";
+  auto short_entry = good;
+  const std::uint16_t too_short = sizeof(BridgeHeader) - 1;
+  std::memcpy(short_entry.data() + sizeof(BridgeHeader), &too_short, sizeof(too_short));
+  EXPECT_TRUE(rejected(short_entry)) << "an entry shorter than a bridge header";
+  auto nested = good;
+  nested[sizeof(BridgeHeader) + 2] = static_cast<std::byte>(BridgeOp::kBatch);
+  EXPECT_TRUE(rejected(nested)) << "a batch inside a batch";
+  bool well_formed = false;
+  EXPECT_TRUE(unpacked(std::vector<std::byte>(sizeof(BridgeHeader)), well_formed).empty());
+  EXPECT_TRUE(well_formed) << "an empty batch is well formed and carries nothing";
+}
 
 NodeMessage update(NodeMessageKind kind, EpId ep) {
   NodeMessage m{};

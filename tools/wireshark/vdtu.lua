@@ -38,7 +38,7 @@ local DIRECTIONS = { [0] = "local", [1] = "to peer", [2] = "from peer" }
 local FRAME_TYPES = { [1] = "DATA", [2] = "ACK" }
 local BRIDGE_OPS = {
   [1] = "BIND", [2] = "UNBIND", [3] = "UNBOUND", [4] = "MESSAGE", [5] = "REPLY", [6] = "CREDIT",
-  [7] = "HEARTBEAT", [8] = "MEMORY_REQUEST", [9] = "MEMORY_REPLY",
+  [7] = "HEARTBEAT", [8] = "MEMORY_REQUEST", [9] = "MEMORY_REPLY", [10] = "BATCH",
 }
 local SESSION_KINDS = { [1] = "DATA", [2] = "CONFIRM", [3] = "INIT", [4] = "COOKIE", [5] = "RESPONSE" }
 
@@ -235,6 +235,26 @@ local MAGIC = 0x52424456
 local HANDSHAKE_SIZES = { [3] = 94, [4] = 86, [5] = 110 }
 local SEALED_MIN = 18 + 16
 
+-- A BATCH body: each message as a 16-bit little-endian length, then the
+-- message itself (op, binding, body).
+local function dissect_batch(tvb, pinfo, tree)
+  local at, names = 0, {}
+  while at + 2 <= tvb:len() do
+    local length = tvb(at, 2):le_uint()
+    if length < 5 or at + 2 + length > tvb:len() then break end
+    local op = tvb(at + 2, 1):uint()
+    local sub = tree:add(bridge, tvb(at, 2 + length), "batched " .. (BRIDGE_OPS[op] or "?"))
+    sub:add_le(bf.op, tvb(at + 2, 1))
+    sub:add_le(bf.binding, tvb(at + 3, 4))
+    if (op == 4 or op == 5) and length > 5 then
+      dissect_message(tvb(at + 7, length - 5):tvb(), pinfo, sub, nil)
+    end
+    names[#names + 1] = BRIDGE_OPS[op] or "?"
+    at = at + 2 + length
+  end
+  return " [" .. table.concat(names, ", ") .. "]"
+end
+
 local function dissect_plain(tvb, pinfo, tree)
   local t = tree:add(bridge, tvb(), "vdtu bridge frame")
   add_all(t, tvb, {
@@ -261,6 +281,8 @@ local function dissect_plain(tvb, pinfo, tree)
     if tvb:len() > body_at then
       if op == 4 or op == 5 then
         info = info .. " " .. dissect_message(tvb(body_at):tvb(), pinfo, t, nil)
+      elseif op == 10 then
+        info = info .. dissect_batch(tvb(body_at):tvb(), pinfo, t)
       else
         t:add(bf.body, tvb(body_at))
       end

@@ -110,7 +110,7 @@ class Ring {
     std::array<std::byte, kDatagram> datagram{};
     const auto& socket = sockets_[path_.parties[hop + 1]];
     const auto start = std::chrono::steady_clock::now();
-    detail::Spinner spinner;
+    detail::HeavySpinner spinner;  // as the node's loop polls
     for (;;) {
       if (socket.receive(datagram) == datagram.size()) return;
       const auto waited = std::chrono::steady_clock::now() - start;

@@ -306,6 +306,30 @@ int flood_config(Dtu& dtu, const Args& a) {
   return 3;  // never killed
 }
 
+// Reconfigures endpoints 0-2 of `target` `rounds` times without pausing,
+// then leaves 0 and 2 receive endpoints and 1 invalid.
+int configure_many(Dtu& dtu, const Args& a) {
+  const PeId target = pe_arg(a, 0);
+  const int rounds = std::stoi(a.at(1));
+  for (int i = 0; i < rounds; ++i) {
+    CHECK_STATUS(dtu.config_receive(target, static_cast<EpId>(i % 3), {12, 9}), Status::kOk);
+  }
+  CHECK_STATUS(dtu.invalidate(target, 1), Status::kOk);
+  return 0;
+}
+
+// Touches its DTU only after `seconds`, long after configure-many ended:
+// most updates still wait in the node (its socket is full), yet the first
+// look must show the kernel's last word.
+int late_looker(Dtu& dtu, const Args& a) {
+  std::this_thread::sleep_for(std::chrono::seconds(std::stoi(a.at(0))));
+  CHECK(dtu.endpoint_kind(1) == EndpointKind::kInvalid);  // the very first look
+  CHECK(dtu.endpoint_kind(0) == EndpointKind::kReceive);
+  CHECK(dtu.endpoint_kind(2) == EndpointKind::kReceive);
+  CHECK(dtu.stats().lost_updates == 0);
+  return 0;
+}
+
 int idle(Dtu& dtu, const Args&) {
   while (dtu.wait(std::chrono::seconds(1)) != Status::kPeerGone) {
     if (getppid() == 1) return 0;
@@ -783,6 +807,8 @@ int main(int argc, char** argv) {
         {"configuration-rules", configuration_rules},
         {"idle", idle},
         {"flood-config", flood_config},
+        {"configure-many", configure_many},
+        {"late-looker", late_looker},
         {"configure-crosstalk", configure_crosstalk},
         {"crosstalk-sender", crosstalk_sender},
         {"crosstalk-receiver", crosstalk_receiver},

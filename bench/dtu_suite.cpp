@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "baselines.hpp"
+#include "channel/spin_then_sleep.hpp"
 #include "node/node.hpp"
 #include "sample_file.hpp"
 #include "suites.hpp"
@@ -30,6 +31,18 @@ constexpr EpId kServerRecv = 0, kServerConfigRecv = 1;
 constexpr EpId kClientReply = 1, kClientSend = 2, kClientMemory = 3, kClientConfigSend = 4,
                kClientConfigMemory = 5;
 
+// A kernel configures endpoints between other work: this long (polling, so
+// that the node keeps polling too) passes before each timed request, in
+// which the node restocks its channels (channel_pool.hpp). Back to back,
+// channel creation bounds the rate instead: config_and_invalidate_back_to_back
+// times a configuration and the invalidation after it, without a pause.
+constexpr auto kBetweenConfigurations = 50us;
+
+void pause_for(std::chrono::nanoseconds how_long) {
+  const auto until = std::chrono::steady_clock::now() + how_long;
+  while (std::chrono::steady_clock::now() < until) detail::cpu_relax();
+}
+
 double elapsed_ns(std::chrono::steady_clock::time_point since) {
   return std::chrono::duration<double, std::nano>(std::chrono::steady_clock::now() - since).count();
 }
@@ -44,18 +57,27 @@ int kernel_role(Dtu& dtu, const std::vector<std::string>& a) {
   SampleWriter samples(a.at(2));
   const auto iterations = std::stoul(a.at(3));
   require(dtu.config_receive(server, kServerConfigRecv, {12, 8}), "config_receive");
+  const SendConfig send{server, kServerConfigRecv, 0, 4, 64, kNoReplyEp};
   for (std::size_t i = 0; i < iterations; ++i) {
+    pause_for(kBetweenConfigurations);
     auto t = std::chrono::steady_clock::now();
-    require(dtu.config_send(client, kClientConfigSend, {server, kServerConfigRecv, i, 4, 64, kNoReplyEp}),
-            "config_send");
+    require(dtu.config_send(client, kClientConfigSend, send), "config_send");
     samples.add("config_send_endpoint", elapsed_ns(t));
+    pause_for(kBetweenConfigurations);
     t = std::chrono::steady_clock::now();
     require(dtu.config_memory(client, kClientConfigMemory, {kGlobalMemoryPe, 0, 4096, kMemRead, kThisNode}),
             "config_memory");
     samples.add("config_memory_endpoint", elapsed_ns(t));
+    pause_for(kBetweenConfigurations);
     t = std::chrono::steady_clock::now();
     require(dtu.invalidate(client, kClientConfigSend), "invalidate");
     samples.add("invalidate_send_endpoint", elapsed_ns(t));
+  }
+  for (std::size_t i = 0; i < iterations; ++i) {
+    const auto t = std::chrono::steady_clock::now();
+    require(dtu.config_send(client, kClientConfigSend, send), "config_send");
+    require(dtu.invalidate(client, kClientConfigSend), "invalidate");
+    samples.add("config_and_invalidate_back_to_back", elapsed_ns(t));
   }
   // Last, the endpoints the client measures with: it starts once they exist.
   require(dtu.config_receive(server, kServerRecv, {14, 8}), "config_receive");
@@ -176,7 +198,8 @@ void run_dtu_suite(Reporter& reporter, const SuiteOptions& options) {
   for (const char* name : {"send_reply_roundtrip", "memory_read_8B"}) {
     reporter.add(against(latency_result(suite, name, samples[name]), floor));
   }
-  for (const char* name : {"config_send_endpoint", "config_memory_endpoint", "invalidate_send_endpoint"}) {
+  for (const char* name : {"config_send_endpoint", "config_memory_endpoint", "invalidate_send_endpoint",
+                           "config_and_invalidate_back_to_back"}) {
     reporter.add(latency_result(suite, name, samples[name]));
   }
   for (const char* name : {"memory_write_60KiB", "memory_read_60KiB"}) {

@@ -183,6 +183,7 @@ void NodeCore::open_slot(std::uint32_t index, UniqueFd node_end) {
   hello.privileged = p.privileged ? 1 : 0;
   hello.endpoints = static_cast<std::uint32_t>(p.endpoints.size());
   hello.local_memory_bytes = config_.pe_memory_bytes;
+  hello.page_epoch = p.page.config_epoch();
   hello.slot_count = kMemoryChannelGeometry.slot_count;
   hello.slot_size = kMemoryChannelGeometry.slot_size;
   const std::array<int, 7> fds{p.doorbell.fd(),
@@ -338,10 +339,15 @@ void NodeCore::queue(Update update) {
   p.outbox.push_back(std::move(update));
 }
 
-// Wake-ups come last: a woken PE competes for the CPUs with the requester
-// waiting for its answer, and with this loop while it still sends.
+// First every PE's epoch moves by the messages coming its way and kernels
+// read their answers; the system calls that carry the messages come after,
+// so a kernel's configuration does not wait for the fds of the PEs it
+// configured (a PE that sees its epoch move reads its socket until it has
+// them all). Wake-ups come last: a woken PE competes for the CPUs with the
+// requester waiting for its answer, and with this loop while it still sends.
 void NodeCore::flush_updates() {
   auto waiting = std::exchange(waiting_updates_, {});
+  for (const auto index : waiting) announce(index);
   std::vector<std::uint32_t> to_wake;
   for (const auto index : waiting) {
     if (deliver(index)) to_wake.push_back(index);
@@ -349,35 +355,48 @@ void NodeCore::flush_updates() {
   for (const auto index : to_wake) pes_[index].doorbell.wake();
 }
 
+// Announces the PE's queued messages not announced yet and posts the answers
+// among them, each after what precedes it: the outbox then holds announced
+// messages only.
+void NodeCore::announce(std::uint32_t index) {
+  auto& p = pes_[index];
+  if (!p.alive || p.condemned) return;
+  std::uint32_t fresh = 0;
+  for (auto it = p.outbox.begin() + static_cast<std::ptrdiff_t>(p.announced); it != p.outbox.end();) {
+    if (!it->answer_in_page) {
+      ++fresh;
+      ++it;
+      continue;
+    }
+    if (fresh > 0) p.page.announce(std::exchange(fresh, 0));
+    const auto& m = it->message;
+    if (p.page.post_answer({static_cast<std::uint32_t>(m.request_id), m.status, m.pe}))
+      p.page.wake_answer_sleeper();
+    it = p.outbox.erase(it);
+  }
+  if (fresh > 0) p.page.announce(fresh);
+  p.announced = p.outbox.size();
+}
+
 // Sends what the PE's socket takes now, in order. A full socket (or too many
 // fds in flight) keeps the rest queued until it has room; only a PE that
 // leaves kMaxQueuedUpdates unread is killed.
 bool NodeCore::deliver(std::uint32_t index) {
   auto& p = pes_[index];
-  bool unannounced = false;  // sent since the epoch last moved
   WakeReasons reasons;
-  while (p.alive && !p.condemned && !p.outbox.empty()) {
+  while (p.alive && !p.condemned && p.announced > 0) {
     const auto& u = p.outbox.front();
-    if (u.answer_in_page) {
-      // What was sent before the answer is announced before it.
-      if (std::exchange(unannounced, false)) p.page.bump_epoch();
-      const auto& m = u.message;
-      if (p.page.post_answer({static_cast<std::uint32_t>(m.request_id), m.status, m.pe}))
-        p.page.wake_answer_sleeper();
-      p.outbox.pop_front();
-      continue;
-    }
     if (send_with_fds(p.socket.get(), std::as_bytes(std::span(&u.message, 1)), u.fds)) {
-      unannounced = true;
       reasons.add(u.message);
       p.outbox.pop_front();
+      --p.announced;
       continue;
     }
     if (!keep_for_later(index)) break;
   }
-  // The epoch moves before we look at the sleeper, as the PE announces its
-  // sleep before its last look at the epoch: one of us sees the other.
-  if (unannounced) p.page.bump_epoch();
+  // The epoch moved (announce) before we look at the sleeper, as the PE
+  // announces its sleep before its last look at the epoch: one of us sees
+  // the other.
   return reasons.end(p.page.sleeper());
 }
 
@@ -388,6 +407,7 @@ bool NodeCore::keep_for_later(std::uint32_t index) {
   auto& p = pes_[index];
   if (errno == EPIPE || errno == ECONNRESET) {
     p.outbox.clear();  // it is ending: its exit retires it
+    p.announced = 0;
     return false;
   }
   if ((errno == EAGAIN || errno == ETOOMANYREFS || errno == ENOBUFS) && p.outbox.size() < kMaxQueuedUpdates) {
@@ -400,6 +420,7 @@ bool NodeCore::keep_for_later(std::uint32_t index) {
                std::error_code(errno, std::generic_category()).message());
   p.condemned = true;
   p.outbox.clear();
+  p.announced = 0;
   kill_pe(index);
   return false;
 }

@@ -85,6 +85,7 @@ struct PeRecord {
   bool memory_remote_pending = false;  // its request is with another node: take no other meanwhile
   std::optional<int> exit_code;
   std::deque<Update> outbox;  // updates its socket could not take yet, in order
+  std::size_t announced = 0;  // of them, at the front: counted in the page's epoch already
 
   [[nodiscard]] bool free() const { return !alive && (!used || exit_code.has_value()); }
 };

@@ -1,5 +1,6 @@
 // The PE side of the virtual DTU.
 #include <fmt/core.h>
+#include <poll.h>
 #include <sys/prctl.h>
 #include <unistd.h>
 
@@ -32,6 +33,10 @@ constexpr std::size_t kMaxOutstandingLabels = 4096;
 // How long a kernel sleeps for its answer before it checks that the node is
 // still there (a node answers within microseconds unless it is gone).
 constexpr auto kAnswerPatience = std::chrono::milliseconds(10);
+// Announced updates follow at once; a PE whose socket was full waits for the
+// node's next round. Both are far shorter than these.
+constexpr auto kCatchUpSpin = std::chrono::microseconds(20);
+constexpr auto kCatchUpPatience = std::chrono::seconds(5);
 
 template <class T>
 T* as(Endpoint& e) {
@@ -56,16 +61,48 @@ class Dtu::Impl {
   }
 
   // ---- updates ------------------------------------------------------------
+  // The node moves the epoch by the number of messages it is about to send
+  // us before it sends them (so that a kernel can read its answer first):
+  // once the epoch moved, we read the socket until we have them all.
   void refresh() {
     const auto epoch = page_.config_epoch();
     if (epoch == seen_epoch_) return;
+    catch_up(epoch);
     seen_epoch_ = epoch;
-    drain(false, 0, nullptr);
     std::erase_if(retired_, [&](const std::unique_ptr<InboundChannel>& ch) {
       if (ch->tail != ch->read) return false;
       channels_by_id_.erase(ch->id);
       return true;
     });
+  }
+
+  // The messages follow their announcement within microseconds (or, when
+  // our socket was full, as soon as we made room): poll briefly, then wait
+  // in poll(). A node that never sends them is a bug; after kCatchUpPatience
+  // we say so and go on rather than hang.
+  void catch_up(std::uint32_t epoch) {
+    const auto behind = [&] { return static_cast<std::int32_t>(epoch - received_) > 0; };
+    const auto start = std::chrono::steady_clock::now();
+    detail::Spinner spinner;
+    for (;;) {
+      drain(false, 0, nullptr);
+      if (!behind() || node_closed_) return;
+      const auto waited = std::chrono::steady_clock::now() - start;
+      if (waited > kCatchUpPatience) {
+        fmt::print(stderr,
+                   "vdtu PE {}: {} announced endpoint updates did not arrive; going on without them\n", pe_,
+                   epoch - received_);
+        ++stats_.lost_updates;
+        received_ = epoch;
+        return;
+      }
+      if (waited < kCatchUpSpin) {
+        spinner.pause();
+      } else {
+        pollfd readable{socket_.get(), POLLIN, 0};
+        (void)::poll(&readable, 1, 10);
+      }
+    }
   }
 
   // Reads node messages; with `blocking`, until the reply to `request_id`.
@@ -76,6 +113,7 @@ class Dtu::Impl {
       std::size_t n = 0;
       const auto result = recv_with_fds(socket_.get(), buffer, n, fds, blocking);
       if (result == RecvResult::kWouldBlock) return;
+      if (result != RecvResult::kClosed) ++received_;  // every message the node sent counts, even a bad one
       if (result == RecvResult::kClosed) {
         node_closed_ = true;
         if (reply != nullptr) *reply = Status::kPeerGone;
@@ -560,8 +598,8 @@ class Dtu::Impl {
     page_ = PePage::attach(std::move(fds[6]));
     eps_.resize(endpoints_);
     gone_reason_.assign(endpoints_, Status::kNotConfigured);
-    seen_epoch_ = page_.config_epoch();
-    drain(false, 0, nullptr);
+    received_ = seen_epoch_ = m.page_epoch;  // what the node announces from now on is ours
+    refresh();
   }
 
   // An update whose fds did not arrive cannot be applied: say so loudly, and
@@ -693,6 +731,7 @@ class Dtu::Impl {
   std::vector<std::unique_ptr<InboundChannel>> retired_;
   std::uint32_t next_channel_id_ = 1;
   std::uint32_t seen_epoch_ = 0;
+  std::uint32_t received_ = 0;  // messages read from the socket after the hello, plus the hello's epoch
 
  public:
   std::vector<PeExit> exits_;

@@ -78,6 +78,7 @@ struct NodeMessage {
   std::uint8_t privileged = 0;
   std::uint32_t endpoints = 0;
   std::uint64_t local_memory_bytes = 0;
+  std::uint32_t page_epoch = 0;  // the private page's epoch when the hello was sent
 
   // geometry of the channel(s) carried
   std::uint32_t slot_count = 0;

@@ -138,6 +138,8 @@ PublishedCounts PePage::published() const {
   return {w[0], w[1], w[2], w[3]};
 }
 
-void PePage::bump_epoch() { word_at(region_.data(), kEpochOffset).fetch_add(1, std::memory_order_seq_cst); }
+void PePage::announce(std::uint32_t messages) {
+  word_at(region_.data(), kEpochOffset).fetch_add(messages, std::memory_order_seq_cst);
+}
 
 }  // namespace vdtu::dtu

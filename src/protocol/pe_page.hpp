@@ -3,9 +3,10 @@
 // PEs that send to it. What must not be forged by another PE lives here
 // rather than in the doorbell page every sender maps:
 //
-//   line 0   config_epoch: the node bumps it after it sent the PE endpoint
-//            updates or answers; the PE reads its control socket when it
-//            moved (a requester polls it for its answer).
+//   line 0   config_epoch: the node adds the number of messages (endpoint
+//            updates, answers) it is about to send the PE, before it sends
+//            them; a PE that sees it move reads its control socket until it
+//            has that many (a requester polls it for its answer).
 //   line 1   counts the PE publishes about itself (a kernel: capabilities,
 //            VPEs, syscalls, kernelcalls) for `vdtu stat`. Written by the PE
 //            alone, read by the node only for privileged PEs, and shown as
@@ -70,7 +71,8 @@ class PePage {
   [[nodiscard]] bool valid() const { return fd_.valid(); }
   [[nodiscard]] std::uint32_t config_epoch() const;
   // Node: after sending the PE an update.
-  void bump_epoch();
+  // Moves the epoch by `messages`: that many are about to go into the PE's socket.
+  void announce(std::uint32_t messages);
   // PE: around a sleep on its doorbell (kNothing once awake again).
   void announce_sleep(Sleeper sleeper);
   // Node: what the PE said it sleeps for (a stale answer only costs a

@@ -91,6 +91,18 @@ TEST_F(NodeTest, APeThatNeverReadsItsUpdatesIsKilledNotWaitedFor) {
   EXPECT_EQ(node.exit_code(1), 0) << "the kernel was refused only once the PE was gone";
 }
 
+// The node moves a PE's epoch by the updates it is about to send before it
+// sends them, and the PE reads until it has them all: so even with thousands
+// of updates still queued in the node (the PE's socket full), the PE's first
+// look shows the kernel's last word.
+TEST_F(NodeTest, APeSeesTheKernelsLastWordWhileItsUpdatesStillWaitInTheNode) {
+  launch(role("late-looker", {"4"}));
+  const PeId kernel = launch(role("configure-many", {"0", "5000"}, true));
+  for (int i = 0; i < 60 && !node.exit_code(kernel); ++i) std::this_thread::sleep_for(50ms);
+  ASSERT_EQ(node.exit_code(kernel), 0) << "the kernel must be done before the looker looks, 4 s in";
+  expect_all_pass();
+}
+
 TEST_F(NodeTest, ConfigurationRulesAndChannelExhaustion) {
   // PEs 0, 1 are the subjects; 2..67 only own send endpoints; 68 configures.
   constexpr int kIdle = 66;

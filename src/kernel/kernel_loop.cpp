@@ -250,7 +250,7 @@ class Loop {
     }
     for (auto& p : peers_) {
       while (!p.queue.empty()) {
-        const auto st = dtu_.send(p.ep, bytes_of(p.queue.front()));
+        const auto st = dtu_.send(p.ep, wire_bytes(p.queue.front()));
         if (st == Status::kFull || st == Status::kNoCredits) break;  // later; the peer is draining
         if (st != Status::kOk) break;                                // check_peers decides
         p.queue.pop_front();

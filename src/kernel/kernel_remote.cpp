@@ -162,12 +162,13 @@ void Kernel::finish(VpeId caller, std::uint64_t call, SyscallReply r) {
 }
 
 void Kernel::kernelcall(KernelId from, std::span<const std::byte> message) {
-  KernelcallMessage m{};
-  if (message.size() != sizeof(m) || config_.members.find(from) == nullptr || from == config_.self) {
+  KernelcallMessage m{};  // what the sender left off is zero (wire_bytes)
+  if (message.size() < kMinKernelcallBytes || message.size() > sizeof(m) ||
+      config_.members.find(from) == nullptr || from == config_.self) {
     ++malformed_kernelcalls_;
     return;
   }
-  std::memcpy(&m, message.data(), sizeof(m));
+  std::memcpy(&m, message.data(), message.size());
   const auto op = static_cast<std::uint64_t>(m.op);
   if (op >= kKernelcallHandlers.size() || m.count > kMaxRemoteCaps || m.name_length > kMaxServiceName) {
     ++malformed_kernelcalls_;

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
+#include <span>
 #include <string_view>
 #include <type_traits>
 
@@ -58,6 +59,22 @@ struct KernelcallMessage {
   CapId ids[kMaxRemoteCaps] = {};
   CapDescription caps[kMaxRemoteCaps] = {};
 };
+
+// A kernelcall travels without its trailing zero words: most use neither the
+// caps nor all ids, so 100 to 250 bytes go instead of 768 (fewer cache lines
+// through a channel, more kernelcalls per bridge datagram). The receiver
+// fills in the zeros again. The op and call words always go.
+inline constexpr std::size_t kMinKernelcallBytes = 16;
+
+inline std::span<const std::byte> wire_bytes(const KernelcallMessage& m) {
+  const auto all = std::as_bytes(std::span(&m, 1));
+  std::size_t used = all.size();
+  for (std::uint64_t word = 0; used > kMinKernelcallBytes; used -= sizeof(word)) {
+    std::memcpy(&word, all.data() + used - sizeof(word), sizeof(word));
+    if (word != 0) break;
+  }
+  return all.first(used);
+}
 
 inline KernelcallMessage make_kernelcall(Kernelcall op, std::uint64_t call = 0) {
   KernelcallMessage m{};

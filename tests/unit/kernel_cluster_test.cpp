@@ -67,7 +67,7 @@ class KernelCluster : public ::testing::Test {
     if (wire.empty()) return false;
     const auto m = wire.front();
     wire.pop_front();
-    kernels[m.to]->kernelcall(m.from, std::as_bytes(std::span(&m.message, 1)));
+    kernels[m.to]->kernelcall(m.from, wire_bytes(m.message));
     return true;
   }
   // Delivers the oldest message of a random pair of kernels (pairs stay in
@@ -83,7 +83,7 @@ class KernelCluster : public ::testing::Test {
     const auto pick = heads[std::uniform_int_distribution<std::size_t>(0, heads.size() - 1)(rng)];
     const auto m = wire[pick];
     wire.erase(wire.begin() + static_cast<std::ptrdiff_t>(pick));
-    kernels[m.to]->kernelcall(m.from, std::as_bytes(std::span(&m.message, 1)));
+    kernels[m.to]->kernelcall(m.from, wire_bytes(m.message));
     answer_service_calls();
     return true;
   }
@@ -456,10 +456,12 @@ TEST_F(KernelCluster, ForgedOrMalformedKernelcallsAreCountedAndIgnored) {
   kernels[0]->kernelcall(7, std::as_bytes(std::span(&m, 1)));  // no such kernel
   std::array<std::byte, 3> short_message{};
   kernels[0]->kernelcall(1, short_message);
+  std::array<std::byte, sizeof(KernelcallMessage) + 8> long_message{};
+  kernels[0]->kernelcall(1, long_message);
   m.op = Kernelcall::kRevokeDone;
   m.call = 12345;  // no such revocation
-  kernels[0]->kernelcall(1, std::as_bytes(std::span(&m, 1)));
-  EXPECT_EQ(kernels[0]->malformed_kernelcalls(), 3U);
+  kernels[0]->kernelcall(1, wire_bytes(m));
+  EXPECT_EQ(kernels[0]->malformed_kernelcalls(), 4U);
   EXPECT_TRUE(kernels[0]->take_kernelcalls().empty());
 }
 

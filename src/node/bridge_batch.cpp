@@ -60,6 +60,7 @@ std::vector<std::byte> make_batch(const std::deque<std::vector<std::byte>>& queu
 
 bool for_each_in_batch(std::span<const std::byte> body,
                        const std::function<void(std::span<const std::byte>)>& each) {
+  if (sizeof(BridgeHeader) + body.size() > kBatchBytes) return false;
   if (!walk(body, [](std::span<const std::byte>) {})) return false;
   walk(body, each);
   return true;

@@ -14,10 +14,13 @@
 
 namespace vdtu::dtu {
 
-// The largest batch: with the frame header and a seal it still fits one
-// Ethernet frame's UDP payload, so batching never makes a datagram that IP
-// must fragment. A larger message travels alone, as before.
-inline constexpr std::size_t kBatchBytes = 1400;
+// The largest batch, its header included: with the 40-byte frame header and
+// a seal's 34 bytes it still fits one Ethernet frame's UDP payload (1472
+// bytes), so batching never makes a datagram that IP must fragment. A larger
+// message travels alone, as before. A larger batch is malformed: it would let
+// a peer put far more requests into one link message than the receiver's
+// per-message bounds expect.
+inline constexpr std::size_t kBatchBytes = 1392;
 
 // How many messages from the front of `queue` go into the next link message:
 // at least one (alone when it is larger than a batch can hold).
@@ -29,8 +32,9 @@ inline constexpr std::size_t kBatchBytes = 1400;
                                                 std::size_t count);
 
 // Calls `each` for every message of a batch's body (what follows its
-// header), in order, if the whole body is well formed: every length within
-// the body and at least a bridge header, no batch inside, nothing left over.
+// header), in order, if the whole body is well formed: the batch within
+// kBatchBytes, every length within the body and at least a bridge header, no
+// batch inside, nothing left over.
 // A malformed body calls nothing and returns false.
 bool for_each_in_batch(std::span<const std::byte> body,
                        const std::function<void(std::span<const std::byte>)>& each);

@@ -482,8 +482,8 @@ bool NodeBridge::step(Clock::time_point now) {
   send_owed_credits(now, false);
   if (sessions_) sessions_->poll(now, session_transmit());
   for (auto& p : peers_) {
+    check_peer(*p, now);  // its heartbeat leaves with this round's frames
     flush(*p);
-    check_peer(*p, now);
     p->link.poll(now, [&](std::span<const std::byte> datagram) { transmit(*p, datagram); });
   }
   return busy;

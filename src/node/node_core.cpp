@@ -383,6 +383,7 @@ void NodeCore::announce(std::uint32_t index) {
 // leaves kMaxQueuedUpdates unread is killed.
 bool NodeCore::deliver(std::uint32_t index) {
   auto& p = pes_[index];
+  if (!p.alive) return false;  // retired since it was queued: its page is gone
   WakeReasons reasons;
   while (p.alive && !p.condemned && p.announced > 0) {
     const auto& u = p.outbox.front();
@@ -440,6 +441,7 @@ void NodeCore::on_writable(std::uint32_t index) {
   if (!p.alive) return;
   watcher_.watch(p.socket.get(), event_tag(EventKind::kControl, index));
   std::erase(waiting_updates_, index);
+  announce(index);  // anything queued since: deliver sends announced messages only
   if (deliver(index)) p.doorbell.wake();
 }
 
@@ -502,7 +504,8 @@ std::chrono::milliseconds NodeCore::sleep_limit(Clock::time_point now) const {
   using namespace std::chrono_literals;
   auto limit = bridge_ ? bridge_->sleep_limit(now) : 100ms;
   // Retries: updates waiting for fd room, PEs whose memory answer has no room.
-  if (!waiting_updates_.empty()) limit = std::min<std::chrono::milliseconds>(limit, 10ms);
+  // A PE that saw its epoch move waits for those updates, so soon.
+  if (!waiting_updates_.empty()) limit = std::min<std::chrono::milliseconds>(limit, 1ms);
   return limit;
 }
 

@@ -79,7 +79,8 @@ class Dtu::Impl {
   // The messages follow their announcement within microseconds (or, when
   // our socket was full, as soon as we made room): poll briefly, then wait
   // in poll(). A node that never sends them is a bug; after kCatchUpPatience
-  // we say so and go on rather than hang.
+  // we say so and go on rather than hang. The count stays as it is: messages
+  // that come late still settle it, so later looks wait for what is theirs.
   void catch_up(std::uint32_t epoch) {
     const auto behind = [&] { return static_cast<std::int32_t>(epoch - received_) > 0; };
     const auto start = std::chrono::steady_clock::now();
@@ -93,7 +94,6 @@ class Dtu::Impl {
                    "vdtu PE {}: {} announced endpoint updates did not arrive; going on without them\n", pe_,
                    epoch - received_);
         ++stats_.lost_updates;
-        received_ = epoch;
         return;
       }
       if (waited < kCatchUpSpin) {
@@ -143,10 +143,11 @@ class Dtu::Impl {
     }
   }
 
-  // The node moves our epoch once the answer is in the socket, so polling
-  // for it costs no system call; the spin budget stops the polling when it
-  // keeps losing to a node that has no CPU (it used to make configuration 3x
-  // slower when it polled the socket itself).
+  // The node moves our epoch when it has taken the request and is about to
+  // send the answer, so polling for that costs no system call and the
+  // blocking read after it is short; the spin budget stops the polling when
+  // it keeps losing to a node that has no CPU (it used to make configuration
+  // 3x slower when it polled the socket itself).
   Status control(ControlRequest request, PeId* reply_pe = nullptr) {
     request.request_id = next_request_id_++;
     if (privileged_) return control_through_mailbox(request, reply_pe);

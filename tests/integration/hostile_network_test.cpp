@@ -27,6 +27,7 @@
 #include "bridge/reliable_link.hpp"
 #include "bridge/session_endpoint.hpp"
 #include "bridge/udp_socket.hpp"
+#include "node/bridge_batch.hpp"
 #include "node/bridge_messages.hpp"
 #include "node/node.hpp"
 #include "protocol/control_messages.hpp"
@@ -316,8 +317,9 @@ void attack_on_the_path(Relay& relay, std::uint16_t node1_port) {
 }
 
 // A configured peer that breaks every rule of the bridge protocol.
-// Three malformed batches (dropped whole) and a good one whose message has
-// an unknown op (refused like the same message alone): four malformed.
+// Four malformed batches (dropped whole; one of heartbeats, well formed but
+// larger than any node makes) and a good one whose message has an unknown op
+// (refused like the same message alone): five malformed.
 void send_batches(HostilePeer& peer) {
   const auto entry = [](std::vector<std::byte>& body, std::uint16_t length, BridgeOp op) {
     const auto at = body.size();
@@ -336,7 +338,9 @@ void send_batches(HostilePeer& peer) {
   std::vector<std::byte> unknown_inside;
   entry(unknown_inside, sizeof(BridgeHeader), BridgeOp::kHeartbeat);
   entry(unknown_inside, sizeof(BridgeHeader), static_cast<BridgeOp>(99));
-  for (const auto* body : {&nested, &past_the_end, &left_over, &unknown_inside}) {
+  std::vector<std::byte> oversized;
+  while (oversized.size() <= kBatchBytes) entry(oversized, sizeof(BridgeHeader), BridgeOp::kHeartbeat);
+  for (const auto* body : {&nested, &past_the_end, &left_over, &unknown_inside, &oversized}) {
     peer.send(BridgeOp::kBatch, 0, *body);
   }
 }
@@ -396,7 +400,7 @@ TEST_P(HostileNetworkTest, WorkloadCompletesDiscardsAreCountedMemoryStaysBounded
   EXPECT_GE(s1.remote_bindings_refused, 2000U - kPesPerNode * 16) << "BINDs beyond the peer's endpoints";
   EXPECT_GE(s1.remote_window_violations, 1U) << "messages beyond the window";
   EXPECT_GE(s1.remote_unknown_binding, 1U) << "credit for a binding that does not exist";
-  EXPECT_GE(s1.malformed_requests, 24U) << "a repeated BIND id, an unknown op, malformed batches";
+  EXPECT_GE(s1.malformed_requests, 25U) << "a repeated BIND id, an unknown op, malformed batches";
   if (GetParam()) {
     EXPECT_GT(s1.datagrams_forged, 0U) << "flipped and cut copies fail authentication";
     EXPECT_GT(s1.datagrams_replayed, 0U);

@@ -83,6 +83,10 @@ TEST(BridgeBatch, AMalformedBatchDeliversNothing) {
   auto nested = good;
   nested[sizeof(BridgeHeader) + 2] = static_cast<std::byte>(BridgeOp::kBatch);
   EXPECT_TRUE(rejected(nested)) << "a batch inside a batch";
+  std::deque<std::vector<std::byte>> many;
+  for (int i = 0; i < 200; ++i) many.push_back(bridge_message(BridgeOp::kCredit, 1, 4, 1));
+  EXPECT_TRUE(rejected(make_batch(many, many.size())))
+      << "larger than any sender makes: more than kBatchBytes";
   bool well_formed = false;
   EXPECT_TRUE(unpacked(std::vector<std::byte>(sizeof(BridgeHeader)), well_formed).empty());
   EXPECT_TRUE(well_formed) << "an empty batch is well formed and carries nothing";

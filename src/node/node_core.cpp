@@ -332,50 +332,35 @@ Update NodeCore::exit_notice(std::uint32_t to, std::uint32_t ended) const {
   return u;
 }
 
+// A message is announced (the PE's epoch moves) as it is queued, and a
+// kernel's answer is posted in its page at once, after everything queued
+// before it was announced; the system calls that carry the messages come at
+// the end of the round, so a kernel's configuration does not wait for the
+// fds of the PEs it configured (a PE that sees its epoch move reads its
+// socket until it has them all).
 void NodeCore::queue(Update update) {
   auto& p = pes_[update.pe_index];
   if (!p.alive || p.condemned) return;
+  if (update.answer_in_page) {
+    const auto& m = update.message;
+    if (p.page.post_answer({static_cast<std::uint32_t>(m.request_id), m.status, m.pe}))
+      p.page.wake_answer_sleeper();
+    return;
+  }
+  p.page.announce(1);
   if (p.outbox.empty()) waiting_updates_.push_back(update.pe_index);
   p.outbox.push_back(std::move(update));
 }
 
-// First every PE's epoch moves by the messages coming its way and kernels
-// read their answers; the system calls that carry the messages come after,
-// so a kernel's configuration does not wait for the fds of the PEs it
-// configured (a PE that sees its epoch move reads its socket until it has
-// them all). Wake-ups come last: a woken PE competes for the CPUs with the
-// requester waiting for its answer, and with this loop while it still sends.
+// Wake-ups come last: a woken PE competes for the CPUs with the requester
+// waiting for its answer, and with this loop while it still sends.
 void NodeCore::flush_updates() {
   auto waiting = std::exchange(waiting_updates_, {});
-  for (const auto index : waiting) announce(index);
   std::vector<std::uint32_t> to_wake;
   for (const auto index : waiting) {
     if (deliver(index)) to_wake.push_back(index);
   }
   for (const auto index : to_wake) pes_[index].doorbell.wake();
-}
-
-// Announces the PE's queued messages not announced yet and posts the answers
-// among them, each after what precedes it: the outbox then holds announced
-// messages only.
-void NodeCore::announce(std::uint32_t index) {
-  auto& p = pes_[index];
-  if (!p.alive || p.condemned) return;
-  std::uint32_t fresh = 0;
-  for (auto it = p.outbox.begin() + static_cast<std::ptrdiff_t>(p.announced); it != p.outbox.end();) {
-    if (!it->answer_in_page) {
-      ++fresh;
-      ++it;
-      continue;
-    }
-    if (fresh > 0) p.page.announce(std::exchange(fresh, 0));
-    const auto& m = it->message;
-    if (p.page.post_answer({static_cast<std::uint32_t>(m.request_id), m.status, m.pe}))
-      p.page.wake_answer_sleeper();
-    it = p.outbox.erase(it);
-  }
-  if (fresh > 0) p.page.announce(fresh);
-  p.announced = p.outbox.size();
 }
 
 // Sends what the PE's socket takes now, in order. A full socket (or too many
@@ -385,17 +370,16 @@ bool NodeCore::deliver(std::uint32_t index) {
   auto& p = pes_[index];
   if (!p.alive) return false;  // retired since it was queued: its page is gone
   WakeReasons reasons;
-  while (p.alive && !p.condemned && p.announced > 0) {
+  while (p.alive && !p.condemned && !p.outbox.empty()) {
     const auto& u = p.outbox.front();
     if (send_with_fds(p.socket.get(), std::as_bytes(std::span(&u.message, 1)), u.fds)) {
       reasons.add(u.message);
       p.outbox.pop_front();
-      --p.announced;
       continue;
     }
     if (!keep_for_later(index)) break;
   }
-  // The epoch moved (announce) before we look at the sleeper, as the PE
+  // The epoch moved (queue) before we look at the sleeper, as the PE
   // announces its sleep before its last look at the epoch: one of us sees
   // the other.
   return reasons.end(p.page.sleeper());
@@ -408,7 +392,6 @@ bool NodeCore::keep_for_later(std::uint32_t index) {
   auto& p = pes_[index];
   if (errno == EPIPE || errno == ECONNRESET) {
     p.outbox.clear();  // it is ending: its exit retires it
-    p.announced = 0;
     return false;
   }
   if ((errno == EAGAIN || errno == ETOOMANYREFS || errno == ENOBUFS) && p.outbox.size() < kMaxQueuedUpdates) {
@@ -421,7 +404,6 @@ bool NodeCore::keep_for_later(std::uint32_t index) {
                std::error_code(errno, std::generic_category()).message());
   p.condemned = true;
   p.outbox.clear();
-  p.announced = 0;
   kill_pe(index);
   return false;
 }
@@ -441,7 +423,6 @@ void NodeCore::on_writable(std::uint32_t index) {
   if (!p.alive) return;
   watcher_.watch(p.socket.get(), event_tag(EventKind::kControl, index));
   std::erase(waiting_updates_, index);
-  announce(index);  // anything queued since: deliver sends announced messages only
   if (deliver(index)) p.doorbell.wake();
 }
 

@@ -174,7 +174,6 @@ class NodeCore {
   bool arm_mailboxes();
   void disarm_mailboxes();
   // Sends what the PE's socket takes; true if the PE sleeps and must be woken.
-  void announce(std::uint32_t index);
   bool deliver(std::uint32_t index);
   bool keep_for_later(std::uint32_t index);
   // Control plane (node_control.cpp).

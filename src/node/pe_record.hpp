@@ -58,7 +58,7 @@ struct Update {
   // The channels whose fds travel: kept open until the update is delivered,
   // even if their endpoint goes in the meantime (then a kChannelGone follows).
   std::vector<std::shared_ptr<SharedChannel>> channels;
-  bool answer_in_page = false;  // a kReply to a mailbox request: written into the PE's page
+  bool answer_in_page = false;  // a kReply to a mailbox request: posted in the PE's page as it is queued
 };
 
 struct PeRecord {
@@ -85,7 +85,6 @@ struct PeRecord {
   bool memory_remote_pending = false;  // its request is with another node: take no other meanwhile
   std::optional<int> exit_code;
   std::deque<Update> outbox;  // updates its socket could not take yet, in order
-  std::size_t announced = 0;  // of them, at the front: counted in the page's epoch already
 
   [[nodiscard]] bool free() const { return !alive && (!used || exit_code.has_value()); }
 };

@@ -70,8 +70,7 @@ class PePage {
   [[nodiscard]] int fd() const { return fd_.get(); }
   [[nodiscard]] bool valid() const { return fd_.valid(); }
   [[nodiscard]] std::uint32_t config_epoch() const;
-  // Node: after sending the PE an update.
-  // Moves the epoch by `messages`: that many are about to go into the PE's socket.
+  // Node: moves the epoch by `messages`, that many about to go into the PE's socket.
   void announce(std::uint32_t messages);
   // PE: around a sleep on its doorbell (kNothing once awake again).
   void announce_sleep(Sleeper sleeper);
